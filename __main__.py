@@ -1,0 +1,5 @@
+"""``python -m robnas``: the same as the ``robnas`` command."""
+
+from robnas.search.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Zero-cost proxies: one module each, higher = better."""
