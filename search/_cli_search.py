@@ -1,0 +1,89 @@
+"""``robnas search`` and ``robnas resume``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from robnas.search._config_file import read_yaml_mapping
+
+# flag -> (SearchSettings field, type, help)
+_FLAGS: dict[str, tuple[str, Any, str]] = {
+    "--name": ("name", str, "experiment name (default: search-DATE-TIME)"),
+    "--storage-path": ("storage_path", str, "directory (or pyarrow URI) holding experiments"),
+    "--dataset": ("dataset", str, "digits (embedded), cifar10, cifar100, svhn, mnist, fashion_mnist, npz"),
+    "--data-dir": ("data_dir", str, "local directory (or .npz file) holding the data set"),
+    "--space": ("space", str, "comma-separated parts: cell,macro,sparsity,attack"),
+    "--scheduler": ("scheduler", str, "moasha | asha | hyperband | fifo"),
+    "--searcher": ("searcher", str, "random | tpe | nsga2 | motpe"),
+    "--objectives": ("objectives", str, "comma-separated, e.g. clean_acc,robust_acc,sparsity"),
+    "--score": ("score_weights", str, "scalarised score for asha/hyperband/tpe, e.g. robust_acc=1"),
+    "--num-samples": ("num_samples", int, "number of trials"),
+    "--max-epochs": ("max_epochs", int, "epochs of a fully trained trial (maximum fidelity)"),
+    "--grace-period": ("grace_period", int, "epochs before the first early stop"),
+    "--reduction-factor": ("reduction_factor", int, "successive-halving reduction factor"),
+    "--max-concurrent": ("max_concurrent", int, "trials running at once"),
+    "--cpus-per-trial": ("cpus_per_trial", float, "CPUs reserved per trial"),
+    "--gpus-per-trial": ("gpus_per_trial", float, "GPUs reserved per trial (the trial uses CUDA)"),
+    "--max-failures": ("max_failures", int, "retries of a failed trial from its last checkpoint"),
+    "--address": ("address", str, "Ray cluster address: auto or HOST:PORT (default: start Ray here)"),
+    "--seed": ("seed", int, "seed of the searcher (reproducible sequence of configurations)"),
+}
+
+
+def add_search_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("search", help="launch a robust NAS search on Ray Tune")
+    parser.add_argument("--config", help="YAML file of search options; flags override it")
+    for flag, (_, kind, text) in _FLAGS.items():
+        parser.add_argument(flag, type=kind, help=text)
+    parser.add_argument("--dashboard", action="store_true", default=None, help="start the Ray dashboard")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--resume", action="store_true", help="continue the experiment if it exists")
+    group.add_argument("--overwrite", action="store_true", help="replace an existing experiment")
+    parser.set_defaults(handler=run_search)
+
+    resume = commands.add_parser("resume", help="continue an interrupted search")
+    resume.add_argument("directory", help="experiment directory STORAGE/NAME")
+    resume.add_argument("--num-samples", type=int, help="extend the search to this many trials")
+    resume.set_defaults(handler=run_resume)
+
+
+def settings_from_args(args: argparse.Namespace):
+    from robnas.search._settings import SearchSettings
+
+    options: dict[str, Any] = read_yaml_mapping(args.config) if args.config else {}
+    source = args.config or "options"
+    unknown = sorted(set(options) - set(SearchSettings.__dataclass_fields__))
+    if unknown:
+        SearchSettings.from_mapping(options, source=source)  # raises, naming the keys
+    for flag, (field, _, _) in _FLAGS.items():
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if value is not None:
+            options[field] = value
+    if args.dashboard:
+        options["dashboard"] = True
+    try:
+        return SearchSettings.from_mapping(options, source=source)
+    except TypeError as error:  # e.g. a YAML list where a mapping belongs
+        raise ValueError(f"{source}: {error}") from None
+
+
+def run_search(args: argparse.Namespace) -> int:
+    from robnas.search._run import run
+
+    settings = settings_from_args(args)
+    grid = run(settings, resume_existing=args.resume, overwrite=args.overwrite)
+    _summarise(grid)
+    return 0
+
+
+def run_resume(args: argparse.Namespace) -> int:
+    from robnas.search._run import resume
+
+    _summarise(resume(args.directory, num_samples=args.num_samples))
+    return 0
+
+
+def _summarise(grid) -> None:
+    errors = sum(result.error is not None for result in grid)
+    print(f"{len(grid)} trials, {errors} failed; experiment: {grid.experiment_path}")

@@ -1,0 +1,224 @@
+"""``run()`` starts a search and ``resume()`` continues one; both return Tune's ``ResultGrid``.
+
+A search is a normal Ray Tune experiment directory ``STORAGE/NAME`` (readable with
+``tune.ExperimentAnalysis`` or ``Tuner.restore``) plus ``robnas.json``, the resolved settings.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import shutil
+from pathlib import Path
+from typing import Any
+
+from robnas.analysis._files import atomic_write_json
+from robnas.search._settings import SearchSettings
+
+SETTINGS_FILE = "robnas.json"
+# Tune saves the experiment state (trials, searcher, scheduler) at most this often, seconds.
+_STATE_PERIOD_S = "2"
+
+
+class ExperimentExistsError(ValueError):
+    """The experiment directory exists and neither resume nor overwrite was asked for."""
+
+
+def run(
+    settings: SearchSettings | None = None,
+    *,
+    resume_existing: bool = False,
+    overwrite: bool = False,
+    **options: Any,
+):
+    """Run a search and return its ``ray.tune.ResultGrid``.
+
+    Args:
+        settings: the search's options (default: the default digits search).
+        resume_existing: continue the experiment if its directory exists.
+        overwrite: delete an existing experiment directory first.
+        **options: ``SearchSettings`` fields overriding ``settings``.
+    """
+    settings = settings or SearchSettings()
+    if options:
+        settings = settings.replace(**options)
+    if settings.name is None:
+        settings = settings.replace(name=datetime.datetime.now().strftime("search-%Y%m%d-%H%M%S"))
+    if resume_existing and overwrite:
+        raise ValueError("choose one of resume and overwrite")
+    path = settings.experiment_path
+    if path.exists() and any(path.iterdir()):
+        if resume_existing:
+            return resume(path)
+        if not overwrite:
+            raise ExperimentExistsError(
+                f"experiment directory {path} exists; use --resume to continue it "
+                "or --overwrite to replace it"
+            )
+    param_space = _param_space(settings)
+    _init_ray(settings)
+    if path.exists() and overwrite:
+        _check_is_experiment(path)
+        shutil.rmtree(path)
+    _write_settings(path, settings)
+    tuner = _new_tuner(settings, param_space)
+    return tuner.fit()
+
+
+def resume(path: str | os.PathLike, *, num_samples: int | None = None):
+    """Continue the search in ``path``; finished trials are kept, unfinished ones continue
+    from their last checkpoint, and the searcher's and scheduler's state come back.
+
+    Args:
+        num_samples: extend the search to this many trials in total (default: as started).
+    """
+    from ray import tune
+
+    from robnas.search._budget import budget_on_restore
+
+    path = Path(path).expanduser().resolve()
+    settings = read_settings(path)
+    if num_samples is not None:
+        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+            raise ValueError(f"num_samples must be an integer >= 1, got {num_samples!r}")
+        settings = settings.replace(num_samples=num_samples)
+    if not tune.Tuner.can_restore(str(path)):
+        raise ValueError(f"{path} has no saved search state to resume from")
+    _init_ray(settings)
+    os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = _STATE_PERIOD_S
+    with budget_on_restore(num_samples):
+        tuner = tune.Tuner.restore(
+            str(path),
+            trainable=_trainable(settings),
+            resume_unfinished=True,
+            resume_errored=True,
+        )
+        if num_samples is not None:
+            _write_settings(path, settings)
+        return tuner.fit()
+
+
+def read_settings(path: str | os.PathLike) -> SearchSettings:
+    """The settings a search in ``path`` was started with (from its ``robnas.json``)."""
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"run directory {path} does not exist")
+    if not path.is_dir():
+        raise ValueError(f"run directory {path} is not a directory")
+    file = path / SETTINGS_FILE
+    if not file.is_file():
+        raise ValueError(f"{path} is not a robnas search (no {SETTINGS_FILE})")
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+        return SearchSettings.from_mapping(data["settings"], source=str(file))
+    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{file} is not a valid robnas settings file ({error})") from None
+
+
+def _check_is_experiment(path: Path) -> None:
+    if not (path / SETTINGS_FILE).is_file():
+        raise ValueError(f"refusing to overwrite {path}: it is not a robnas search (no {SETTINGS_FILE})")
+
+
+def _param_space(settings: SearchSettings) -> dict[str, Any]:
+    """Tune domains of the searched parts plus the trial keys every trial shares."""
+    from robnas.spaces._compose import build_space, decode
+    from robnas.trainables._data import load_dataset
+
+    load_dataset(settings.dataset, settings.data_dir)  # fail now, not in every trial
+    space = build_space(settings.space, dataset=settings.dataset)
+    fixed = {
+        "dataset": settings.dataset,
+        "data_dir": settings.data_dir,
+        "max_epochs": settings.max_epochs,
+        **settings.trial,
+    }
+    clash = sorted(set(space) & set(settings.trial))
+    if clash:
+        raise ValueError(f"trial keys {', '.join(clash)} are searched by the space; remove them from trial")
+    sample = {key: domain.sample() if hasattr(domain, "sample") else domain for key, domain in space.items()}
+    decode({**sample, **fixed})  # every fixed trial key is valid
+    return {**space, **fixed, "score_weights": dict(settings.score_weights)}
+
+
+def _trainable(settings: SearchSettings):
+    from ray import tune
+
+    from robnas.trainables._tune import robust_trainable
+
+    resources = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
+    return tune.with_resources(robust_trainable, resources)
+
+
+def _new_tuner(settings: SearchSettings, param_space: dict[str, Any]):
+    from ray import tune
+
+    from robnas.search._budget import BudgetedSearchGenerator
+    from robnas.search._dedup import DedupSearcher
+    from robnas.search._progress import FrontProgress
+    from robnas.search._schedulers import make_scheduler
+    from robnas.search._searchers import make_searcher
+
+    searcher = make_searcher(
+        settings.searcher, objectives=settings.objectives, modes=settings.modes, seed=settings.seed
+    )
+    search_alg = BudgetedSearchGenerator(DedupSearcher(searcher, objectives=settings.objectives))
+    os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = _STATE_PERIOD_S
+    return tune.Tuner(
+        _trainable(settings),
+        param_space=param_space,
+        tune_config=tune.TuneConfig(
+            search_alg=search_alg,
+            scheduler=make_scheduler(settings),
+            num_samples=settings.num_samples,
+            max_concurrent_trials=settings.max_concurrent,
+            reuse_actors=True,
+        ),
+        run_config=tune.RunConfig(
+            name=settings.experiment_name,
+            storage_path=str(Path(settings.storage_path).expanduser().resolve()),
+            verbose=0,
+            callbacks=[FrontProgress(settings.objectives, settings.modes, settings.num_samples)],
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            failure_config=tune.FailureConfig(max_failures=settings.max_failures),
+        ),
+    )
+
+
+def _init_ray(settings: SearchSettings) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    if settings.address:
+        ray.init(address=settings.address, log_to_driver=False, logging_level="ERROR")
+    else:
+        ray.init(
+            include_dashboard=settings.dashboard,
+            log_to_driver=False,
+            logging_level="ERROR",
+            _node_ip_address="127.0.0.1",
+        )
+
+
+def _write_settings(path: Path, settings: SearchSettings) -> None:
+    atomic_write_json(path / SETTINGS_FILE, {"settings": settings.to_dict(), "versions": versions()})
+
+
+def versions() -> dict[str, str]:
+    """Versions of robnas and the libraries a search's results depend on."""
+    import optuna
+    import ray
+    import torch
+
+    from robnas import __version__
+
+    return {
+        "robnas": __version__,
+        "ray": ray.__version__,
+        "optuna": optuna.__version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }

@@ -1,0 +1,51 @@
+"""``nwot``: NAS without training (Mellor et al. 2021, v2). Higher = better.
+
+As NASLib ``measures/nwot.py``: for every ``nn.ReLU`` module call, the binary code
+``c = (activation > 0)`` of each sample (flattened, ``(N, D)``) adds
+``c @ c.T + (1 - c) @ (1 - c).T`` (``D`` minus the Hamming distances) to an ``N x N``
+matrix ``K``; the score is ``log|det K|`` (natural log, from ``slogdet``). Only ReLU
+*modules* are seen (``F.relu`` calls are not). The model copy is in train mode (BatchNorm
+uses batch statistics), as NASLib. Units: nats. ``nan`` if ``K`` is singular (two samples
+with identical codes everywhere) or the model has no ReLU module. Labels are not used.
+Masked weights are zeroed in the copy before the forward pass.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from robnas.search.proxies._common import Masks, finite, seeded, unpack, working_copy
+
+__all__ = ["score", "kernel"]
+
+
+def kernel(model: nn.Module, x: torch.Tensor, *, masks: Masks | None = None, seed: int = 0) -> torch.Tensor:
+    """The float64 ``N x N`` code-agreement matrix ``K`` of the (masked) model on ``x``."""
+    net, _ = working_copy(model, masks, train=True)
+    n = x.shape[0]
+    K = torch.zeros((n, n), dtype=torch.float64)
+
+    def on_output(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        nonlocal K
+        codes = (output.detach().reshape(n, -1) > 0).to(torch.float64).cpu()
+        K = K + codes @ codes.T + (1.0 - codes) @ (1.0 - codes).T
+
+    handles = [m.register_forward_hook(on_output) for m in net.modules() if isinstance(m, nn.ReLU)]
+    try:
+        with torch.no_grad(), seeded(seed):
+            net(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return K
+
+
+def score(model: nn.Module, batch: object = None, *, masks: Masks | None = None, seed: int = 0) -> float:
+    """NWOT score ``log|det K|`` of the (masked) model on the inputs of ``batch``."""
+    x, _ = unpack(batch, labels=False)
+    K = kernel(model, x, masks=masks, seed=seed)
+    sign, logdet = torch.linalg.slogdet(K)
+    if float(sign) == 0.0:
+        return float("nan")
+    return finite(logdet)

@@ -1,0 +1,41 @@
+"""The one fixed PGD attack that measures robust accuracy (budgets in units of 1/255)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from robnas.spaces._attack import check_budget
+from robnas.spaces._checks import check_int
+from robnas.spaces._defaults import DATASET_DEFAULTS
+
+__all__ = ["EvalConfig"]
+
+_DIGITS = DATASET_DEFAULTS["digits"]
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """PGD evaluation of a trained network.
+
+    Attributes:
+        eps: L-inf budget in units of 1/255.
+        steps: PGD steps (>= 1).
+        step_size: size of one step, in units of 1/255.
+        seed: seed of the random start and of the choice of evaluated images (>= 0).
+        max_images: number of held-out images evaluated; 0 means all of them.
+    """
+
+    eps: float = _DIGITS["eval_eps"]
+    steps: int = _DIGITS["eval_steps"]
+    step_size: float = _DIGITS["eval_step_size"]
+    seed: int = 0
+    max_images: int = _DIGITS["eval_images"]
+
+    def __post_init__(self) -> None:
+        owner = "EvalConfig"
+        eps, steps, step_size = check_budget(owner, self.eps, self.steps, self.step_size)
+        object.__setattr__(self, "eps", eps)
+        object.__setattr__(self, "steps", steps)
+        object.__setattr__(self, "step_size", step_size)
+        object.__setattr__(self, "seed", check_int(owner, "seed", self.seed, minimum=0))
+        object.__setattr__(self, "max_images", check_int(owner, "max_images", self.max_images, minimum=0))

@@ -1,0 +1,52 @@
+"""Data set and optimiser settings of a trial."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from robnas.spaces._checks import check_choice, check_float, check_int, check_optional_path
+from robnas.spaces._defaults import DATASET_DEFAULTS, DATASETS
+
+__all__ = ["TrainingConfig"]
+
+_DIGITS = DATASET_DEFAULTS["digits"]
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """How a trial trains: data set, length, batch size and SGD settings.
+
+    Attributes:
+        dataset: one of ``DATASETS``.
+        data_dir: directory (or file, for ``npz``) holding the data; ``None`` for the default.
+        max_epochs: epochs of the full budget (>= 1).
+        batch_size: training images per step (>= 1).
+        lr: peak learning rate (> 0).
+        momentum: SGD momentum in [0, 1).
+        weight_decay: L2 penalty (>= 0).
+        seed: seed of initialisation, data order and attack noise (>= 0).
+    """
+
+    dataset: str = "digits"
+    data_dir: str | None = None
+    max_epochs: int = _DIGITS["max_epochs"]
+    batch_size: int = _DIGITS["batch_size"]
+    lr: float = _DIGITS["lr"]
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        owner = "TrainingConfig"
+        checked = {
+            "dataset": check_choice(owner, "dataset", self.dataset, DATASETS),
+            "data_dir": check_optional_path(owner, "data_dir", self.data_dir),
+            "max_epochs": check_int(owner, "max_epochs", self.max_epochs, minimum=1),
+            "batch_size": check_int(owner, "batch_size", self.batch_size, minimum=1),
+            "lr": check_float(owner, "lr", self.lr, low=0.0, low_open=True),
+            "momentum": check_float(owner, "momentum", self.momentum, low=0.0, high=1.0, high_open=True),
+            "weight_decay": check_float(owner, "weight_decay", self.weight_decay, low=0.0),
+            "seed": check_int(owner, "seed", self.seed, minimum=0),
+        }
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)

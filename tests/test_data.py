@@ -1,0 +1,432 @@
+from __future__ import annotations
+
+import codecs
+import gzip
+import os
+import pickle
+import struct
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.io
+import torch
+
+from robnas.trainables._data import DATASET_NAMES, Dataset, DatasetError, clear_dataset_cache, load_dataset
+from robnas.trainables._safe_pickle import RefusedGlobalError, load_numpy_pickle
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    clear_dataset_cache()
+    yield
+    clear_dataset_cache()
+
+
+def _u8(rng: np.random.Generator, *shape: int) -> np.ndarray:
+    return rng.integers(0, 256, size=shape, dtype=np.uint8)
+
+
+def _as_float(x: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(x).to(torch.float32) / 255
+
+
+def _check_invariants(ds: Dataset) -> None:
+    for x, y in ((ds.x_train, ds.y_train), (ds.x_test, ds.y_test)):
+        assert x.dtype == torch.float32 and x.is_contiguous() and x.dim() == 4
+        assert y.dtype == torch.int64 and len(y) == len(x)
+        assert 0.0 <= float(x.min()) and float(x.max()) <= 1.0
+        assert 0 <= int(y.min()) and int(y.max()) < ds.num_classes
+
+
+def _error(name: str, data_dir=None) -> str:
+    with pytest.raises(DatasetError) as info:
+        load_dataset(name, data_dir)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"{name}: ") or name not in DATASET_NAMES
+    return message
+
+
+# --------------------------------------------------------------------------- writers of tiny files
+
+
+def _write_cifar10(root: Path, rng: np.random.Generator, *, n: int = 4, protocol: int = 2) -> dict:
+    root.mkdir(parents=True, exist_ok=True)
+    files = {f"data_batch_{i}": n for i in range(1, 6)} | {"test_batch": n + 1}
+    out = {}
+    for name, count in files.items():
+        data, labels = _u8(rng, count, 3072), [int(v) for v in rng.integers(0, 10, count)]
+        batch = {b"batch_label": b"tiny", b"data": data, b"labels": labels, b"filenames": [b"f.png"] * count}
+        with open(root / name, "wb") as handle:
+            pickle.dump(batch, handle, protocol=protocol)
+        out[name] = (data, labels)
+    return out
+
+
+def _write_idx(path: Path, array: np.ndarray) -> None:
+    raw = struct.pack(">I", 0x0800 + array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    raw += array.astype(np.uint8).tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(gzip.compress(raw) if path.suffix == ".gz" else raw)
+
+
+def _write_mnist(folder: Path, rng: np.random.Generator, *, suffix: str = "") -> dict:
+    arrays = {
+        "train-images-idx3-ubyte": _u8(rng, 7, 6, 6),
+        "train-labels-idx1-ubyte": rng.integers(0, 10, 7).astype(np.uint8),
+        "t10k-images-idx3-ubyte": _u8(rng, 3, 6, 6),
+        "t10k-labels-idx1-ubyte": rng.integers(0, 10, 3).astype(np.uint8),
+    }
+    for stem, array in arrays.items():
+        _write_idx(folder / f"{stem}{suffix}", array)
+    return arrays
+
+
+# --------------------------------------------------------------------------- digits
+
+
+def test_digits_shapes_values_and_stratified_split():
+    ds = load_dataset("digits")
+    from sklearn.datasets import load_digits
+
+    target = load_digits().target
+    assert (ds.x_train.shape, ds.x_test.shape) == ((1437, 1, 8, 8), (360, 1, 8, 8))
+    assert (ds.in_channels, ds.input_size, ds.input_shape, ds.num_classes) == (1, 8, (1, 8, 8), 10)
+    _check_invariants(ds)
+    assert float(ds.x_train.max()) == 1.0
+    assert torch.equal(ds.x_train * 16, torch.round(ds.x_train * 16))  # pixels are k/16 exactly
+    total = torch.bincount(ds.y_train, minlength=10) + torch.bincount(ds.y_test, minlength=10)
+    assert total.tolist() == np.bincount(target).tolist()
+    share = torch.bincount(ds.y_test, minlength=10).double() / total.double()
+    assert torch.all((share - 0.2).abs() < 0.01), share  # stratified 80/20
+    assert repr(ds) == "Dataset(name='digits', train=1437, test=360, input_shape=(1, 8, 8), num_classes=10)"
+
+
+def test_digits_is_deterministic_and_cached():
+    first = load_dataset("digits")
+    assert load_dataset("digits") is first
+    clear_dataset_cache()
+    second = load_dataset("digits")
+    assert second is not first
+    for field in ("x_train", "y_train", "x_test", "y_test"):
+        assert torch.equal(getattr(first, field), getattr(second, field))
+    assert first.y_test[:10].tolist() == second.y_test[:10].tolist()
+
+
+def test_digits_rejects_data_dir(tmp_path):
+    message = _error("digits", tmp_path)
+    assert message == f"digits: embedded in scikit-learn, takes no data_dir, got '{tmp_path}'"
+
+
+# --------------------------------------------------------------------------- CIFAR
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_cifar10_round_trip(tmp_path, protocol):
+    files = _write_cifar10(tmp_path / "cifar-10-batches-py", np.random.default_rng(protocol), protocol=protocol)
+    ds = load_dataset("cifar10", tmp_path)
+    train = [files[f"data_batch_{i}"] for i in range(1, 6)]
+    expected_x = np.concatenate([d for d, _ in train]).reshape(-1, 3, 32, 32)
+    assert torch.equal(ds.x_train, _as_float(expected_x))
+    assert ds.y_train.tolist() == [v for _, labels in train for v in labels]
+    assert torch.equal(ds.x_test, _as_float(files["test_batch"][0].reshape(-1, 3, 32, 32)))
+    assert ds.y_test.tolist() == files["test_batch"][1]
+    assert (ds.input_shape, ds.num_classes, len(ds.x_train), len(ds.x_test)) == ((3, 32, 32), 10, 20, 5)
+    _check_invariants(ds)
+
+
+def _py2_cifar_pickle(data: np.ndarray, labels: list[int]) -> bytes:
+    """A batch as Python 2 with numpy 1.x pickled it: protocol 2, str opcodes, numpy.core names."""
+
+    def text(raw: bytes) -> bytes:  # SHORT_BINSTRING or BINSTRING
+        return (b"U" + bytes([len(raw)]) if len(raw) < 256 else b"T" + struct.pack("<i", len(raw))) + raw
+
+    def integer(value: int) -> bytes:  # BININT
+        return b"J" + struct.pack("<i", value)
+
+    dtype = (b"cnumpy\ndtype\n" + text(b"u1") + integer(0) + integer(1) + b"\x87R(" + integer(3) + text(b"|")
+             + b"NNN" + integer(-1) + integer(-1) + integer(0) + b"tb")
+    array = (b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n" + integer(0) + b"\x85" + text(b"b")
+             + b"\x87R(" + integer(1) + integer(data.shape[0]) + integer(data.shape[1]) + b"\x86" + dtype
+             + b"\x89" + text(data.tobytes()) + b"tb")
+    items = text(b"data") + array + text(b"labels") + b"](" + b"".join(integer(v) for v in labels) + b"e"
+    return b"\x80\x02}(" + items + b"u."
+
+
+def test_cifar10_python2_pickles(tmp_path):
+    rng = np.random.default_rng(9)
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    data = {name: _u8(rng, 2, 3072) for name in names}
+    labels = {name: [int(v) for v in rng.integers(0, 10, 2)] for name in names}
+    for name in names:
+        (tmp_path / name).write_bytes(_py2_cifar_pickle(data[name], labels[name]))
+    assert pickle.loads((tmp_path / "test_batch").read_bytes(), encoding="bytes")[b"labels"] == labels["test_batch"]
+    ds = load_dataset("cifar10", tmp_path)
+    assert torch.equal(ds.x_train, _as_float(np.concatenate([data[n] for n in names[:5]]).reshape(-1, 3, 32, 32)))
+    assert ds.y_train.tolist() == [v for n in names[:5] for v in labels[n]]
+    assert torch.equal(ds.x_test, _as_float(data["test_batch"].reshape(-1, 3, 32, 32)))
+
+
+def test_cifar100_round_trip_fine_labels_and_str_keys(tmp_path):
+    rng = np.random.default_rng(1)
+    written = {}
+    for name, count in (("train", 6), ("test", 2)):
+        data, fine = _u8(rng, count, 3072), rng.integers(0, 100, count)
+        fine[0] = 99
+        with open(tmp_path / name, "wb") as handle:  # numpy labels and str keys are accepted too
+            pickle.dump({"data": data, "fine_labels": fine, "coarse_labels": fine // 5}, handle)
+        written[name] = (data, fine)
+    ds = load_dataset("cifar100", tmp_path)
+    assert torch.equal(ds.x_train, _as_float(written["train"][0].reshape(-1, 3, 32, 32)))
+    assert ds.y_train.tolist() == written["train"][1].tolist()
+    assert ds.y_test.tolist() == written["test"][1].tolist()
+    assert ds.num_classes == 100
+
+
+def test_cifar_errors(tmp_path):
+    assert "data_dir is required" in _error("cifar10", None)
+    missing = tmp_path / "nowhere"
+    assert f"{missing} does not exist (expected the CIFAR-10 python version" in _error("cifar10", missing)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert f"{empty} has no data_batch_1 (expected" in _error("cifar10", empty)
+    root = tmp_path / "c10"
+    _write_cifar10(root, np.random.default_rng(0))
+    (root / "data_batch_3").unlink()
+    assert f"{root} has no data_batch_3" in _error("cifar10", root)
+
+
+def _cifar_dir_with(tmp_path: Path, batch_bytes: bytes) -> Path:
+    root = tmp_path / "c10"
+    _write_cifar10(root, np.random.default_rng(0))
+    (root / "data_batch_2").write_bytes(batch_bytes)
+    return root
+
+
+def test_cifar_batch_of_random_bytes(tmp_path):
+    junk = np.random.default_rng(5).integers(0, 256, 4000, dtype=np.uint8).tobytes()
+    root = _cifar_dir_with(tmp_path, junk)
+    message = _error("cifar10", root)
+    assert str(root / "data_batch_2") in message
+
+
+@pytest.mark.parametrize(
+    ("batch", "problem"),
+    [
+        ({b"data": np.zeros((4, 1000), np.uint8), b"labels": [0] * 4}, "not uint8 (N, 3072)"),
+        ({b"data": np.zeros((4, 3072), np.float32), b"labels": [0] * 4}, "not uint8 (N, 3072)"),
+        ({b"data": np.zeros((4, 3072), np.uint8), b"labels": [0] * 3}, "not 4 integers"),
+        ({b"data": np.zeros((4, 3072), np.uint8), b"labels": [0, 1, 2, 10]}, "labels in [0, 10], outside [0, 9]"),
+        ({b"data": np.zeros((4, 3072), np.uint8)}, "has no key b'labels'"),
+        ([1, 2, 3], "holds a list, not a dict"),
+    ],
+)
+def test_cifar_batch_with_wrong_content(tmp_path, batch, problem):
+    root = _cifar_dir_with(tmp_path, pickle.dumps(batch, protocol=4))
+    message = _error("cifar10", root)
+    assert f"{root / 'data_batch_2'} " in message and problem in message
+
+
+class _Exploit:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("protocol", [0, 2, 4, 5])
+def test_cifar_pickle_payload_is_refused_without_side_effect(tmp_path, protocol):
+    marker = tmp_path / f"pwned_{uuid.uuid4().hex}"
+    payload = {b"data": _Exploit(marker), b"labels": [0]}
+    root = _cifar_dir_with(tmp_path, pickle.dumps(payload, protocol=protocol))
+    message = _error("cifar10", root)
+    assert "refused global posix.system" in message and "data_batch_2" in message
+    assert not marker.exists()
+
+
+def test_restricted_unpickler_refuses_other_callables(tmp_path):
+    class Rot13:
+        def __reduce__(self):
+            return (codecs.encode, ("abc", "rot13"))
+
+    class Builtin:
+        def __reduce__(self):
+            return (eval, ("1 + 1",))
+
+    path = tmp_path / "p"
+    path.write_bytes(pickle.dumps(Rot13(), protocol=2))
+    with pytest.raises(RefusedGlobalError, match="latin-1"):
+        load_numpy_pickle(path)
+    path.write_bytes(pickle.dumps(Builtin(), protocol=2))
+    with pytest.raises(RefusedGlobalError, match=r"refused global (__builtin__|builtins)\.eval"):
+        load_numpy_pickle(path)
+    path.write_bytes(pickle.dumps({b"a": np.arange(5, dtype=np.int16)}, protocol=2))
+    assert load_numpy_pickle(path)[b"a"].tolist() == [0, 1, 2, 3, 4]
+
+
+# --------------------------------------------------------------------------- SVHN
+
+
+def test_svhn_round_trip_maps_10_to_0(tmp_path):
+    rng = np.random.default_rng(2)
+    written = {}
+    for name, count in (("train_32x32.mat", 5), ("test_32x32.mat", 3)):
+        x = _u8(rng, 32, 32, 3, count)
+        y = np.array([[10], [1], [9], [10], [5]][:count], dtype=np.uint8)
+        scipy.io.savemat(tmp_path / name, {"X": x, "y": y})
+        written[name] = x
+    ds = load_dataset("svhn", tmp_path)
+    assert ds.y_train.tolist() == [0, 1, 9, 0, 5] and ds.y_test.tolist() == [0, 1, 9]
+    x = written["train_32x32.mat"]
+    assert float(ds.x_train[4, 2, 7, 30]) == np.float32(x[7, 30, 2, 4]) / np.float32(255)
+    assert torch.equal(ds.x_train, _as_float(x.transpose(3, 2, 0, 1)))
+    assert torch.equal(ds.x_test, _as_float(written["test_32x32.mat"].transpose(3, 2, 0, 1)))
+    assert ds.input_shape == (3, 32, 32)
+
+
+def test_svhn_errors(tmp_path):
+    (tmp_path / "train_32x32.mat").write_bytes(b"not a matlab file at all" * 10)
+    assert f"{tmp_path} has no test_32x32.mat" in _error("svhn", tmp_path)
+    (tmp_path / "test_32x32.mat").write_bytes(b"x")
+    assert f"{tmp_path / 'train_32x32.mat'} is not a readable MATLAB v5 file" in _error("svhn", tmp_path)
+    scipy.io.savemat(tmp_path / "train_32x32.mat", {"X": np.zeros((32, 32, 3, 2), np.uint8), "y": [[0], [1]]})
+    assert "labels in [0, 1], outside [1, 10]" in _error("svhn", tmp_path)
+
+
+# --------------------------------------------------------------------------- MNIST / Fashion-MNIST
+
+
+@pytest.mark.parametrize(
+    ("name", "subdir", "suffix"),
+    [("mnist", "", ""), ("mnist", "MNIST/raw", ".gz"), ("fashion_mnist", "raw", ""), ("fashion_mnist", "FashionMNIST/raw", ".gz")],
+)
+def test_idx_round_trip(tmp_path, name, subdir, suffix):
+    arrays = _write_mnist(tmp_path / subdir, np.random.default_rng(3), suffix=suffix)
+    ds = load_dataset(name, tmp_path)
+    assert torch.equal(ds.x_train, _as_float(arrays["train-images-idx3-ubyte"][:, None]))
+    assert ds.y_train.tolist() == arrays["train-labels-idx1-ubyte"].tolist()
+    assert torch.equal(ds.x_test, _as_float(arrays["t10k-images-idx3-ubyte"][:, None]))
+    assert ds.y_test.tolist() == arrays["t10k-labels-idx1-ubyte"].tolist()
+    assert (ds.input_shape, ds.num_classes) == ((1, 6, 6), 10)
+
+
+def test_idx_errors(tmp_path):
+    _write_mnist(tmp_path, np.random.default_rng(4))
+    images = tmp_path / "train-images-idx3-ubyte"
+    full = images.read_bytes()
+    images.write_bytes(full[:-5])
+    assert f"{images} is truncated: {len(full) - 5} bytes, header dims (7, 6, 6) need {len(full)}" in _error("mnist", tmp_path)
+    images.write_bytes(full[:10])
+    assert "shorter than its 16-byte header" in _error("mnist", tmp_path)
+    images.write_bytes(b"\x00\x00\x08\x01" + full[4:])
+    assert "has magic 0x00000801, not 0x00000803" in _error("mnist", tmp_path)
+    images.write_bytes(full)
+    labels = tmp_path / "t10k-labels-idx1-ubyte"
+    _write_idx(labels, np.array([1, 2], np.uint8))
+    assert f"{labels} has 2 labels for the 3 images" in _error("mnist", tmp_path)
+    labels.unlink()
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(b"not gzip")
+    assert "t10k-labels-idx1-ubyte.gz cannot be read (BadGzipFile" in _error("mnist", tmp_path)
+
+
+# --------------------------------------------------------------------------- npz
+
+
+def test_npz_layouts_round_trip(tmp_path):
+    rng = np.random.default_rng(6)
+    x_train = _u8(rng, 4, 5, 5, 3)  # NHWC uint8
+    x_test = rng.random((2, 3, 5, 5)).astype(np.float64)  # NCHW float
+    path = tmp_path / "mine.npz"
+    np.savez(path, x_train=x_train, y_train=np.array([0, 1, 2, 1]), x_test=x_test, y_test=np.array([2, 0]))
+    for where in (path, tmp_path):
+        ds = load_dataset("npz", where)
+        assert torch.equal(ds.x_train, _as_float(x_train.transpose(0, 3, 1, 2)))
+        assert torch.equal(ds.x_test, torch.from_numpy(x_test.astype(np.float32)))
+        assert ds.y_train.tolist() == [0, 1, 2, 1] and ds.y_test.tolist() == [2, 0]
+        assert (ds.input_shape, ds.num_classes) == ((3, 5, 5), 3)
+
+
+def test_npz_gray_and_declared_classes(tmp_path):
+    x = np.arange(2 * 4 * 4, dtype=np.uint8).reshape(2, 4, 4)  # NHW
+    np.savez(tmp_path / "g.npz", x_train=x, y_train=[0, 1], x_test=x, y_test=[1, 1], num_classes=7)
+    ds = load_dataset("npz", tmp_path / "g.npz")
+    assert ds.input_shape == (1, 4, 4) and ds.num_classes == 7
+    assert torch.equal(ds.x_test[:, 0], _as_float(x))
+
+
+def _npz(tmp_path: Path, **arrays) -> Path:
+    base = {"x_train": np.zeros((2, 1, 4, 4), np.uint8), "y_train": [0, 1],
+            "x_test": np.zeros((1, 1, 4, 4), np.uint8), "y_test": [1]}
+    base.update(arrays)
+    path = tmp_path / "d.npz"
+    np.savez(path, **{k: v for k, v in base.items() if v is not None})
+    return path
+
+
+@pytest.mark.parametrize(
+    ("arrays", "problem"),
+    [
+        ({"y_test": None}, "misses y_test"),
+        ({"extra": np.zeros(2)}, "has unknown arrays extra"),
+        ({"x_test": np.full((1, 1, 4, 4), 1.5)}, "has x_test values in [1.5, 1.5], outside [0, 1]"),
+        ({"x_test": np.full((1, 1, 4, 4), np.nan)}, "outside [0, 1]"),
+        ({"x_train": np.zeros((2, 1, 4, 4), np.int32)}, "has x_train of dtype int32"),
+        ({"x_train": np.zeros((2, 3, 4, 5), np.uint8)}, "layout not square"),
+        ({"x_train": np.zeros((2, 4, 4, 4), np.uint8)}, "layout ambiguous"),
+        ({"y_train": [0.0, 1.0]}, "has y_train float64 (2,), not 2 integer labels"),
+        ({"y_train": [0, -1]}, "labels in [-1, 0]"),
+        ({"num_classes": 1}, "has num_classes"),
+        ({"x_test": np.zeros((1, 1, 3, 3), np.uint8)}, "images must be square and alike"),
+    ],
+)
+def test_npz_errors(tmp_path, arrays, problem):
+    path = _npz(tmp_path, **arrays)
+    message = _error("npz", path)
+    assert problem in message and (str(path) in message or "images must be" in message)
+
+
+def test_npz_locating_errors(tmp_path):
+    assert f"{tmp_path} holds 0 .npz files (none) (expected a .npz file" in _error("npz", tmp_path)
+    _npz(tmp_path)
+    np.savez(tmp_path / "e.npz", a=np.zeros(1))
+    assert "holds 2 .npz files (d.npz, e.npz)" in _error("npz", tmp_path)
+    (tmp_path / "t.txt").write_text("x")
+    assert "t.txt is not a .npz file" in _error("npz", tmp_path / "t.txt")
+    (tmp_path / "f.npz").write_bytes(b"zzz")
+    assert "f.npz is not a zip archive, as .npz files are" in _error("npz", tmp_path / "f.npz")
+
+
+# --------------------------------------------------------------------------- dispatcher, cache, Dataset
+
+
+def test_unknown_name_lists_known_names():
+    message = _error("imagenet")
+    assert message == ("unknown dataset 'imagenet'; known: digits, mnist, fashion_mnist, cifar10, cifar100, svhn, npz")
+    assert DATASET_NAMES == ("digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "svhn", "npz")
+
+
+def test_cache_returns_same_object_until_a_file_changes(tmp_path):
+    path = _npz(tmp_path)
+    first = load_dataset("npz", path)
+    assert load_dataset("npz", str(path)) is first
+    _npz(tmp_path, x_test=np.full((1, 1, 4, 4), 255, np.uint8))
+    os.utime(path, ns=(1, 1))  # a distinct mtime even on coarse-grained file systems
+    second = load_dataset("npz", path)
+    assert second is not first and float(second.x_test.max()) == 1.0 and float(first.x_test.max()) == 0.0
+
+
+def test_dataset_validates_tensors():
+    x, y = torch.zeros(3, 1, 4, 4), torch.tensor([0, 1, 1])
+    ok = Dataset("t", x, y, x, y, num_classes=2)
+    assert ok.input_shape == (1, 4, 4) and ok != Dataset("t", x, y, x, y, num_classes=2)  # identity equality
+    with pytest.raises(DatasetError, match="x_train must be contiguous float32"):
+        Dataset("t", x.double(), y, x, y, num_classes=2)
+    with pytest.raises(DatasetError, match=r"y_test has labels in \[0, 1\], outside \[0, 0\]"):
+        Dataset("t", x, torch.zeros(3, dtype=torch.int64), x, y, num_classes=1)
+    with pytest.raises(DatasetError, match=r"x_test has values outside \[0, 1\]"):
+        Dataset("t", x, y, x + 2, y, num_classes=2)
+    with pytest.raises(DatasetError, match="y_train must be int64"):
+        Dataset("t", x, y.int(), x, y, num_classes=2)

@@ -1,0 +1,91 @@
+"""Search settings, objectives, CLI errors: fast, no Ray started."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from robnas.search._objectives import default_score_weights, parse_objectives, parse_score_weights
+from robnas.search._settings import SearchSettings
+from robnas.search.cli import main
+
+
+def test_defaults_are_a_small_multi_objective_digits_search():
+    settings = SearchSettings()
+    assert settings.dataset == "digits"
+    assert settings.objectives == ("clean_acc", "robust_acc", "sparsity")
+    assert settings.modes == ("max", "max", "max")
+    assert settings.scheduler == "moasha"
+
+
+def test_round_trip_through_dict():
+    settings = SearchSettings(name="x", space="cell,macro", objectives="robust_acc,params", searcher="nsga2")
+    assert SearchSettings.from_mapping(settings.to_dict()) == settings
+    assert settings.space == ("cell", "macro")
+    assert settings.modes == ("max", "min")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"colour": "red"}, "unknown key 'colour'"),
+        ({"num_samples": 0}, "num_samples must be an integer >= 1"),
+        ({"num_samples": "4"}, "num_samples must be an integer"),
+        ({"max_epochs": -1}, "max_epochs must be an integer >= 1"),
+        ({"scheduler": "pbt"}, "unknown scheduler 'pbt'"),
+        ({"searcher": "bohb"}, "unknown searcher 'bohb'"),
+        ({"objectives": "clean_acc,accuracy"}, "unknown objective 'accuracy'"),
+        ({"objectives": "robust_acc", "searcher": "nsga2"}, "needs at least two objectives"),
+        ({"grace_period": 5, "max_epochs": 2}, "grace_period (5) must not exceed"),
+        ({"name": "../x"}, "plain directory name"),
+        ({"score_weights": "robust_acc"}, "must look like name=weight"),
+        ({"cpus_per_trial": 0}, "cpus_per_trial > 0"),
+    ],
+)
+def test_bad_settings_name_the_problem(options, message):
+    with pytest.raises(ValueError, match=None) as error:
+        SearchSettings.from_mapping(options)
+    assert message in str(error.value)
+
+
+def test_score_weights():
+    assert parse_score_weights("robust_acc=0.7, clean_acc=0.3") == {"robust_acc": 0.7, "clean_acc": 0.3}
+    assert default_score_weights(("robust_acc", "params")) == {"robust_acc": 0.5, "params": -0.5}
+    assert parse_objectives("clean_acc, robust_acc") == ("clean_acc", "robust_acc")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["search", "--scheduler", "nope"], "unknown scheduler 'nope'"),
+        (["search", "--num-samples", "x"], "invalid int value"),
+        (["search", "--objectives", "foo"], "unknown objective 'foo'"),
+        (["resume", "/nonexistent/run"], "does not exist"),
+        (["arch", "|bad~0|+|"], "bad"),
+        (["trial", "--epochs", "0"], "max_epochs"),
+        (["nonsense"], "invalid choice"),
+    ],
+)
+def test_cli_errors_are_one_line_with_exit_code_2(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("robnas: error:")
+    assert message in err
+
+
+def test_yaml_errors(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("num_samples: [1,\n")
+    assert main(["search", "--config", str(bad)]) == 2
+    assert "YAML syntax error" in capsys.readouterr().err
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text("num_sample: 3\n")
+    assert main(["search", "--config", str(unknown)]) == 2
+    assert "unknown key 'num_sample'" in capsys.readouterr().err
+
+
+def test_python_dash_m_robnas_matches_console_script():
+    out = subprocess.run([sys.executable, "-m", "robnas", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.startswith("robnas ")

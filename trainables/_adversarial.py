@@ -1,0 +1,107 @@
+"""Adversarial training loss and robustness evaluation, driven by the attack configs.
+
+``AttackConfig`` and ``EvalConfig`` (``robnas.spaces``) are read by attribute only. Their
+``eps`` and ``step_size`` are in units of 1/255 (``8.0`` means 8/255); this module converts them
+to the fractions the attack functions take.
+"""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ._fgsm_rs import fgsm_rs
+from ._pgd import attack_mode, pgd
+from ._trades import trades_loss
+
+ATTACK_METHODS = ("pgd", "fgsm_rs", "trades", "none")
+
+
+def _fraction(owner: str, name: str, value: Any) -> float:
+    """Convert a budget in units of 1/255 to a fraction of 1; reject negative or non-numbers."""
+    if isinstance(value, bool) or not isinstance(value, Real) or not value >= 0:
+        raise ValueError(f"{owner}.{name} must be a number >= 0 in units of 1/255, got {value!r}")
+    return float(value) / 255.0
+
+
+def training_loss(
+    model: nn.Module, x: Tensor, y: Tensor, attack: Any, generator: torch.Generator
+) -> Tensor:
+    """Scalar training loss for one batch under ``attack`` (an ``AttackConfig``).
+
+    ``"none"``: cross-entropy on ``x``. ``"pgd"``: cross-entropy on PGD examples
+    (``attack.eps``, ``attack.step_size``, ``attack.steps``, random start). ``"fgsm_rs"``:
+    cross-entropy on FGSM-RS examples (``attack.step_size``; ``None`` means 1.25 * eps).
+    ``"trades"``: TRADES loss with ``beta = attack.trades_beta``. With ``attack.eps == 0`` every
+    method is plain clean cross-entropy and no attack runs. Attacks run in eval mode; the loss
+    forward pass runs in the model's current mode. Call ``loss.backward()`` on the result.
+    """
+    method = attack.method
+    if method not in ATTACK_METHODS:
+        raise ValueError(f"unknown attack method {method!r}; allowed: {', '.join(ATTACK_METHODS)}")
+    if method == "none":
+        return F.cross_entropy(model(x), y)
+    eps = _fraction("attack", "eps", attack.eps)
+    if eps == 0.0:
+        return F.cross_entropy(model(x), y)
+    step_size = attack.step_size
+    if step_size is not None or method != "fgsm_rs":  # None: fgsm_rs's own default, 1.25 * eps
+        step_size = _fraction("attack", "step_size", step_size)
+    if method == "pgd":
+        x_adv = pgd(model, x, y, eps=eps, step_size=step_size, steps=attack.steps,
+                    random_start=True, generator=generator)
+    elif method == "fgsm_rs":
+        x_adv = fgsm_rs(model, x, y, eps=eps, step_size=step_size, generator=generator)
+    else:
+        return trades_loss(model, x, y, eps=eps, step_size=step_size, steps=attack.steps,
+                           beta=float(attack.trades_beta), generator=generator)
+    return F.cross_entropy(model(x_adv), y)
+
+
+def evaluate_robustness(
+    model: nn.Module, x: Tensor, y: Tensor, evaluation: Any, *, batch_size: int = 500
+) -> tuple[float, float]:
+    """``(clean_acc, robust_acc)``, fractions in [0, 1], on the first ``evaluation.max_images``.
+
+    ``max_images == 0`` means all of ``x``. Robust accuracy is the accuracy on PGD examples
+    (``evaluation.eps``, ``steps``, ``step_size`` in 1/255 units, uniform random start) of every
+    evaluated image. The random starts come from one CPU generator seeded with
+    ``evaluation.seed`` and drawn batch after batch, so the same model, data, seed and
+    ``batch_size`` give identical numbers. The model runs in eval mode (its modes are restored afterwards); no parameter
+    gradient is created. ``eps == 0`` gives ``robust_acc == clean_acc`` without attacking.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, Integral) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    max_images = evaluation.max_images
+    if isinstance(max_images, bool) or not isinstance(max_images, Integral) or max_images < 0:
+        raise ValueError(
+            f"evaluation.max_images must be an integer >= 0 (0 = all), got {max_images!r}"
+        )
+    if len(x) != len(y) or len(x) == 0:
+        raise ValueError(
+            f"need as many labels as images (> 0), got {len(x)} images and {len(y)} labels"
+        )
+    n = len(x) if max_images == 0 else min(int(max_images), len(x))
+    eps = _fraction("evaluation", "eps", evaluation.eps)
+    step_size = _fraction("evaluation", "step_size", evaluation.step_size)
+    generator = torch.Generator().manual_seed(int(evaluation.seed))  # CPU: same starts anywhere
+    clean = robust = 0
+    with attack_mode(model):
+        for start in range(0, n, batch_size):
+            stop = min(start + batch_size, n)
+            xb, yb = x[start:stop], y[start:stop]
+            with torch.no_grad():
+                correct = int((model(xb).argmax(dim=1) == yb).sum())
+            clean += correct
+            if eps == 0.0:
+                robust += correct
+                continue
+            x_adv = pgd(model, xb, yb, eps=eps, step_size=step_size, steps=evaluation.steps,
+                        random_start=True, generator=generator)
+            with torch.no_grad():
+                robust += int((model(x_adv).argmax(dim=1) == yb).sum())
+    return clean / n, robust / n

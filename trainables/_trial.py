@@ -1,0 +1,180 @@
+"""One adversarial-training trial, run epoch by epoch, with exact checkpoints.
+
+``TrialRunner`` owns everything a trial needs: the decoded network, the optimiser and its
+learning-rate schedule, the pruning masks and one ``torch.Generator`` for data order and
+attack random starts. ``state_dict()`` captures all of it, so a run restored after epoch k
+reports the same metrics at every later epoch as the uninterrupted run with the same seed.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from robnas.spaces._compose import TrialConfig
+from robnas.trainables._adversarial import evaluate_robustness, training_loss
+from robnas.trainables._counting import count_macs, count_parameters
+from robnas.trainables._data import Dataset, load_dataset
+from robnas.trainables._network import build_network
+from robnas.trainables._pruning import MaskSet, measured_sparsity, scheduled_sparsity
+
+CHECKPOINT_FILE = "trial.pt"
+
+
+class DivergedError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+class TrialRunner:
+    """Adversarially train one decoded configuration, one epoch per ``run_epoch()`` call.
+
+    Args:
+        config: the decoded trial configuration.
+        dataset: an already loaded data set (default: load ``config.training.dataset``).
+        device: torch device for the model and data.
+    """
+
+    def __init__(
+        self,
+        config: TrialConfig,
+        *,
+        dataset: Dataset | None = None,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        self.config = config
+        self.device = torch.device(device)
+        training = config.training
+        data = dataset or load_dataset(training.dataset, training.data_dir)
+        self.x_train, self.y_train = data.x_train.to(self.device), data.y_train.to(self.device)
+        self.x_test, self.y_test = data.x_test.to(self.device), data.y_test.to(self.device)
+        self.input_shape = tuple(data.x_train.shape[1:])
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(training.seed)
+            self.model: nn.Module = build_network(
+                config.genotype,
+                width=config.macro.width,
+                cells_per_stage=config.macro.cells_per_stage,
+                in_channels=self.input_shape[0],
+                num_classes=data.num_classes,
+            ).to(self.device)
+        self.macs = count_macs(self.model, self.input_shape)
+        self.steps_per_epoch = math.ceil(len(self.x_train) / training.batch_size)
+        self.optimizer = torch.optim.SGD(
+            self.model.parameters(),
+            lr=training.lr,
+            momentum=training.momentum,
+            weight_decay=training.weight_decay,
+            nesterov=training.momentum > 0,
+        )
+        # One-cycle schedule over the trial's full budget, as NAS-RobBench-201 trains.
+        self.lr_schedule = torch.optim.lr_scheduler.OneCycleLR(
+            self.optimizer,
+            max_lr=training.lr,
+            total_steps=training.max_epochs * self.steps_per_epoch,
+        )
+        self.masks = MaskSet.for_model(self.model, config.sparsity.granularity)
+        self.generator = torch.Generator(device="cpu").manual_seed(training.seed + 1)
+        self.epoch = 0
+
+    @property
+    def done(self) -> bool:
+        return self.epoch >= self.config.training.max_epochs
+
+    def run_epoch(self) -> dict[str, Any]:
+        """Train one epoch, evaluate, and return this epoch's metrics.
+
+        Returns a dict with ``epoch`` (1-based), ``clean_acc`` and ``robust_acc`` (fractions in
+        [0, 1] on the held-out split), ``sparsity`` (measured fraction of prunable weights that
+        are zero), ``params`` (non-zero parameters), ``macs`` (dense multiply-accumulates per
+        image), ``sparse_macs``, ``train_loss`` (mean over batches) and ``epoch_time_s``.
+
+        Raises:
+            DivergedError: if the training loss is NaN or infinite.
+        """
+        if self.done:
+            raise RuntimeError(f"trial already trained its {self.config.training.max_epochs} epochs")
+        training, sparsity = self.config.training, self.config.sparsity
+        start = time.perf_counter()
+        target = scheduled_sparsity(
+            sparsity.schedule, sparsity.target, self.epoch, training.max_epochs
+        )
+        if target > 0:
+            self.masks.prune_to(self.model, target)
+        train_loss = self._train_one_epoch()
+        train_time = time.perf_counter() - start
+        clean_acc, robust_acc = evaluate_robustness(
+            self.model, self.x_test, self.y_test, self.config.evaluation
+        )
+        self.epoch += 1
+        return {
+            "epoch": self.epoch,
+            "clean_acc": clean_acc,
+            "robust_acc": robust_acc,
+            "sparsity": measured_sparsity(self.model),
+            "params": count_parameters(self.model, nonzero=True),
+            "macs": self.macs,
+            "sparse_macs": count_macs(self.model, self.input_shape, nonzero=True),
+            "train_loss": train_loss,
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "train_time_s": train_time,
+            "epoch_time_s": time.perf_counter() - start,
+        }
+
+    def _train_one_epoch(self) -> float:
+        batch_size = self.config.training.batch_size
+        model, attack, generator = self.model, self.config.attack, self.generator
+        order = torch.randperm(len(self.x_train), generator=generator).to(self.device)
+        model.train()
+        total = torch.zeros((), device=self.device)
+        for step in range(self.steps_per_epoch):
+            index = order[step * batch_size : (step + 1) * batch_size]
+            loss = training_loss(model, self.x_train[index], self.y_train[index], attack, generator)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.lr_schedule.step()
+            self.masks.apply(model)
+            total += loss.detach()
+        mean_loss = float(total) / self.steps_per_epoch
+        if not math.isfinite(mean_loss):
+            raise DivergedError(f"training loss is {mean_loss} in epoch {self.epoch + 1}")
+        return mean_loss
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly: tensors and plain Python values only."""
+        return {
+            "epoch": self.epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "lr_schedule": self.lr_schedule.state_dict(),
+            "masks": self.masks.state_dict(),
+            "generator": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.lr_schedule.load_state_dict(state["lr_schedule"])
+        self.masks.load_state_dict(state["masks"])
+        self.generator.set_state(state["generator"])
+        self.epoch = int(state["epoch"])
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write a checkpoint atomically (temporary file, then rename)."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(self.state_dict(), tmp)
+        os.replace(tmp, path)
+        return path
+
+    def load(self, path: str | os.PathLike) -> None:
+        """Restore from ``save()``'s file; loaded with ``weights_only=True`` (no code runs)."""
+        state = torch.load(Path(path), map_location=self.device, weights_only=True)
+        self.load_state_dict(state)
