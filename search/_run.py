@@ -22,6 +22,11 @@ SETTINGS_FILE = "robnas.json"
 _STATE_PERIOD_S = "2"
 
 
+def trial_dirname(trial) -> str:
+    """Short trial directory names: ``trial_<id>`` (the config is in each trial's params.json)."""
+    return f"trial_{trial.trial_id}"
+
+
 class ExperimentExistsError(ValueError):
     """The experiment directory exists and neither resume nor overwrite was asked for."""
 
@@ -88,6 +93,7 @@ def resume(path: str | os.PathLike, *, num_samples: int | None = None):
         raise ValueError(f"{path} has no saved search state to resume from")
     _init_ray(settings)
     os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = _STATE_PERIOD_S
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     with budget_on_restore(num_samples):
         tuner = tune.Tuner.restore(
             str(path),
@@ -158,29 +164,34 @@ def _new_tuner(settings: SearchSettings, param_space: dict[str, Any]):
     from robnas.search._budget import BudgetedSearchGenerator
     from robnas.search._dedup import DedupSearcher
     from robnas.search._progress import FrontProgress
-    from robnas.search._schedulers import make_scheduler
+    from robnas.search._schedulers import make_scheduler, state_callback
     from robnas.search._searchers import make_searcher
 
     searcher = make_searcher(
         settings.searcher, objectives=settings.objectives, modes=settings.modes, seed=settings.seed
     )
     search_alg = BudgetedSearchGenerator(DedupSearcher(searcher, objectives=settings.objectives))
+    scheduler = make_scheduler(settings)
+    callbacks = [FrontProgress(settings.objectives, settings.modes, settings.num_samples)]
+    callbacks += [c for c in [state_callback(scheduler)] if c is not None]
     os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = _STATE_PERIOD_S
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # progress is robnas's own, one line a trial
     return tune.Tuner(
         _trainable(settings),
         param_space=param_space,
         tune_config=tune.TuneConfig(
             search_alg=search_alg,
-            scheduler=make_scheduler(settings),
+            scheduler=scheduler,
             num_samples=settings.num_samples,
             max_concurrent_trials=settings.max_concurrent,
             reuse_actors=True,
+            trial_dirname_creator=trial_dirname,
         ),
         run_config=tune.RunConfig(
             name=settings.experiment_name,
             storage_path=str(Path(settings.storage_path).expanduser().resolve()),
             verbose=0,
-            callbacks=[FrontProgress(settings.objectives, settings.modes, settings.num_samples)],
+            callbacks=callbacks,
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             failure_config=tune.FailureConfig(max_failures=settings.max_failures),
         ),

@@ -16,6 +16,7 @@ def make_sampler(name: str, *, seed: int, population_size: int | None = None):
     """The seeded Optuna sampler behind searcher ``name``."""
     import optuna
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name in ("tpe", "motpe"):

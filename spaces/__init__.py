@@ -1,1 +1,58 @@
-"""robnas.spaces."""
+"""Search spaces as Ray Tune domains and their decoding into typed trial configurations.
+
+A space is a plain dict of Ray Tune domains composed from named parts (``cell``, ``macro``,
+``sparsity``, ``attack``); ``decode(config)`` turns one sampled flat config into a frozen
+``TrialConfig``. Attack budgets are in units of 1/255.
+"""
+
+from robnas.spaces._attack import ATTACK_METHODS, AttackConfig, attack_space
+from robnas.spaces._cell import cell_space
+from robnas.spaces._compose import (
+    CONFIG_KEYS,
+    DATASET_DEFAULTS,
+    DATASETS,
+    DEFAULT_ARCH,
+    SPACE_PARTS,
+    TrialConfig,
+    build_space,
+    decode,
+    encode,
+)
+from robnas.spaces._evaluation import EvalConfig
+from robnas.spaces._genotype import EDGE_KEYS, EDGES, OPS, Genotype
+from robnas.spaces._macro import MacroConfig, macro_space
+from robnas.spaces._sparsity import (
+    SPARSITY_GRANULARITIES,
+    SPARSITY_SCHEDULES,
+    SparsityConfig,
+    sparsity_space,
+)
+from robnas.spaces._training import TrainingConfig
+
+__all__ = [
+    "ATTACK_METHODS",
+    "CONFIG_KEYS",
+    "DATASETS",
+    "DATASET_DEFAULTS",
+    "DEFAULT_ARCH",
+    "EDGES",
+    "EDGE_KEYS",
+    "OPS",
+    "SPACE_PARTS",
+    "SPARSITY_GRANULARITIES",
+    "SPARSITY_SCHEDULES",
+    "AttackConfig",
+    "EvalConfig",
+    "Genotype",
+    "MacroConfig",
+    "SparsityConfig",
+    "TrainingConfig",
+    "TrialConfig",
+    "attack_space",
+    "build_space",
+    "cell_space",
+    "decode",
+    "encode",
+    "macro_space",
+    "sparsity_space",
+]

@@ -79,7 +79,8 @@ def attack_space(
     from ray import tune
 
     owner = "AttackConfig"
-
+    if dataset not in DATASET_DEFAULTS:
+        raise ValueError(f"unknown dataset {dataset!r}; known datasets: {', '.join(DATASET_DEFAULTS)}")
     space: dict[str, Any] = {
         "attack": tune.choice(
             [check_choice(owner, "method", m, ATTACK_METHODS) for m in check_values("methods", methods)]

@@ -44,7 +44,7 @@ DATASET_DEFAULTS: Mapping[str, Mapping[str, float | int]] = MappingProxyType({
     "digits": MappingProxyType({
         **_budgets(25.5, 7, 10),
         "width": 8, "cells_per_stage": 1,
-        "max_epochs": 10, "batch_size": 128, "lr": 0.05, "eval_images": 0,
+        "max_epochs": 10, "batch_size": 64, "lr": 0.05, "eval_images": 0,
     }),
     "cifar10": MappingProxyType(dict(_CIFAR_LIKE)),
     "cifar100": MappingProxyType(dict(_CIFAR_LIKE)),

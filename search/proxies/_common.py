@@ -72,7 +72,7 @@ def logits_of(output: object) -> torch.Tensor:
 
 
 def check_masks(model: nn.Module, masks: Masks | None) -> dict[str, torch.Tensor]:
-    """Validate ``masks`` (parameter name -> 0/1 tensor of the parameter's shape).
+    """Validate ``masks`` (parameter name -> 0/1 or boolean keep-tensor of the parameter's shape).
 
     Returns the masks as float tensors keyed by name, in the model's parameter order.
     """
@@ -128,7 +128,11 @@ _PRUNABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
 
 def prunable(net: nn.Module) -> list[tuple[str, torch.Tensor]]:
-    """``(name, weight)`` of every convolution and linear layer: the weights proxies score."""
+    """``(name, weight)`` of every convolution and linear layer: the weights proxies score.
+
+    Only weights that are ``nn.Parameter`` s count (a ``torch.nn.utils.prune``
+    reparametrisation is not followed: zero the weights or pass ``masks`` instead).
+    """
     found = []
     for module_name, module in net.named_modules():
         if isinstance(module, _PRUNABLE) and isinstance(module.weight, nn.Parameter):
@@ -137,7 +141,10 @@ def prunable(net: nn.Module) -> list[tuple[str, torch.Tensor]]:
 
 
 def masked_grads(
-    grads: Sequence[torch.Tensor | None], names: Sequence[str], masks: Mapping[str, torch.Tensor], like: Sequence[torch.Tensor]
+    grads: Sequence[torch.Tensor | None],
+    names: Sequence[str],
+    masks: Mapping[str, torch.Tensor],
+    like: Sequence[torch.Tensor],
 ) -> list[torch.Tensor]:
     """Gradients with ``None`` (no path to the output) replaced by zeros and masks applied."""
     out = []

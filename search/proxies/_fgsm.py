@@ -4,7 +4,8 @@
 (masked) model on ``(x, y)``; ``eps`` is a fraction of the [0, 1] image range (8/255 for
 the usual CIFAR budget). No random start, so the step is deterministic. The gradient is
 taken on a train-mode copy (BatchNorm uses batch statistics), the same function the
-data-dependent proxies score; the caller's model is not touched.
+data-dependent proxies score; the caller's model is not touched. A model whose output
+does not depend on its input gets ``x`` back unchanged.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ def fgsm_batch(
     x_in = x.detach().clone().requires_grad_(True)
     with seeded(seed):
         loss = F.cross_entropy(logits_of(net(x_in)), y)
-    (grad,) = torch.autograd.grad(loss, x_in)
+    (grad,) = torch.autograd.grad(loss, x_in, allow_unused=True)
+    if grad is None:  # the output does not depend on the input: no direction to step in
+        return x.detach().clone(), y
     x_adv = (x.detach() + eps * grad.sign()).clamp_(0.0, 1.0)
     return x_adv, y

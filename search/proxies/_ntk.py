@@ -23,11 +23,13 @@ from robnas.search.proxies._common import Masks, logits_of, working_copy
 __all__ = ["MAX_SAMPLES", "select_samples", "ntk_matrix", "ntk_eigenvalues", "cond_score", "min_eig_score"]
 
 MAX_SAMPLES = 64
+_EPS = torch.finfo(torch.float64).eps
 
 
 def select_samples(x: torch.Tensor, max_samples: int, seed: int) -> torch.Tensor:
     """``x`` itself if it has at most ``max_samples`` rows, else a seeded random subset (in order)."""
-    if isinstance(max_samples, bool) or not isinstance(max_samples, int) or not 2 <= max_samples <= MAX_SAMPLES:
+    valid = isinstance(max_samples, int) and not isinstance(max_samples, bool)
+    if not (valid and 2 <= max_samples <= MAX_SAMPLES):
         raise ValueError(f"max_samples must be an int in [2, {MAX_SAMPLES}], got {max_samples!r}")
     if x.shape[0] <= max_samples:
         return x
@@ -82,15 +84,24 @@ def ntk_eigenvalues(
     return torch.linalg.eigvalsh(ntk).cpu()
 
 
-def cond_score(ev: torch.Tensor) -> float:
-    """``-ln(ev_max / ev_min)``; ``nan`` unless the smallest eigenvalue is positive."""
+def _smallest(ev: torch.Tensor) -> float:
+    """The smallest eigenvalue, or ``nan`` if the NTK is singular at float64 precision.
+
+    Singular: ``ev_min <= n * eps * ev_max`` (numpy's ``matrix_rank`` tolerance).
+    """
     lo, hi = float(ev[0]), float(ev[-1])
-    if not (lo > 0.0 and math.isfinite(hi)):
+    if not (math.isfinite(lo) and math.isfinite(hi)) or lo <= ev.numel() * _EPS * hi or lo <= 0.0:
         return float("nan")
-    return -(math.log(hi) - math.log(lo))
+    return lo
+
+
+def cond_score(ev: torch.Tensor) -> float:
+    """``-ln(ev_max / ev_min)`` of ascending eigenvalues ``ev``; ``nan`` if singular."""
+    lo = _smallest(ev)
+    return -(math.log(float(ev[-1])) - math.log(lo)) if math.isfinite(lo) else float("nan")
 
 
 def min_eig_score(ev: torch.Tensor) -> float:
-    """``ln(ev_min)``; ``nan`` unless the smallest eigenvalue is positive and finite."""
-    lo = float(ev[0])
-    return math.log(lo) if lo > 0.0 and math.isfinite(lo) else float("nan")
+    """``ln(ev_min)`` of ascending eigenvalues ``ev``; ``nan`` if singular."""
+    lo = _smallest(ev)
+    return math.log(lo) if math.isfinite(lo) else float("nan")

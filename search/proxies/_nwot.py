@@ -28,8 +28,14 @@ def kernel(model: nn.Module, x: torch.Tensor, *, masks: Masks | None = None, see
 
     def on_output(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
         nonlocal K
-        codes = (output.detach().reshape(n, -1) > 0).to(torch.float64).cpu()
-        K = K + codes @ codes.T + (1.0 - codes) @ (1.0 - codes).T
+        codes = output.detach().reshape(n, -1) > 0
+        d = codes.shape[1]
+        # Exact in float32 while counts stay below 2**24.
+        codes = codes.to(torch.float32 if d < 2**24 else torch.float64)
+        agree = (codes @ codes.T).double().cpu()
+        ones = codes.sum(1).double().cpu()
+        # c c^T + (1 - c)(1 - c)^T = 2 c c^T - r 1^T - 1 r^T + d, r the row sums of c.
+        K = K + 2.0 * agree - ones[:, None] - ones[None, :] + d
 
     handles = [m.register_forward_hook(on_output) for m in net.modules() if isinstance(m, nn.ReLU)]
     try:

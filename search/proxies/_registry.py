@@ -6,6 +6,11 @@ Every proxy is ``score(model, batch=None, *, masks=None, ...) -> float``, higher
 ``fisher``, ``grad_norm``, ``jacob_cov``, ``nwot``, ``ntk_cond``, ``ntk_min_eig``. Each
 data-dependent proxy also has an ``_adv`` variant scored on one FGSM step from the batch,
 which takes ``eps`` (a fraction of the [0, 1] image range, e.g. 8/255).
+
+Each proxy works on its own deep copy of the model, in the mode it needs: train mode
+(BatchNorm on batch statistics, as NASLib on a fresh network) for ``snip``, ``grasp``,
+``fisher``, ``grad_norm``, ``jacob_cov``, ``nwot`` and the FGSM step; eval mode for the
+NTK (per-sample outputs) and ``macs``; BatchNorm bypassed, float64, for ``synflow``.
 """
 
 from __future__ import annotations
@@ -118,18 +123,17 @@ def compute_proxies(
     spectra: dict[bool, torch.Tensor] = {}
     scores: dict[str, float] = {}
     for name in chosen:
-        is_adv = name.endswith("_adv")
-        base = name[: -len("_adv")] if is_adv else name
+        is_adv = name in ADVERSARIAL
+        base = name.removesuffix("_adv") if is_adv else name
         data = adv if is_adv else batch
-        if base in ("params",):
+        if base == "params":
             scores[name] = _params.score(model, masks=masks)
-        elif base in ("macs", "synflow"):
+        elif base in DATA_FREE:
             scores[name] = PROXIES[base](model, input_shape=shape, masks=masks)
         elif base in _NTK:
             if is_adv not in spectra:
-                x = data[0]
                 spectra[is_adv] = _ntk.ntk_eigenvalues(
-                    model, x, masks=masks, max_samples=ntk_samples, seed=seed
+                    model, data[0], masks=masks, max_samples=ntk_samples, seed=seed
                 )
             scores[name] = _NTK[base](spectra[is_adv])
         else:
