@@ -63,11 +63,25 @@ def _add_search_parsers(commands: argparse._SubParsersAction) -> None:
     add_search_parser(commands)
 
 
+def _add_tabulate_parser(commands: argparse._SubParsersAction) -> None:
+    from robnas.search._cli_tabulate import add_tabulate_parser
+
+    add_tabulate_parser(commands)
+
+
+def _add_analysis_parsers(commands: argparse._SubParsersAction) -> None:
+    from robnas.analysis._cli import add_parsers
+
+    add_parsers(commands)
+
+
 #: Each entry adds sub-commands; later modules register theirs here.
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_search_parsers,
     _add_arch_parser,
     _add_trial_parser,
+    _add_tabulate_parser,
+    _add_analysis_parsers,
 ]
 
 

@@ -38,6 +38,7 @@ def robust_trainable(config: dict[str, Any]) -> None:
     weights = config.get("score_weights") or {}
     device = "cuda" if torch.cuda.is_available() and _assigned_gpus() else "cpu"
     runner = TrialRunner(trial_config, device=device)
+    node_id = _node_id()
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
@@ -54,9 +55,20 @@ def robust_trainable(config: dict[str, Any]) -> None:
         if weights:
             metrics["score"] = scalarize(metrics, weights)
         metrics["diverged"] = False
+        metrics["node_id"] = node_id
         with tempfile.TemporaryDirectory() as directory:
             runner.save(Path(directory) / CHECKPOINT_FILE)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+
+
+def _node_id() -> str:
+    """The Ray node running this trial (distinguishes nodes that share one host)."""
+    import ray
+
+    try:
+        return ray.get_runtime_context().get_node_id() or ""
+    except Exception:  # not inside a Ray worker
+        return ""
 
 
 def _assigned_gpus() -> list[int]:

@@ -1,0 +1,280 @@
+"""The Pareto front of a search's trials: membership, hypervolume, knee, best per objective.
+
+Works on the ``trials`` DataFrame of :func:`robnas.analysis._load.load_experiment` (one row per
+trial, metric columns named like the objectives); the math is in ``_pareto``, ``_hypervolume``
+and ``_knee``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from robnas.analysis._hypervolume import hypervolume
+from robnas.analysis._knee import knee_point
+from robnas.analysis._pareto import nondominated_ranks
+from robnas.search._objectives import TRIAL_OBJECTIVES
+
+MODES = ("max", "min")
+#: Columns of ``trials`` that are bookkeeping, never objectives.
+_NOT_OBJECTIVES = frozenset(("epoch", "done", "diverged", "started_at", "finished_at", "timestamp",
+                             "training_iteration", "wall_time_s", "complete", "stopped_early"))
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A metric column and its direction, ``"max"`` or ``"min"``."""
+
+    name: str
+    mode: str
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"direction {self.mode!r} of objective {self.name!r} is not one of max, min")
+
+
+def numeric_columns(trials: pd.DataFrame) -> list[str]:
+    """Metric columns of ``trials`` that could be objectives (numeric, not config, not bools)."""
+    return [
+        c for c in trials.columns
+        if not c.startswith("config/") and c not in _NOT_OBJECTIVES
+        and pd.api.types.is_numeric_dtype(trials[c]) and not pd.api.types.is_bool_dtype(trials[c])
+    ]
+
+
+def parse_objectives(spec: str | Sequence[str], available: Collection[str]) -> tuple[Objective, ...]:
+    """Objectives from ``"clean_acc,robust_acc,pgd_eps8_acc:max"`` or a sequence of such names.
+
+    A name's direction is ``TRIAL_OBJECTIVES``'s or, for other metric columns, ``max`` unless
+    given as ``name:min``. Every name must be a known objective or in ``available``.
+    """
+    items = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else [str(s).strip() for s in spec]
+    if not items or any(not s for s in items):
+        raise ValueError(f"objectives must be a non-empty comma-separated list, got {spec!r}")
+    objectives = []
+    for item in items:
+        name, _, mode = item.partition(":")
+        name, mode = name.strip(), mode.strip()
+        if name not in TRIAL_OBJECTIVES and name not in available:
+            choices = list(TRIAL_OBJECTIVES) + sorted(set(available) - set(TRIAL_OBJECTIVES))
+            raise ValueError(
+                f"unknown objective {name!r}; choose from {', '.join(choices)} (direction as name:max or name:min)"
+            )
+        objectives.append(Objective(name, mode or TRIAL_OBJECTIVES.get(name, "max")))
+    names = [o.name for o in objectives]
+    if len(set(names)) != len(names):
+        raise ValueError(f"objectives must not repeat, got {', '.join(names)}")
+    return tuple(objectives)
+
+
+def default_reference_point(values: object, modes: Sequence[str]) -> np.ndarray:
+    """Reference point (m,) for ``values`` (n, m): per maximised objective 0 (or 1.01 x the
+    minimum if a value is negative); per minimised objective 1.01 x the maximum observed (the
+    maximum plus 1 % of its size, or 1.0 when every value is 0 or none is finite)."""
+    arr = np.asarray(values, dtype=float).reshape(-1, len(modes))
+    reference = []
+    for column, mode in zip(arr.T, modes):
+        finite = column[np.isfinite(column)]
+        if mode == "max":
+            low = float(finite.min()) if finite.size else 0.0
+            reference.append(0.0 if low >= 0 else 1.01 * low)
+        else:
+            high = float(finite.max()) if finite.size else 0.0
+            reference.append(high + 0.01 * abs(high) if high != 0 else 1.0)
+    return np.asarray(reference)
+
+
+def check_reference_point(reference_point: Sequence[float], objectives: Sequence[Objective]) -> np.ndarray:
+    """``reference_point`` as a finite float array with one entry per objective."""
+    if isinstance(reference_point, str):
+        try:
+            reference_point = [float(v) for v in reference_point.split(",")]
+        except ValueError:
+            raise ValueError(f"reference point {reference_point!r} must be comma-separated numbers") from None
+    reference = np.asarray(reference_point, dtype=float).reshape(-1)
+    if len(reference) != len(objectives) or not np.all(np.isfinite(reference)):
+        raise ValueError(
+            f"reference point must have {len(objectives)} finite numbers (one per objective: "
+            f"{', '.join(o.name for o in objectives)}), got {', '.join(map(str, reference.tolist()))}"
+        )
+    return reference
+
+
+def objective_values(trials: pd.DataFrame, objectives: Sequence[Objective]) -> np.ndarray:
+    """Float array (n_trials, n_objectives); missing or non-numeric values are NaN."""
+    columns = [
+        pd.to_numeric(trials[o.name], errors="coerce") if o.name in trials else pd.Series(np.nan, index=trials.index)
+        for o in objectives
+    ]
+    return np.column_stack([c.to_numpy(dtype=float, na_value=np.nan) for c in columns]) if columns else np.zeros((len(trials), 0))
+
+
+def exclusion_reasons(
+    trials: pd.DataFrame, objectives: Sequence[Objective], *, max_epochs: int, all_fidelities: bool = False
+) -> pd.Series:
+    """Why each trial is kept out of the front (``""``: it is eligible).
+
+    ``failed`` (status ERROR), ``no result``, ``diverged``, ``nan objective``, and unless
+    ``all_fidelities``: ``stopped early`` / ``not finished`` (fewer than ``max_epochs`` epochs).
+    """
+    values = objective_values(trials, objectives)
+    reasons = []
+    for i, (_, row) in enumerate(trials.iterrows()):
+        epoch = row.get("epoch")
+        epoch = int(epoch) if pd.notna(epoch) else 0
+        if row.get("status") == "ERROR":
+            reasons.append("failed")
+        elif epoch <= 0:
+            reasons.append("no result")
+        elif bool(row.get("diverged", False) is True):
+            reasons.append("diverged")
+        elif not np.all(np.isfinite(values[i])):
+            reasons.append("nan objective")
+        elif not all_fidelities and epoch < max_epochs:
+            reasons.append("stopped early" if bool(row.get("stopped_early", False)) else "not finished")
+        else:
+            reasons.append("")
+    return pd.Series(reasons, index=trials.index, dtype=object)
+
+
+@dataclass(frozen=True, eq=False)
+class FrontResult:
+    """``trials`` with the columns ``eligible``, ``excluded``, ``rank``, ``pareto``, ``knee``;
+    ``front``: the Pareto rows, best first on the first objective; ``curve``: hypervolume after
+    each finished trial; ``summary``: JSON-ready figures."""
+
+    trials: pd.DataFrame
+    front: pd.DataFrame
+    curve: pd.DataFrame
+    summary: dict[str, Any]
+    objectives: tuple[Objective, ...]
+    reference_point: np.ndarray
+
+
+def analyze_trials(
+    trials: pd.DataFrame,
+    objectives: Sequence[Objective],
+    *,
+    max_epochs: int,
+    reference_point: Sequence[float] | None = None,
+    all_fidelities: bool = False,
+) -> FrontResult:
+    """Front, hypervolume (explicit or :func:`default_reference_point`), knee and best trials."""
+    objectives = tuple(objectives)
+    names = [o.name for o in objectives]
+    modes = [o.mode for o in objectives]
+    trials = trials.copy()
+    trials["excluded"] = exclusion_reasons(trials, objectives, max_epochs=max_epochs, all_fidelities=all_fidelities)
+    trials["eligible"] = trials["excluded"] == ""
+    values = objective_values(trials, objectives)
+    eligible = trials["eligible"].to_numpy(bool)
+    if reference_point is None:
+        reference = default_reference_point(values[eligible], modes)
+    else:
+        reference = check_reference_point(reference_point, objectives)
+    ranks = np.full(len(trials), -1)
+    ranks[eligible] = nondominated_ranks(values[eligible], modes) if eligible.any() else []
+    trials["rank"] = ranks
+    trials["pareto"] = ranks == 0
+    trials["knee"] = False
+    knee = None
+    if eligible.any():
+        index = np.flatnonzero(eligible)[knee_point(values[eligible], modes)]
+        trials.loc[trials.index[index], "knee"] = True
+        knee = _describe(trials.iloc[index], names)
+    front = trials[trials["pareto"]]
+    if len(front):
+        keys = [(-1 if o.mode == "max" else 1) * front[o.name].astype(float) for o in objectives]
+        order = np.lexsort([k.to_numpy() for k in reversed(keys)])
+        front = front.iloc[order]
+    curve = hypervolume_curve(trials, objectives, reference, max_epochs=max_epochs)
+    hv = hypervolume(values[eligible], modes, reference) if eligible.any() else 0.0
+    summary = {
+        "n_trials": len(trials),
+        "n_complete": int(trials["complete"].sum()) if "complete" in trials else 0,
+        "n_eligible": int(eligible.sum()),
+        "n_stopped_early": int(trials.get("stopped_early", pd.Series(dtype=bool)).sum()),
+        "n_running": int((trials["status"] == "RUNNING").sum()),
+        "n_pending": int(trials["status"].isin(("PENDING", "PAUSED")).sum()),
+        "n_failed": int((trials["status"] == "ERROR").sum()),
+        "n_diverged": int((trials["excluded"] == "diverged").sum()),
+        "max_epochs": int(max_epochs),
+        "fidelity": "all" if all_fidelities else "max",
+        "objectives": names,
+        "directions": modes,
+        "n_pareto": int(len(front)),
+        "pareto": front["trial_id"].astype(str).tolist(),
+        "hypervolume": float(hv),
+        "reference_point": [float(v) for v in reference],
+        "knee": knee,
+        "best": _best(trials[eligible], objectives),
+        "failed": [
+            {"trial_id": str(row["trial_id"]), "error": str(row.get("error", ""))}
+            for _, row in trials[trials["status"] == "ERROR"].iterrows()
+        ],
+    }
+    return FrontResult(trials, front, curve, summary, objectives, reference)
+
+
+def _describe(row: pd.Series, names: Sequence[str]) -> dict[str, Any]:
+    return {
+        "trial_id": str(row["trial_id"]),
+        "arch": str(row.get("arch", "")),
+        "values": {name: _plain(row[name]) for name in names},
+    }
+
+
+def _plain(value: Any) -> Any:
+    value = value.item() if hasattr(value, "item") else value
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def _best(eligible: pd.DataFrame, objectives: Sequence[Objective]) -> dict[str, Any]:
+    """Objective -> the eligible trial best on it (ties: the earlier row) and its value."""
+    best = {}
+    for o in objectives:
+        column = eligible[o.name].astype(float) if len(eligible) else pd.Series(dtype=float)
+        if column.empty:
+            best[o.name] = None
+            continue
+        index = column.idxmax() if o.mode == "max" else column.idxmin()
+        best[o.name] = {"trial_id": str(eligible.loc[index, "trial_id"]), "value": _plain(column[index])}
+    return best
+
+
+def finished_order(trials: pd.DataFrame, *, max_epochs: int) -> pd.DataFrame:
+    """Trials that finished (terminated, failed, or reached ``max_epochs``) in completion order
+    (``finished_at``; unknown times last; ties by trial id)."""
+    done = trials["status"].isin(("TERMINATED", "ERROR")) | (trials["epoch"] >= max_epochs)
+    finished = trials[done]
+    order = np.lexsort((finished["trial_id"].astype(str).to_numpy(),
+                        finished["finished_at"].astype(float).fillna(np.inf).to_numpy()))
+    return finished.iloc[order]
+
+
+def hypervolume_curve(
+    trials: pd.DataFrame, objectives: Sequence[Objective], reference_point: Sequence[float], *, max_epochs: int
+) -> pd.DataFrame:
+    """Hypervolume of the front of the eligible trials among the first k finished, for every k.
+
+    ``trials`` needs the ``eligible`` column. Columns: ``n_finished``, ``trial_id``,
+    ``wall_time_s`` (since the search started, s), ``hypervolume``, ``n_pareto``.
+    """
+    modes = [o.mode for o in objectives]
+    finished = finished_order(trials, max_epochs=max_epochs)
+    values = objective_values(finished, objectives)
+    rows, points, hv, n_pareto = [], [], 0.0, 0
+    for k, (i, (_, row)) in enumerate(zip(range(len(finished)), finished.iterrows()), start=1):
+        if bool(row["eligible"]):
+            points.append(values[i])
+            hv = hypervolume(points, modes, reference_point)
+            n_pareto = int((nondominated_ranks(points, modes) == 0).sum())
+        rows.append({"n_finished": k, "trial_id": str(row["trial_id"]),
+                     "wall_time_s": float(row.get("wall_time_s", np.nan)), "hypervolume": hv, "n_pareto": n_pareto})
+    columns = ["n_finished", "trial_id", "wall_time_s", "hypervolume", "n_pareto"]
+    return pd.DataFrame(rows, columns=columns)

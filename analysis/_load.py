@@ -1,0 +1,320 @@
+"""Read a robnas search (a Ray Tune experiment directory) into DataFrames, without Ray.
+
+The directory holds ``robnas.json`` (the search's settings), Tune's ``experiment_state-*.json``
+(trial statuses; JSON whose entries are JSON strings) and one directory per trial with
+``params.json`` (the flat config), ``result.json`` (one JSON object per reported epoch) and, for
+failed trials, ``error.txt``. Every piece may be missing or half written while a search runs:
+what can be read is read, and statuses the state file does not give are inferred.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from robnas.spaces._genotype import EDGE_KEYS, Genotype
+
+SETTINGS_FILE = "robnas.json"
+CONFIG_PREFIX = "config/"
+#: Statuses Tune gives a trial; ``ERROR`` trials failed for good.
+STATUSES = ("TERMINATED", "ERROR", "RUNNING", "PAUSED", "PENDING")
+#: Keys of Tune's result rows that say nothing about the trial.
+_DROPPED_RESULT_KEYS = frozenset(
+    ("config", "date", "hostname", "node_ip", "pid", "should_checkpoint",
+     "time_since_restore", "iterations_since_restore")
+)
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+@dataclass(frozen=True, eq=False)
+class Experiment:
+    """One search, read from disk.
+
+    ``trials``: one row per trial (see :func:`load_experiment`); ``results``: one row per
+    reported epoch with columns ``trial_id``, ``epoch`` and every reported metric;
+    ``start_time``: Unix time (s) the search started; ``max_epochs``: the maximum fidelity.
+    """
+
+    path: Path
+    settings: dict[str, Any]
+    trials: pd.DataFrame
+    results: pd.DataFrame
+    start_time: float
+    max_epochs: int
+
+    @property
+    def objectives(self) -> tuple[str, ...]:
+        """The objectives the search optimised (from ``robnas.json``)."""
+        return tuple(self.settings.get("objectives") or ("clean_acc", "robust_acc", "sparsity"))
+
+
+def load_experiment(path: str | os.PathLike) -> Experiment:
+    """Read every trial of the search in ``path``; works on running and resumed searches.
+
+    ``trials`` has one row per trial, ordered by start time: ``trial_id``, ``status`` (one of
+    ``STATUSES``), ``epoch`` (epochs reported, 0 if none), ``complete`` (reached ``max_epochs``
+    and did not fail), ``stopped_early`` (terminated before ``max_epochs``), ``diverged``,
+    ``error`` (one line; failed or diverged trials), ``arch`` (NB201 string), ``finished_at``
+    (Unix time, s, of the last result or failure), ``wall_time_s`` (``finished_at`` minus the
+    search start), ``trial_dir``, ``checkpoint`` (last checkpoint directory name), the last
+    reported metrics, and the flat config as ``config/<key>`` columns.
+
+    Raises:
+        ValueError: ``path`` does not exist, is not a directory or is not a robnas search.
+    """
+    path = Path(path).expanduser()
+    settings = read_search_settings(path)
+    state = _read_state(path)
+    start_times = [state.get("start_time", math.inf)]
+    rows, histories = [], []
+    for trial_id, entry in _trial_entries(path, state).items():
+        history = _read_results(entry["dir"] / "result.json") if entry["dir"] else []
+        history = [{**row, "trial_id": trial_id} for row in history]
+        if history:
+            first = history[0]
+            start_times.append(_float(first.get("timestamp")) - _float(first.get("time_this_iter_s"), 0.0))
+        start_times.append(_float(entry.get("start_time")))
+        histories.extend(history)
+        rows.append(_trial_row(trial_id, entry, history))
+    max_epochs = _max_epochs(settings, rows)
+    results = _results_frame(histories)
+    trials = _trials_frame(rows, max_epochs)
+    finite = [t for t in start_times if math.isfinite(t)]
+    start_time = min(finite) if finite else math.nan
+    trials["wall_time_s"] = trials["finished_at"] - start_time
+    return Experiment(path, settings, trials, results, start_time, max_epochs)
+
+
+def read_search_settings(path: Path) -> dict[str, Any]:
+    """The ``settings`` mapping of ``path/robnas.json``; ValueError if it is no robnas search."""
+    if not path.exists():
+        raise ValueError(f"search directory {path} does not exist")
+    if not path.is_dir():
+        raise ValueError(f"search directory {path} is not a directory")
+    file = path / SETTINGS_FILE
+    if not file.is_file():
+        raise ValueError(f"{path} is not a robnas search (no {SETTINGS_FILE})")
+    try:
+        settings = json.loads(file.read_text(encoding="utf-8"))["settings"]
+    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{file} is not a valid robnas settings file ({error})") from None
+    if not isinstance(settings, dict):
+        raise ValueError(f"{file} is not a valid robnas settings file (settings is not a mapping)")
+    return settings
+
+
+def _float(value: Any, default: float = math.nan) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return default
+    return number if math.isfinite(number) else default
+
+
+def _read_state(path: Path) -> dict[str, Any]:
+    """Trial entries of the newest ``experiment_state-*.json`` (Tune's choice: the largest
+    name); an unreadable file gives ``{}``, and entries that do not parse are skipped."""
+    files = sorted(path.glob("experiment_state-*.json"))
+    if not files:
+        return {}
+    try:
+        data = json.loads(files[-1].read_text(encoding="utf-8"))
+        entries = data["trial_data"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    trials = {}
+    for entry in entries:
+        try:
+            trial = json.loads(entry[0]) if isinstance(entry[0], str) else entry[0]
+            meta = json.loads(entry[1]) if isinstance(entry[1], str) else entry[1]
+            trials[str(trial["trial_id"])] = {
+                "status": str(trial.get("status", "")),
+                "relative_logdir": trial.get("relative_logdir"),
+                "config": trial.get("config") if isinstance(trial.get("config"), dict) else None,
+                "start_time": meta.get("start_time"),
+                "last_result_time": meta.get("last_result_time"),
+                "error_filename": meta.get("error_filename"),
+            }
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+            continue
+    stats = data.get("stats") if isinstance(data, dict) else None
+    start = _float(stats.get("start_time")) if isinstance(stats, dict) else math.nan
+    return {"trials": trials, "start_time": start}
+
+
+def _trial_entries(path: Path, state: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """trial_id -> what the state says plus its directory (or None); sorted by trial id."""
+    entries: dict[str, dict[str, Any]] = {}
+    claimed = set()
+    for trial_id, info in state.get("trials", {}).items():
+        logdir = info.get("relative_logdir") or f"trial_{trial_id}"
+        directory = path / logdir if (path / logdir).is_dir() else None
+        entries[trial_id] = {**info, "dir": directory}
+        if directory is not None:
+            claimed.add(directory.name)
+    for directory in sorted(p for p in path.iterdir() if p.is_dir() and p.name not in claimed):
+        if not ((directory / "params.json").is_file() or (directory / "result.json").is_file()):
+            continue
+        history = _read_results(directory / "result.json")
+        trial_id = str(history[0].get("trial_id")) if history and history[0].get("trial_id") else (
+            directory.name.removeprefix("trial_")
+        )
+        entries.setdefault(trial_id, {"dir": directory})
+    return dict(sorted(entries.items()))
+
+
+def _read_results(file: Path) -> list[dict[str, Any]]:
+    """Result rows of one trial; a half-written last line is skipped. Repeated epochs (a
+    resumed trial reporting an epoch again) keep their last report."""
+    try:
+        text = file.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    rows = []
+    for line in text.splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    by_epoch: dict[Any, dict[str, Any]] = {}
+    for row in rows:
+        epoch = row.get("epoch", row.get("training_iteration"))
+        by_epoch.pop(epoch, None)
+        by_epoch[epoch] = row
+    return list(by_epoch.values())
+
+
+def _read_config(entry: dict[str, Any]) -> dict[str, Any]:
+    directory = entry.get("dir")
+    if directory is not None:
+        try:
+            config = json.loads((directory / "params.json").read_text(encoding="utf-8"))
+            if isinstance(config, dict):
+                return config
+        except (OSError, ValueError):
+            pass
+    return dict(entry.get("config") or {})
+
+
+def error_message(file: Path) -> str:
+    """The exception line (``Type: message``) of the last failure recorded in Tune's
+    ``error.txt``; falls back to the failure's first line."""
+    try:
+        text = _ANSI.sub("", file.read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        return ""
+    blocks = re.split(r"^Failure # \d+.*$", text, flags=re.MULTILINE)
+    lines = [line for line in blocks[-1].splitlines() if line.strip()]
+    last_frame = max((i for i, line in enumerate(lines) if line.startswith("  File ")), default=None)
+    if last_frame is not None:
+        for line in lines[last_frame + 1:]:
+            if not line.startswith(" "):
+                return line.strip()
+    return lines[0].strip() if lines else ""
+
+
+def _arch(config: dict[str, Any]) -> str:
+    try:
+        if "arch" in config:
+            return Genotype.from_str(config["arch"]).to_str()
+        if all(key in config for key in EDGE_KEYS):
+            return Genotype.from_config(config).to_str()
+    except (ValueError, TypeError):
+        pass
+    return ""
+
+
+def _status(entry: dict[str, Any], history: list[dict[str, Any]]) -> str:
+    status = entry.get("status")
+    error_file = entry["dir"] / "error.txt" if entry.get("dir") is not None else None
+    done = bool(history and history[-1].get("done"))
+    if status in STATUSES:
+        # The state is saved every few seconds: a result marked done is newer.
+        return "TERMINATED" if status in ("RUNNING", "PAUSED", "PENDING") and done else status
+    if error_file is not None and error_file.is_file():
+        return "ERROR"
+    if done:
+        return "TERMINATED"
+    return "RUNNING" if history else "PENDING"
+
+
+def _trial_row(trial_id: str, entry: dict[str, Any], history: list[dict[str, Any]]) -> dict[str, Any]:
+    status = _status(entry, history)
+    config = _read_config(entry)
+    last = history[-1] if history else {}
+    directory = entry.get("dir")
+    error = ""
+    finished = [_float(last.get("timestamp")), _float(entry.get("last_result_time"))]
+    if status == "ERROR" and directory is not None:
+        file = directory / (entry.get("error_filename") or "error.txt")
+        error = error_message(file)
+        if file.is_file():
+            finished.append(file.stat().st_mtime)
+    diverged = bool(last.get("diverged") is True)
+    if diverged and not error:
+        error = str(last.get("error", "diverged"))
+    finished = [t for t in finished if math.isfinite(t)]
+    checkpoints = sorted(p.name for p in directory.glob("checkpoint_*") if p.is_dir()) if directory else []
+    first = history[0] if history else {}
+    row = {
+        "trial_id": trial_id,
+        "status": status,
+        "epoch": int(_float(last.get("epoch", last.get("training_iteration")), 0.0)),
+        "diverged": diverged,
+        "error": error,
+        "arch": _arch(config),
+        "started_at": _float(entry.get("start_time"), _float(first.get("timestamp"))),
+        "finished_at": max(finished) if finished else math.nan,
+        "trial_dir": directory.name if directory is not None else "",
+        "checkpoint": checkpoints[-1] if checkpoints else "",
+    }
+    for key, value in last.items():
+        if key not in _DROPPED_RESULT_KEYS and key not in row and key not in ("trial_id", "error"):
+            row[key] = value
+    for key, value in config.items():
+        row[CONFIG_PREFIX + key] = json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else value
+    return row
+
+
+def _max_epochs(settings: dict[str, Any], rows: list[dict[str, Any]]) -> int:
+    value = settings.get("max_epochs")
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    found = [int(r[CONFIG_PREFIX + "max_epochs"]) for r in rows if isinstance(r.get(CONFIG_PREFIX + "max_epochs"), int)]
+    return max(found, default=max((r["epoch"] for r in rows), default=1)) or 1
+
+
+def _results_frame(histories: list[dict[str, Any]]) -> pd.DataFrame:
+    rows = [{k: v for k, v in row.items() if k not in _DROPPED_RESULT_KEYS} for row in histories]
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return pd.DataFrame({"trial_id": pd.Series(dtype=str), "epoch": pd.Series(dtype=int)})
+    if "epoch" not in frame:
+        frame["epoch"] = frame.get("training_iteration", 0)
+    first = ["trial_id", "epoch"]
+    frame = frame[first + [c for c in frame.columns if c not in first]]
+    return frame.sort_values(["trial_id", "epoch"], kind="stable").reset_index(drop=True)
+
+
+def _trials_frame(rows: list[dict[str, Any]], max_epochs: int) -> pd.DataFrame:
+    columns = ["trial_id", "status", "epoch", "complete", "stopped_early", "diverged", "error", "arch"]
+    if not rows:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in columns + ["finished_at"]})
+    frame = pd.DataFrame(rows)
+    frame["complete"] = (frame["epoch"] >= max_epochs) & (frame["status"] != "ERROR")
+    frame["stopped_early"] = (frame["status"] == "TERMINATED") & (frame["epoch"] < max_epochs)
+    config = sorted(c for c in frame.columns if c.startswith(CONFIG_PREFIX))
+    rest = [c for c in frame.columns if c not in columns and c not in config]
+    frame = frame[columns + rest + config]
+    order = np.lexsort((frame["trial_id"].to_numpy(str), frame["started_at"].fillna(np.inf).to_numpy(float)))
+    return frame.iloc[order].reset_index(drop=True)

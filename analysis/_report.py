@@ -1,0 +1,135 @@
+"""``report.html``: one self-contained page (PNG data URIs, inline CSS and JS, no server)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:1400px}
+h1{font-size:1.4em}h2{font-size:1.15em;margin-top:1.6em}
+table{border-collapse:collapse;font-size:0.85em;margin:0.5em 0}
+th,td{border:1px solid #ccc;padding:3px 7px;text-align:left;white-space:nowrap}
+th{background:#eee}table.sortable th{cursor:pointer;user-select:none}
+table.sortable th.asc::after{content:" \\25B2"}table.sortable th.desc::after{content:" \\25BC"}
+tr.knee td{background:#fff6cc}td.num{text-align:right;font-variant-numeric:tabular-nums}
+img{max-width:100%;border:1px solid #ddd;margin:0.4em 0}
+code{font-size:0.9em}.note{color:#666;font-size:0.85em}
+"""
+
+# Click a header to sort by it; again to reverse. Cells with data-v sort as numbers.
+_SCRIPT = """
+document.querySelectorAll("table.sortable").forEach(function (table) {
+  var heads = table.querySelectorAll("th");
+  heads.forEach(function (th, col) {
+    th.addEventListener("click", function () {
+      var asc = !th.classList.contains("asc");
+      heads.forEach(function (h) { h.classList.remove("asc", "desc"); });
+      th.classList.add(asc ? "asc" : "desc");
+      var body = table.tBodies[0];
+      var rows = Array.prototype.slice.call(body.rows);
+      rows.sort(function (a, b) {
+        var x = a.cells[col], y = b.cells[col];
+        var u = x.getAttribute("data-v"), v = y.getAttribute("data-v");
+        var c = (u !== null && v !== null) ? parseFloat(u) - parseFloat(v)
+                                           : x.textContent.localeCompare(y.textContent);
+        return asc ? c : -c;
+      });
+      rows.forEach(function (r) { body.appendChild(r); });
+    });
+  });
+});
+"""
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return f"<td>{'' if value is None else html.escape(str(value))}</td>"
+    if isinstance(value, (int, float)) and not (isinstance(value, float) and math.isnan(value)):
+        text = f"{value:.4g}" if isinstance(value, float) else str(value)
+        return f'<td class="num" data-v="{value!r}">{html.escape(text)}</td>'
+    return f"<td>{html.escape('' if _is_missing(value) else str(value))}</td>"
+
+
+def _is_missing(value: Any) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def table_html(frame: pd.DataFrame, *, sortable: bool = True, highlight: str | None = None) -> str:
+    """An HTML table of ``frame``; rows whose bool column ``highlight`` is True are marked."""
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    rows = []
+    for record in frame.to_dict("records"):
+        values = {k: (v.item() if hasattr(v, "item") else v) for k, v in record.items()}
+        marked = highlight is not None and bool(values.get(highlight))
+        cells = "".join(_cell(values[c]) for c in frame.columns)
+        rows.append(f'<tr class="knee">{cells}</tr>' if marked else f"<tr>{cells}</tr>")
+    css = ' class="sortable"' if sortable else ""
+    return f"<table{css}><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _image(title: str, png: bytes) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return f'<h2>{html.escape(title)}</h2>\n<img alt="{html.escape(title)}" src="data:image/png;base64,{data}">'
+
+
+def summary_facts(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(label, text) lines of one search's ``summary.json`` for the page's head table."""
+    objectives = ", ".join(f"{n} ({d})" for n, d in zip(summary["objectives"], summary["directions"]))
+    reference = ", ".join(f"{v:.4g}" for v in summary["reference_point"])
+    knee = summary.get("knee")
+    fidelity = "their last result" if summary["fidelity"] == "all" else f"{summary['max_epochs']} epochs"
+    items = [
+        ("trials", f"{summary['n_trials']} ({summary['n_complete']} complete, {summary['n_stopped_early']} "
+                   f"stopped early, {summary['n_running']} running, {summary['n_pending']} pending, "
+                   f"{summary['n_failed']} failed, {summary['n_diverged']} diverged)"),
+        ("objectives", objectives),
+        ("front over", f"{summary['n_eligible']} trials at {fidelity}"),
+        ("Pareto front", f"{summary['n_pareto']} trial{'' if summary['n_pareto'] == 1 else 's'}"),
+        ("hypervolume", f"{summary['hypervolume']:.6g} (reference point {reference})"),
+        ("knee", f"{knee['trial_id']} {knee['arch']}" if knee else "none"),
+    ]
+    for name, best in summary.get("best", {}).items():
+        items.append((f"best {name}", f"{best['trial_id']}: {best['value']:.4g}" if best else "none"))
+    for failure in summary.get("failed", []):
+        items.append((f"failed {failure['trial_id']}", failure["error"]))
+    return items
+
+
+def render_report(
+    title: str,
+    facts: Sequence[tuple[str, str]],
+    table_title: str,
+    table: pd.DataFrame,
+    images: Sequence[tuple[str, bytes]],
+    *,
+    trials: pd.DataFrame | None = None,
+) -> str:
+    """The HTML page: ``facts`` (label, text), ``table`` sortable (rows with a true ``knee``
+    column highlighted), ``images`` (title, PNG bytes) and, folded, the ``trials`` table."""
+    head = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts)
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        f"<table>{head}</table>",
+        f"<h2>{html.escape(table_title)}</h2>",
+        '<p class="note">Click a column header to sort.</p>',
+        table_html(table, highlight="knee" if "knee" in table else None),
+    ]
+    parts += [_image(name, png) for name, png in images]
+    if trials is not None:
+        parts.append("<h2>All trials</h2><details><summary>show the table</summary>")
+        parts.append(table_html(trials, highlight="pareto" if "pareto" in trials else None))
+        parts.append("</details>")
+    parts.append(f"<script>{_SCRIPT}</script></body></html>")
+    return "\n".join(parts) + "\n"

@@ -1,0 +1,77 @@
+"""``robnas tabulate``: train every cell of a finite space and write a results table."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import yaml
+
+
+def add_tabulate_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "tabulate", help="train every cell of a finite space (or a listed subset) into a results table"
+    )
+    parser.add_argument("--out", required=True, help="table to write: .csv or .parquet")
+    parser.add_argument("--space", default="cell", help="finite space to enumerate: cell (6,466 cells)")
+    parser.add_argument("--archs", help="text file of NB201 strings, one a line: tabulate only these")
+    parser.add_argument("--dataset", default="digits", help="digits (embedded), cifar10, svhn, mnist, ...")
+    parser.add_argument("--data-dir", help="local directory (or .npz file) holding the data set")
+    parser.add_argument("--epochs", type=int, help="epochs per cell (default: the dataset's max_epochs)")
+    parser.add_argument("--max-concurrent", type=int, default=2, help="trials running at once")
+    parser.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs reserved per trial")
+    parser.add_argument("--address", help="Ray cluster address: auto or HOST:PORT (default: start Ray here)")
+    parser.add_argument("--seed", type=int, default=0, help="training seed of every cell")
+    parser.add_argument(
+        "--trial", action="append", default=[], metavar="KEY=VALUE",
+        help="fixed trial key for every cell, e.g. width=16 or attack=fgsm_rs (repeatable)",
+    )
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--resume", action="store_true", help="continue the tabulation of --out")
+    group.add_argument("--overwrite", action="store_true", help="start again, replacing --out")
+    parser.add_argument("--quiet", action="store_true", help="no line per finished cell")
+    parser.set_defaults(handler=run_tabulate)
+
+
+def parse_trial_keys(items: list[str]) -> dict[str, Any]:
+    """``["width=16", "attack=pgd"]`` -> ``{"width": 16, "attack": "pgd"}`` (values read as YAML)."""
+    keys: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"--trial {item!r} must look like KEY=VALUE")
+        if key in keys:
+            raise ValueError(f"--trial key {key!r} given more than once")
+        try:
+            keys[key] = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError:
+            raise ValueError(f"--trial {item!r}: cannot read the value {text!r}") from None
+    return keys
+
+
+def run_tabulate(args: argparse.Namespace) -> int:
+    from robnas.search._tabulate import TabulateSettings, read_archs, tabulate
+
+    settings = TabulateSettings(
+        out=args.out,
+        archs=read_archs(args.archs) if args.archs else None,
+        space=args.space,
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        epochs=args.epochs,
+        max_concurrent=args.max_concurrent,
+        cpus_per_trial=args.cpus_per_trial,
+        address=args.address,
+        seed=args.seed,
+        trial=parse_trial_keys(args.trial),
+    )
+    result = tabulate(settings, resume=args.resume, overwrite=args.overwrite, verbose=not args.quiet)
+    cells = len(settings.archs) - len(result.failed)
+    print(f"{cells} cells x {settings.epochs} epochs: {result.path} (experiment: {result.experiment_path})")
+    if result.failed:
+        print(f"{len(result.failed)} cell(s) failed and are not in the table; --resume retries them:")
+        for arch in result.failed:
+            print(f"  {arch}")
+        return 1
+    return 0

@@ -1,0 +1,330 @@
+"""Train every configuration of a finite space and write a results table of per-epoch metrics.
+
+Each cell is one trial of ``robust_trainable`` in a Ray Tune experiment (grid search over
+``arch``, FIFO) kept beside the output as ``<out>.tune/``; ``resume=True`` continues it with
+``Tuner.restore``. The table has one row per (cell, epoch) and the columns ``arch``, ``epoch``
+and ``TABLE_METRICS``; ``epoch_time_s`` is the cost column of ``robnas.trainables._table``, so a
+replayed search reports the same names and values as the trained one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import itertools
+import json
+import math
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from ray.tune import Callback
+
+from robnas.analysis._files import atomic_write_bytes, atomic_write_json, atomic_write_text
+from robnas.search._run import trial_dirname, versions
+from robnas.spaces._genotype import EDGE_KEYS, OPS, Genotype
+
+__all__ = [
+    "TABLE_METRICS",
+    "TabulateResult",
+    "TabulateSettings",
+    "all_cells",
+    "experiment_path",
+    "read_archs",
+    "tabulate",
+]
+
+#: Per-epoch metrics of ``robust_trainable`` written to the table, in column order.
+TABLE_METRICS = (
+    "clean_acc", "robust_acc", "sparsity", "params", "macs", "sparse_macs",
+    "train_loss", "lr", "train_time_s", "epoch_time_s",
+)
+SPACES = ("cell",)
+SETTINGS_FILE = "robnas_tabulate.json"
+_SUFFIXES = (".csv", ".parquet", ".pq")
+# Trial keys with their own option; ``trial`` must not set them.
+_OWN_KEYS = ("arch", *EDGE_KEYS, "dataset", "data_dir", "max_epochs", "seed")
+# Options that may change when a tabulation is resumed.
+_RUNTIME = ("max_concurrent", "cpus_per_trial", "address")
+
+
+@dataclasses.dataclass(frozen=True)
+class TabulateSettings:
+    """What to tabulate. ``archs`` None: every canonical cell of ``space`` (6,466 for ``cell``).
+
+    ``epochs`` None takes the dataset's default ``max_epochs``; ``trial`` holds fixed trial keys
+    (anything ``robnas.spaces.decode`` accepts except the cell, dataset, epochs and seed).
+    """
+
+    out: str
+    archs: tuple[str, ...] | None = None
+    space: str = "cell"
+    dataset: str = "digits"
+    data_dir: str | None = None
+    epochs: int | None = None
+    max_concurrent: int = 2
+    cpus_per_trial: float = 1.0
+    address: str | None = None
+    seed: int = 0
+    trial: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from robnas.spaces._compose import decode
+        from robnas.spaces._defaults import dataset_default
+
+        if not self.out:
+            raise ValueError("tabulate needs an output table path (--out), ending in .csv or .parquet")
+        if Path(self.out).suffix.lower() not in _SUFFIXES:
+            raise ValueError(f"output table {self.out!r} must end in one of {', '.join(_SUFFIXES)}")
+        if self.space not in SPACES:
+            raise ValueError(f"cannot tabulate space {self.space!r}: it must be finite; choose from {', '.join(SPACES)}")
+        if isinstance(self.archs, str):
+            raise ValueError(f"archs must be a sequence of NB201 strings, got the string {self.archs!r}")
+        archs = all_cells() if self.archs is None else _distinct(self.archs)
+        if not archs:
+            raise ValueError("tabulate needs at least one cell, got an empty list")
+        object.__setattr__(self, "archs", archs)
+        if self.epochs is None:
+            object.__setattr__(self, "epochs", int(dataset_default(self.dataset, "max_epochs")))
+        for name, minimum in (("epochs", 1), ("max_concurrent", 1), ("seed", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        if isinstance(self.cpus_per_trial, bool) or not isinstance(self.cpus_per_trial, (int, float)) \
+                or self.cpus_per_trial <= 0:
+            raise ValueError(f"cpus_per_trial must be a number > 0, got {self.cpus_per_trial!r}")
+        if not isinstance(self.trial, Mapping):
+            raise ValueError(f"trial must be a mapping of trial keys, got {self.trial!r}")
+        own = sorted(set(self.trial) & set(_OWN_KEYS))
+        if own:
+            raise ValueError(f"trial key(s) {', '.join(own)} have their own options; remove them from trial")
+        object.__setattr__(self, "trial", dict(self.trial))
+        decode({"arch": archs[0], **self.fixed_keys()})  # every fixed key is valid
+
+    def fixed_keys(self) -> dict[str, Any]:
+        """The trial keys every cell shares."""
+        return {
+            "dataset": self.dataset, "data_dir": self.data_dir,
+            "max_epochs": self.epochs, "seed": self.seed, **self.trial,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["archs"], data["trial"] = list(self.archs), dict(self.trial)
+        return data
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class TabulateResult:
+    """The written table, its Tune experiment, and the cells whose trial failed (not in it)."""
+
+    path: Path
+    experiment_path: Path
+    table: pd.DataFrame
+    failed: tuple[str, ...]
+
+
+def all_cells() -> tuple[str, ...]:
+    """The canonical NB201 string of every isomorphism class, in order of first appearance
+    when the six edges run over ``OPS`` (first edge slowest)."""
+    cells = (Genotype(ops).canonical().to_str() for ops in itertools.product(OPS, repeat=len(EDGE_KEYS)))
+    return tuple(dict.fromkeys(cells))
+
+
+def read_archs(path: str | os.PathLike) -> tuple[str, ...]:
+    """The cells listed in a text file, one NB201 string a line (blank lines and ``#`` comments
+    skipped), deduplicated by canonical form; the first listed member of a class is kept."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"archs file {path} does not exist")
+    archs = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        text = line.split("#", 1)[0].strip()
+        if text:
+            try:
+                archs.append(Genotype.from_str(text).to_str())
+            except ValueError as error:
+                raise ValueError(f"archs file {path}, line {number}: {error}") from None
+    if not archs:
+        raise ValueError(f"archs file {path} lists no cells")
+    return _distinct(archs)
+
+
+def _distinct(archs) -> tuple[str, ...]:
+    seen: dict[str, str] = {}
+    for text in archs:
+        genotype = Genotype.from_str(text)
+        seen.setdefault(genotype.canonical().to_str(), genotype.to_str())
+    return tuple(seen.values())
+
+
+def experiment_path(out: str | os.PathLike) -> Path:
+    """The Tune experiment directory of the table ``out``: ``<out>.tune`` beside it."""
+    out = Path(out).expanduser().resolve()
+    return out.with_name(out.name + ".tune")
+
+
+def tabulate(settings: TabulateSettings, *, resume: bool = False, overwrite: bool = False,
+             verbose: bool = False) -> TabulateResult:
+    """Train every cell of ``settings`` for ``settings.epochs`` epochs and write the table.
+
+    An existing experiment or output is never replaced silently: ``resume`` continues the
+    experiment (same settings apart from ``max_concurrent``, ``cpus_per_trial``, ``address``;
+    finished cells are kept, unfinished and failed ones continue from their last checkpoint)
+    and ``overwrite`` starts again. Uses the running Ray instance if there is one.
+    """
+    from ray import tune
+
+    from robnas.trainables._data import load_dataset
+    from robnas.trainables._tune import robust_trainable
+
+    if resume and overwrite:
+        raise ValueError("choose one of resume and overwrite")
+    out = Path(settings.out).expanduser().resolve()
+    path = experiment_path(out)
+    existing = path.is_dir() and any(path.iterdir())
+    if existing and not (resume or overwrite):
+        raise ValueError(f"tabulation {path} exists; use --resume to continue it or --overwrite to start again")
+    if out.exists() and not (resume or overwrite):
+        raise ValueError(f"output table {out} exists; use --overwrite to replace it")
+    if existing:
+        _check_previous(path, settings, compare=resume)
+    load_dataset(settings.dataset, settings.data_dir)  # fail now, not in every trial
+    _init_ray(settings.address)
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    trainable = tune.with_resources(robust_trainable, {"cpu": settings.cpus_per_trial})
+    if existing and resume and tune.Tuner.can_restore(str(path)):
+        tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_unfinished=True, resume_errored=True)
+    else:
+        if existing:
+            shutil.rmtree(path)
+        atomic_write_json(path / SETTINGS_FILE, {"settings": settings.to_dict(), "versions": versions()})
+        tuner = _new_tuner(settings, trainable, path, verbose=verbose)
+    grid = tuner.fit()
+    table, failed = collect(grid, settings)
+    write_table(table, out)
+    return TabulateResult(path=out, experiment_path=path, table=table, failed=failed)
+
+
+def _new_tuner(settings: TabulateSettings, trainable, path: Path, *, verbose: bool):
+    from ray import tune
+
+    return tune.Tuner(
+        trainable,
+        param_space={"arch": tune.grid_search(list(settings.archs)), **settings.fixed_keys()},
+        tune_config=tune.TuneConfig(
+            num_samples=1,
+            max_concurrent_trials=settings.max_concurrent,
+            reuse_actors=True,
+            trial_dirname_creator=trial_dirname,
+        ),
+        run_config=tune.RunConfig(
+            name=path.name,
+            storage_path=str(path.parent),
+            verbose=0,
+            callbacks=[_Progress(len(settings.archs))] if verbose else [],
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            failure_config=tune.FailureConfig(max_failures=1),
+        ),
+    )
+
+
+def collect(grid, settings: TabulateSettings) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """The table of a finished tabulation, in ``settings.archs`` order, and the failed cells.
+
+    Values are read from each trial's ``result.json`` (exact floats); a diverged trial's rows
+    from its diverged epoch on hold NaN metrics and cost 0.
+    """
+    by_arch = {}
+    for result in grid:
+        if result.error is None and result.config:
+            by_arch[Genotype.from_str(result.config["arch"]).to_str()] = Path(result.path)
+    rows, failed = [], []
+    for arch in settings.archs:
+        records = _read_results(by_arch[arch]) if arch in by_arch else {}
+        curve = _curve(records, settings.epochs)
+        if curve is None:
+            failed.append(arch)
+            continue
+        rows += [{"arch": arch, "epoch": epoch, **values} for epoch, values in enumerate(curve, start=1)]
+    columns = ["arch", "epoch", *TABLE_METRICS]
+    return pd.DataFrame(rows, columns=columns), tuple(failed)
+
+
+def _read_results(trial_dir: Path) -> dict[int, dict[str, Any]]:
+    records: dict[int, dict[str, Any]] = {}
+    file = trial_dir / "result.json"
+    if file.is_file():
+        for line in file.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                record = json.loads(line)
+                records[int(record["epoch"])] = record  # a re-run epoch: the last report wins
+    return records
+
+
+def _curve(records: dict[int, dict[str, Any]], epochs: int) -> list[dict[str, float]] | None:
+    curve = []
+    for epoch in range(1, epochs + 1):
+        record = records.get(epoch)
+        if record is None:
+            return None
+        if record.get("diverged"):
+            lost = {**dict.fromkeys(TABLE_METRICS, math.nan), "epoch_time_s": 0.0}
+            return curve + [lost] * (epochs - epoch + 1)
+        curve.append({name: record.get(name, math.nan) for name in TABLE_METRICS})
+    return curve
+
+
+def write_table(table: pd.DataFrame, out: str | os.PathLike) -> Path:
+    """Write ``table`` atomically as CSV or Parquet (by the suffix of ``out``)."""
+    out = Path(out)
+    if out.suffix.lower() == ".csv":
+        return atomic_write_text(out, table.to_csv(index=False))
+    buffer = io.BytesIO()
+    table.to_parquet(buffer, index=False)
+    return atomic_write_bytes(out, buffer.getvalue())
+
+
+def _check_previous(path: Path, settings: TabulateSettings, *, compare: bool) -> None:
+    file = path / SETTINGS_FILE
+    if not file.is_file():
+        raise ValueError(f"{path} is not a robnas tabulation (no {SETTINGS_FILE}); remove it or choose another --out")
+    if not compare:
+        return
+    try:
+        previous = json.loads(file.read_text(encoding="utf-8"))["settings"]
+    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{file} is not a valid tabulation settings file ({error})") from None
+    current = json.loads(json.dumps(settings.to_dict(), default=str))
+    changed = sorted(k for k in current if k not in _RUNTIME and previous.get(k) != current[k])
+    if changed:
+        raise ValueError(
+            f"cannot resume {path} with different {', '.join(changed)}; use --overwrite to start again"
+        )
+
+
+def _init_ray(address: str | None) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    if address:
+        ray.init(address=address, log_to_driver=False, logging_level="ERROR")
+    else:
+        ray.init(include_dashboard=False, log_to_driver=False, logging_level="ERROR", _node_ip_address="127.0.0.1")
+
+
+class _Progress(Callback):
+    """One line per finished cell: count, cell, last accuracies."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done = total, 0
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        self.done += 1
+        result = trial.last_result or {}
+        accuracies = "  ".join(f"{name} {result.get(name, math.nan):.4f}" for name in ("clean_acc", "robust_acc"))
+        print(f"[{self.done}/{self.total}] {trial.config.get('arch')}  {accuracies}", flush=True)

@@ -1,0 +1,112 @@
+"""The adversarial-training trial: metrics per epoch, exact resume, the CLI commands."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from robnas.search.cli import main
+from robnas.spaces import decode
+from robnas.trainables import TrialRunner, load_dataset
+
+TIMES = ("epoch_time_s", "train_time_s")
+
+
+def tiny(**overrides):
+    config = {
+        "arch": "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|skip_connect~0|avg_pool_3x3~1|nor_conv_3x3~2|",
+        "width": 4,
+        "cells_per_stage": 1,
+        "max_epochs": 3,
+        "attack_steps": 2,
+        "eval_steps": 3,
+        "eval_images": 120,
+        "sparsity": 0.5,
+        "sparsity_schedule": "gradual",
+        **overrides,
+    }
+    return decode(config)
+
+
+def without_times(rows):
+    return [{k: v for k, v in row.items() if k not in TIMES} for row in rows]
+
+
+@pytest.mark.parametrize("method", ["pgd", "fgsm_rs", "trades"])
+def test_restored_run_reports_the_same_metrics_as_the_uninterrupted_one(method, tmp_path):
+    config = tiny(attack=method)
+    whole = TrialRunner(config)
+    uninterrupted = [whole.run_epoch() for _ in range(3)]
+
+    first = TrialRunner(config)
+    interrupted = [first.run_epoch()]
+    first.save(tmp_path / "trial.pt")
+    del first
+    # Disturb every global RNG: a restored run must not depend on them.
+    torch.manual_seed(12345)
+    second = TrialRunner(config)
+    second.load(tmp_path / "trial.pt")
+    interrupted += [second.run_epoch() for _ in range(2)]
+    assert without_times(interrupted) == without_times(uninterrupted)
+
+
+def test_metrics_are_measured_and_in_range():
+    runner = TrialRunner(tiny(sparsity=0.8, sparsity_schedule="oneshot", max_epochs=2))
+    rows = [runner.run_epoch() for _ in range(2)]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    for row in rows:
+        assert 0.0 <= row["robust_acc"] <= row["clean_acc"] <= 1.0
+        assert row["sparsity"] == pytest.approx(0.8, abs=0.02)  # measured zeros, per layer rounding
+        assert row["params"] < runner.macs and row["sparse_macs"] < row["macs"]
+        assert row["epoch_time_s"] > 0
+    assert runner.done
+    with pytest.raises(RuntimeError, match="already trained"):
+        runner.run_epoch()
+
+
+def test_digits_default_eps_makes_robust_accuracy_clearly_lower():
+    """The digits default (eps 25.5/255 = 0.1 of the pixel range) is a real threat model."""
+    runner = TrialRunner(decode({"max_epochs": 3}))
+    rows = [runner.run_epoch() for _ in range(3)]
+    assert rows[-1]["clean_acc"] > 0.85
+    assert rows[-1]["robust_acc"] < rows[-1]["clean_acc"] - 0.05
+
+
+def test_checkpoint_loads_with_weights_only(tmp_path):
+    runner = TrialRunner(tiny(max_epochs=1))
+    runner.run_epoch()
+    path = runner.save(tmp_path / "trial.pt")
+    state = torch.load(path, weights_only=True)
+    assert set(state) == {"epoch", "model", "optimizer", "lr_schedule", "masks", "generator"}
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_cli_trial_prints_one_json_object_per_epoch(tmp_path, capsys):
+    config = tmp_path / "trial.yaml"
+    config.write_text("width: 4\nattack_steps: 1\neval_steps: 2\neval_images: 50\n")
+    assert main(["trial", "--config", str(config), "--epochs", "2", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [row["epoch"] for row in rows] == [1, 2]
+    assert {"clean_acc", "robust_acc", "sparsity", "params", "macs", "epoch_time_s"} <= set(rows[0])
+
+
+def test_cli_arch_matches_nas_bench_201(capsys):
+    # The NB201 ResNet-like cell; NAS-Bench-201 lists 1.073 M parameters at C=16, N=5.
+    arch = "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|none~2|"
+    assert main(["arch", arch, "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert set(row) == {"arch", "canonical", "valid", "params", "macs"}
+    assert row["valid"] is True and row["arch"] == arch
+
+
+def test_cli_bad_data_dir_is_one_line(tmp_path, capsys):
+    assert main(["trial", "--dataset", "cifar10", "--data-dir", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cifar10" in err
+
+
+def test_data_stays_in_memory_as_tensors():
+    data = load_dataset("digits")
+    assert data.x_train.dtype == torch.float32 and data.x_train.is_contiguous()

@@ -1,0 +1,309 @@
+"""A table of trained results as a backend: look results up instead of training.
+
+A results table is a CSV or Parquet file (chosen by the suffix: ``.csv``, ``.parquet``, ``.pq``)
+with one row per cell, or per (cell, epoch) for learning curves. Its columns are read as follows:
+
+- ``arch`` (required): the NB201 string of the cell. Rows of isomorphic cells are joined through
+  ``Genotype.canonical()``: a cell is looked up by its exact string first, then by its class,
+  taking the first row of the class in file order.
+- ``epoch`` (optional): integer >= 1, the epoch whose metrics the row holds. Without it, the
+  table holds one fidelity, epoch 1.
+- cost (optional): seconds per epoch; the first of ``COST_COLUMNS`` present. It drives a
+  simulated clock: ``sim_time_s`` is the sum of the cost over epochs 1..k.
+- index-like columns, ignored: ``uid``, ``index``, ``id``, names ending in ``_index`` or ``_id``,
+  and ``Unnamed: ...`` (a DataFrame index written to CSV).
+- every other column is a metric and must be numeric; NaN is allowed (a diverged trial).
+
+A metric's direction (``metric_mode``) follows its name: ``"min"`` for names ending in ``_s``,
+``loss``, ``params``, ``macs``, ``flops`` or ``cost``, ``"max"`` otherwise (accuracies).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from robnas.spaces._compose import CONFIG_KEYS
+from robnas.spaces._genotype import EDGE_KEYS, Genotype
+from robnas.trainables._network import nb201_param_count
+from robnas.trainables._tune import RUNTIME_KEYS, scalarize
+
+__all__ = ["COST_COLUMNS", "REPLAY_CHECKPOINT", "ResultTable", "metric_mode", "replay", "table_trainable"]
+
+#: Names of the cost column (seconds per epoch), in order of preference.
+COST_COLUMNS = ("cost_s", "epoch_time_s")
+#: File of the replay trainable's checkpoint: ``{"epoch": k}``, the last epoch reported.
+REPLAY_CHECKPOINT = "replay.json"
+_INDEX_NAMES = ("uid", "index", "id")
+_MIN_SUFFIXES = ("_s", "loss", "params", "macs", "flops", "cost")
+_READERS = {".csv": pd.read_csv, ".parquet": pd.read_parquet, ".pq": pd.read_parquet}
+
+
+def metric_mode(name: str) -> str:
+    """``"min"`` for times, losses, sizes and costs (by name suffix), ``"max"`` otherwise."""
+    return "min" if name.endswith(_MIN_SUFFIXES) else "max"
+
+
+def _is_index_like(name: str) -> bool:
+    return name in _INDEX_NAMES or name.endswith(("_index", "_id")) or name.startswith("Unnamed:")
+
+
+class ResultTable:
+    """A validated results table indexed by (cell, epoch): from a DataFrame, or a file with :meth:`load`."""
+
+    def __init__(self, frame: pd.DataFrame, *, path: str = "<DataFrame>") -> None:
+        self._path = str(path)
+        where = f"table {self._path}"
+        columns = [str(c) for c in frame.columns]
+        if "arch" not in columns:
+            raise ValueError(f"{where} has no 'arch' column (columns: {', '.join(columns) or 'none'})")
+        if len(frame) == 0:
+            raise ValueError(f"{where} has no rows")
+        frame = frame.set_axis(columns, axis=1)
+        self._cost = next((name for name in COST_COLUMNS if name in columns), None)
+        skip = {"arch", "epoch", self._cost}
+        self._metrics = tuple(c for c in columns if c not in skip and not _is_index_like(c))
+        if not self._metrics:
+            raise ValueError(f"{where} has no metric columns (columns: {', '.join(columns)})")
+        values = {name: _numeric(frame[name], name, where) for name in self._metrics}
+        epochs = _epochs(frame["epoch"], where) if "epoch" in columns else [1] * len(frame)
+        costs = _costs(frame[self._cost], self._cost, where) if self._cost else None
+        self._epochs = max(epochs)
+        self._rows = list(zip(*values.values()))
+        self._row_costs = costs
+        self._exact: dict[tuple[str, int], int] = {}
+        self._first: dict[tuple[str, int], int] = {}
+        self._class_epochs: dict[str, set[int]] = {}
+        parsed: dict[Any, tuple[str, str]] = {}
+        for row, (text, epoch) in enumerate(zip(frame["arch"].tolist(), epochs)):
+            if text not in parsed:
+                try:
+                    genotype = Genotype.from_str(text)
+                except ValueError as error:
+                    raise ValueError(f"{where}, row {row + 1}: {error}") from None
+                parsed[text] = (genotype.to_str(), genotype.canonical().to_str())
+            exact, canonical = parsed[text]
+            self._exact.setdefault((exact, epoch), row)
+            self._first.setdefault((canonical, epoch), row)
+            self._class_epochs.setdefault(canonical, set()).add(epoch)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> ResultTable:
+        """Read and validate the table at ``path``; cached per process by path and mtime."""
+        path = Path(path).expanduser().resolve()
+        if not path.is_file():
+            raise ValueError(f"table {path} does not exist")
+        if path.suffix.lower() not in _READERS:
+            raise ValueError(f"table {path}: unknown format {path.suffix!r}; use one of {', '.join(_READERS)}")
+        stat = path.stat()
+        return _load_cached(str(path), stat.st_mtime_ns, stat.st_size)
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """Metric columns in file order (not arch, epoch, cost or index-like columns)."""
+        return self._metrics
+
+    @property
+    def epochs(self) -> int:
+        """The largest epoch in the table; 1 when it has no epoch column."""
+        return self._epochs
+
+    @property
+    def cost_column(self) -> str | None:
+        """The column of seconds per epoch, or None."""
+        return self._cost
+
+    def cells(self) -> list[Genotype]:
+        """The distinct canonical cells, in order of first appearance."""
+        return [Genotype.from_str(text) for text in self._class_epochs]
+
+    def __contains__(self, genotype: object) -> bool:
+        try:
+            return _canonical(genotype) in self._class_epochs
+        except ValueError:
+            return False
+
+    def lookup(self, genotype: Genotype | str, epoch: int = 1) -> dict[str, float]:
+        """The metrics of ``genotype`` at ``epoch`` (and the cost, under its column's name).
+
+        The row of the exact cell string wins over another row of its isomorphism class.
+
+        Raises:
+            ValueError: the cell, or that epoch of it, is not in the table.
+        """
+        genotype = _genotype(genotype)
+        canonical = genotype.canonical().to_str()
+        row = self._exact.get((genotype.to_str(), epoch), self._first.get((canonical, epoch)))
+        if row is None:
+            if canonical not in self._class_epochs:
+                raise ValueError(
+                    f"cell {genotype.to_str()} (canonical {canonical}) is not in table {self._path}"
+                )
+            have = sorted(self._class_epochs[canonical])
+            raise ValueError(
+                f"cell {genotype.to_str()} has no row for epoch {epoch!r} in table {self._path} "
+                f"(epochs {have[0]}..{have[-1]}: {len(have)} rows)"
+            )
+        values = dict(zip(self._metrics, self._rows[row]))
+        if self._row_costs is not None:
+            values[self._cost] = self._row_costs[row]
+        return values
+
+
+@functools.lru_cache(maxsize=8)
+def _load_cached(path: str, mtime_ns: int, size: int) -> ResultTable:
+    try:
+        frame = _READERS[Path(path).suffix.lower()](path)
+    except (OSError, ValueError, ImportError) as error:
+        raise ValueError(f"table {path} cannot be read: {' '.join(str(error).split())}") from None
+    return ResultTable(frame, path=path)
+
+
+def _numeric(column: pd.Series, name: str, where: str) -> list:
+    if not pd.api.types.is_numeric_dtype(column):
+        coerced = pd.to_numeric(column, errors="coerce")
+        bad = coerced.isna() & column.notna()
+        row = int(bad.to_numpy().argmax()) if bad.any() else None
+        if row is not None:
+            raise ValueError(
+                f"{where}: column {name!r} must be numeric, row {row + 1} holds {column.iloc[row]!r}"
+            )
+        column = coerced
+    return column.tolist()
+
+
+def _epochs(column: pd.Series, where: str) -> list[int]:
+    values = _numeric(column, "epoch", where)
+    for row, value in enumerate(values):
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value == int(value) and value >= 1):
+            raise ValueError(f"{where}: column 'epoch' must hold integers >= 1, row {row + 1} holds {value!r}")
+    return [int(value) for value in values]
+
+
+def _costs(column: pd.Series, name: str, where: str) -> list[float]:
+    values = _numeric(column, name, where)
+    for row, value in enumerate(values):
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"{where}: cost column {name!r} must hold seconds >= 0, row {row + 1} holds {value!r}")
+    return values
+
+
+def _genotype(cell: object) -> Genotype:
+    if isinstance(cell, Genotype):
+        return cell
+    if isinstance(cell, str):
+        return Genotype.from_str(cell)
+    raise ValueError(f"a cell must be a Genotype or an NB201 string, got {cell!r}")
+
+
+def _canonical(cell: object) -> str:
+    return _genotype(cell).canonical().to_str()
+
+
+def replay(
+    genotype: Genotype | str,
+    table: ResultTable | str | os.PathLike,
+    epochs: int | None = None,
+    *,
+    width: int = 16,
+    cells_per_stage: int = 5,
+    score_weights: Mapping[str, float] | None = None,
+) -> list[dict[str, Any]]:
+    """The reports of ``table_trainable`` for ``genotype``, epochs 1..``epochs`` (default: all).
+
+    Each report holds the table's metrics (and cost) for that epoch, ``epoch``, ``params``
+    (the table's column, else the exact count of the NB201 network at ``width`` and
+    ``cells_per_stage`` with 3 input channels and 10 classes), ``sim_time_s`` (cumulative
+    cost, only with a cost column) and ``score`` (only with ``score_weights``).
+    """
+    if not isinstance(table, ResultTable):
+        table = ResultTable.load(table)
+    genotype = _genotype(genotype)
+    epochs = table.epochs if epochs is None else epochs
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"max_epochs must be an integer >= 1, got {epochs!r}")
+    if epochs > table.epochs:
+        detail = "it has no epoch column: one fidelity, epoch 1" if table.epochs == 1 else f"{table.epochs} epochs"
+        raise ValueError(f"max_epochs {epochs} exceeds table {table.path} ({detail})")
+    params = None
+    if "params" not in table.metrics:
+        params = nb201_param_count(genotype, width=width, cells_per_stage=cells_per_stage)
+    reports, clock = [], 0.0
+    for epoch in range(1, epochs + 1):
+        report: dict[str, Any] = {**table.lookup(genotype, epoch), "epoch": epoch}
+        if params is not None:
+            report["params"] = params
+        if table.cost_column is not None:
+            clock += report[table.cost_column]
+            report["sim_time_s"] = clock
+        if score_weights:
+            report["score"] = scalarize(report, score_weights)
+        reports.append(report)
+    return reports
+
+
+#: Config keys the replay trainable reads besides the trial keys of ``robnas.spaces.decode``.
+TABLE_KEYS = ("table",)
+
+
+def table_trainable(config: dict[str, Any]) -> None:
+    """Ray Tune function trainable that reports a table's results instead of training.
+
+    Reads the cell (``arch`` or the six edge keys), ``table`` (path), ``max_epochs`` (default:
+    the table's epochs), ``score_weights``, ``width`` and ``cells_per_stage`` (for ``params``);
+    other trial keys are accepted and ignored, unknown keys rejected. Reports once per epoch
+    with a tiny checkpoint, and continues after the checkpointed epoch when Tune restores it.
+    """
+    table = _config_table(config)
+    reports = replay(
+        _config_cell(config),
+        table,
+        config.get("max_epochs"),
+        width=config.get("width", 16),
+        cells_per_stage=config.get("cells_per_stage", 5),
+        score_weights=config.get("score_weights") or None,
+    )
+    from ray import tune
+
+    start = 0
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            start = int(json.loads((Path(directory) / REPLAY_CHECKPOINT).read_text())["epoch"])
+    for report in reports[start:]:
+        with tempfile.TemporaryDirectory() as directory:
+            (Path(directory) / REPLAY_CHECKPOINT).write_text(json.dumps({"epoch": report["epoch"]}))
+            tune.report(report, checkpoint=tune.Checkpoint.from_directory(directory))
+
+
+def _config_table(config: Mapping[str, Any]) -> ResultTable:
+    known = {*CONFIG_KEYS, *TABLE_KEYS, *RUNTIME_KEYS}
+    unknown = sorted(str(key) for key in config if key not in known)
+    if unknown:
+        raise ValueError(f"unknown config key(s) {', '.join(map(repr, unknown))} for the table backend")
+    if not config.get("table"):
+        raise ValueError("the table backend needs the config key 'table' (path of a results table)")
+    return ResultTable.load(config["table"])
+
+
+def _config_cell(config: Mapping[str, Any]) -> Genotype:
+    edges: Sequence[str] = [key for key in EDGE_KEYS if key in config]
+    if "arch" in config and edges:
+        raise ValueError("give the cell either as 'arch' or as the edge keys, not both")
+    if "arch" in config:
+        return Genotype.from_str(config["arch"])
+    if edges:
+        return Genotype.from_config(config)
+    raise ValueError(f"the config names no cell: give 'arch' or all of {', '.join(EDGE_KEYS)}")
