@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -10,12 +11,14 @@ from typing import Any
 import torch
 
 from robnas.spaces._compose import decode
-from robnas.trainables._trial import CHECKPOINT_FILE, DivergedError, TrialRunner
+from robnas.trainables._faults import failing_epoch, maybe_fail
+from robnas.trainables._trial import CHECKPOINT_FILE, CorruptCheckpointError, DivergedError, TrialRunner
 
 #: Keys of a Tune config that steer the trainable but are not part of the trial's design.
 #: ``score_weights``: objective name -> weight; the trainable reports ``score``, their weighted
-#: sum, for single-metric schedulers and searchers.
-RUNTIME_KEYS = ("score_weights",)
+#: sum, for single-metric schedulers and searchers. ``fault_rate`` and ``fault_seed``: fault
+#: injection for tests (see ``robnas.trainables._faults``).
+RUNTIME_KEYS = ("score_weights", "fault_rate", "fault_seed")
 
 
 def scalarize(metrics: Mapping[str, float], weights: Mapping[str, float]) -> float:
@@ -29,21 +32,27 @@ def scalarize(metrics: Mapping[str, float], weights: Mapping[str, float]) -> flo
 def robust_trainable(config: dict[str, Any]) -> None:
     """Adversarially train the configuration in ``config``; report after every epoch.
 
-    Resumes from ``ray.tune.get_checkpoint()`` when Tune restores the trial. Uses CUDA when
-    Ray assigned the trial a GPU.
+    Resumes from ``ray.tune.get_checkpoint()`` when Tune restores the trial; a corrupted
+    checkpoint is skipped with a warning naming the file, for the previous good one (or a
+    fresh start). Uses CUDA when Ray assigned the trial a GPU.
     """
     from ray import tune
 
     trial_config = decode(config, ignore=RUNTIME_KEYS)
     weights = config.get("score_weights") or {}
     device = "cuda" if torch.cuda.is_available() and _assigned_gpus() else "cpu"
-    runner = TrialRunner(trial_config, device=device)
+    notes: list[str] = []
+    runner = _restored_runner(trial_config, device, tune.get_checkpoint(), notes)
     node_id = _node_id()
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as directory:
-            runner.load(Path(directory) / CHECKPOINT_FILE)
+    context = tune.get_context()
+    failing = failing_epoch(
+        context.get_trial_id() or "",
+        rate=float(config.get("fault_rate", 0.0)),
+        seed=int(config.get("fault_seed", 0)),
+        max_epochs=trial_config.training.max_epochs,
+    )
     while not runner.done:
+        maybe_fail(context.get_trial_dir(), runner.epoch + 1, failing)
         try:
             metrics = runner.run_epoch()
         except DivergedError as error:
@@ -56,9 +65,49 @@ def robust_trainable(config: dict[str, Any]) -> None:
             metrics["score"] = scalarize(metrics, weights)
         metrics["diverged"] = False
         metrics["node_id"] = node_id
+        if notes:  # restore problems go into the trial's results, not only a worker log
+            metrics["restore_warning"] = "; ".join(notes)
+            notes = []
         with tempfile.TemporaryDirectory() as directory:
             runner.save(Path(directory) / CHECKPOINT_FILE)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+
+
+def _restored_runner(trial_config, device: str, checkpoint, notes: list[str]) -> TrialRunner:
+    """A runner restored from ``checkpoint``, else from an earlier good one beside it, else new."""
+    if checkpoint is None:
+        return TrialRunner(trial_config, device=device)
+    with checkpoint.as_directory() as directory:
+        candidates = [Path(directory) / CHECKPOINT_FILE]
+        runner = _first_loadable(trial_config, device, candidates, notes)
+    if runner is not None:
+        return runner
+    parent = Path(checkpoint.path).parent
+    earlier = sorted(
+        (p / CHECKPOINT_FILE for p in parent.glob("checkpoint_*") if p.name < Path(checkpoint.path).name),
+        reverse=True,
+    ) if parent.is_dir() else []
+    runner = _first_loadable(trial_config, device, earlier, notes)
+    if runner is None:
+        _warn("no readable checkpoint left; the trial restarts from epoch 0", notes)
+        runner = TrialRunner(trial_config, device=device)
+    return runner
+
+
+def _first_loadable(trial_config, device: str, paths, notes: list[str]) -> TrialRunner | None:
+    for path in paths:
+        runner = TrialRunner(trial_config, device=device)
+        try:
+            runner.load(path)
+            return runner
+        except CorruptCheckpointError as error:
+            _warn(f"{error}; trying an earlier checkpoint", notes)
+    return None
+
+
+def _warn(message: str, notes: list[str]) -> None:
+    warnings.warn(message, stacklevel=3)
+    notes.append(message)
 
 
 def _node_id() -> str:
