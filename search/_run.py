@@ -132,6 +132,7 @@ def _param_space(settings: SearchSettings) -> dict[str, Any]:
     """Tune domains of the searched parts plus the trial keys every trial shares."""
     from robnas.spaces._compose import build_space, decode
     from robnas.trainables._data import load_dataset
+    from robnas.trainables._tune import RUNTIME_KEYS
 
     load_dataset(settings.dataset, settings.data_dir)  # fail now, not in every trial
     space = build_space(settings.space, dataset=settings.dataset)
@@ -145,7 +146,7 @@ def _param_space(settings: SearchSettings) -> dict[str, Any]:
     if clash:
         raise ValueError(f"trial keys {', '.join(clash)} are searched by the space; remove them from trial")
     sample = {key: domain.sample() if hasattr(domain, "sample") else domain for key, domain in space.items()}
-    decode({**sample, **fixed})  # every fixed trial key is valid
+    decode({**sample, **fixed}, ignore=RUNTIME_KEYS)  # every fixed trial key is valid
     return {**space, **fixed, "score_weights": dict(settings.score_weights)}
 
 
