@@ -67,10 +67,15 @@ def run_tabulate(args: argparse.Namespace) -> int:
         trial=parse_trial_keys(args.trial),
     )
     result = tabulate(settings, resume=args.resume, overwrite=args.overwrite, verbose=not args.quiet)
-    cells = len(settings.archs) - len(result.failed)
-    print(f"{cells} cells x {settings.epochs} epochs: {result.path} (experiment: {result.experiment_path})")
+    total = len(settings.archs)
+    if result.unfinished:
+        print(f"interrupted: {len(result.unfinished)} of {total} cells unfinished; continue with --resume")
+        return 130
+    if result.written:
+        print(f"{total - len(result.failed)} cells x {settings.epochs} epochs: {result.path}")
+    print(f"experiment: {result.experiment_path}")
     if result.failed:
-        print(f"{len(result.failed)} cell(s) failed and are not in the table; --resume retries them:")
+        print(f"{len(result.failed)} of {total} cells failed and are not in the table; --resume retries them:")
         for arch in result.failed:
             print(f"  {arch}")
         return 1

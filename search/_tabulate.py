@@ -119,12 +119,16 @@ class TabulateSettings:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class TabulateResult:
-    """The written table, its Tune experiment, and the cells whose trial failed (not in it)."""
+    """The table (written to ``path`` unless some cell is unfinished or none succeeded), its
+    Tune experiment, and the cells missing from it: ``failed`` (the trial raised an error) and
+    ``unfinished`` (the run was interrupted). ``resume`` continues both."""
 
     path: Path
     experiment_path: Path
     table: pd.DataFrame
     failed: tuple[str, ...]
+    unfinished: tuple[str, ...] = ()
+    written: bool = True
 
 
 def all_cells() -> tuple[str, ...]:
@@ -169,7 +173,8 @@ def experiment_path(out: str | os.PathLike) -> Path:
 
 def tabulate(settings: TabulateSettings, *, resume: bool = False, overwrite: bool = False,
              verbose: bool = False) -> TabulateResult:
-    """Train every cell of ``settings`` for ``settings.epochs`` epochs and write the table.
+    """Train every cell of ``settings`` for ``settings.epochs`` epochs and write the table
+    (only once every cell has finished or failed; failed cells are left out of it).
 
     An existing experiment or output is never replaced silently: ``resume`` continues the
     experiment (same settings apart from ``max_concurrent``, ``cpus_per_trial``, ``address``;
@@ -203,10 +208,11 @@ def tabulate(settings: TabulateSettings, *, resume: bool = False, overwrite: boo
             shutil.rmtree(path)
         atomic_write_json(path / SETTINGS_FILE, {"settings": settings.to_dict(), "versions": versions()})
         tuner = _new_tuner(settings, trainable, path, verbose=verbose)
-    grid = tuner.fit()
-    table, failed = collect(grid, settings)
-    write_table(table, out)
-    return TabulateResult(path=out, experiment_path=path, table=table, failed=failed)
+    table, failed, unfinished = collect(tuner.fit(), settings)
+    written = not unfinished and len(table) > 0
+    if written:
+        write_table(table, out)
+    return TabulateResult(out, path, table, failed, unfinished, written)
 
 
 def _new_tuner(settings: TabulateSettings, trainable, path: Path, *, verbose: bool):
@@ -232,26 +238,26 @@ def _new_tuner(settings: TabulateSettings, trainable, path: Path, *, verbose: bo
     )
 
 
-def collect(grid, settings: TabulateSettings) -> tuple[pd.DataFrame, tuple[str, ...]]:
-    """The table of a finished tabulation, in ``settings.archs`` order, and the failed cells.
+def collect(grid, settings: TabulateSettings) -> tuple[pd.DataFrame, tuple[str, ...], tuple[str, ...]]:
+    """The table of a tabulation in ``settings.archs`` order, the cells whose trial raised an
+    error, and those not finished for another reason (an interrupted run).
 
     Values are read from each trial's ``result.json`` (exact floats); a diverged trial's rows
     from its diverged epoch on hold NaN metrics and cost 0.
     """
-    by_arch = {}
-    for result in grid:
-        if result.error is None and result.config:
-            by_arch[Genotype.from_str(result.config["arch"]).to_str()] = Path(result.path)
-    rows, failed = [], []
+    trials = {Genotype.from_str(r.config["arch"]).to_str(): r for r in grid if r.config}
+    rows, failed, unfinished = [], [], []
     for arch in settings.archs:
-        records = _read_results(by_arch[arch]) if arch in by_arch else {}
-        curve = _curve(records, settings.epochs)
-        if curve is None:
+        result = trials.get(arch)
+        curve = _curve(_read_results(Path(result.path)), settings.epochs) if result else None
+        if result is not None and result.error is not None:
             failed.append(arch)
-            continue
-        rows += [{"arch": arch, "epoch": epoch, **values} for epoch, values in enumerate(curve, start=1)]
+        elif curve is None:
+            unfinished.append(arch)
+        else:
+            rows += [{"arch": arch, "epoch": epoch, **values} for epoch, values in enumerate(curve, start=1)]
     columns = ["arch", "epoch", *TABLE_METRICS]
-    return pd.DataFrame(rows, columns=columns), tuple(failed)
+    return pd.DataFrame(rows, columns=columns), tuple(failed), tuple(unfinished)
 
 
 def _read_results(trial_dir: Path) -> dict[int, dict[str, Any]]:

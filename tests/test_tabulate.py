@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -15,6 +16,7 @@ from robnas.search._tabulate import (
     TABLE_METRICS,
     TabulateSettings,
     _curve,
+    collect,
     all_cells,
     experiment_path,
     read_archs,
@@ -141,6 +143,21 @@ def test_a_diverged_trial_fills_its_curve_with_nan_and_zero_cost():
     assert _curve(records, 3)[0] is not None and _curve({1: records[1]}, 2) is None  # unfinished
 
 
+def test_collect_tells_failed_from_unfinished_cells(tmp_path):
+    settings = TabulateSettings(out=str(tmp_path / "t.csv"), archs=(A, B, C, ISO_1), epochs=2)
+    grid = []
+    for arch, epochs, error in ((A, 2, None), (B, 1, RuntimeError("boom")), (C, 1, None)):
+        trial = tmp_path / arch.replace("|", "").replace("~", "")
+        trial.mkdir()
+        lines = [json.dumps({"epoch": e, **{m: e + 0.5 for m in TABLE_METRICS}, "node_id": "n"}) for e in range(1, epochs + 1)]
+        (trial / "result.json").write_text("\n".join(lines) + "\n")
+        grid.append(SimpleNamespace(config={"arch": arch}, path=str(trial), error=error))
+    table, failed, unfinished = collect(grid, settings)
+    assert failed == (B,) and unfinished == (C, ISO_1)  # ISO_1 never started
+    assert list(table.columns) == ["arch", "epoch", *TABLE_METRICS]
+    assert table.to_dict("records") == [{"arch": A, "epoch": e, **{m: e + 0.5 for m in TABLE_METRICS}} for e in (1, 2)]
+
+
 def test_written_tables_load_back_exactly(tmp_path):
     frame = pd.DataFrame({
         "arch": [A, A], "epoch": [1, 2], **{m: [0.1 / 3, 2 / 7] for m in TABLE_METRICS},
@@ -170,7 +187,7 @@ def test_tabulate_then_replay_round_trips(ray_session, tmp_path):
     archs = read_archs(_archs_file(tmp_path, f"{A}\n{B}\n{ISO_1}\n{ISO_2}\n"))
     settings = TabulateSettings(out=str(out), archs=archs, epochs=2, trial=FAST)
     result = tabulate(settings)
-    assert result.failed == () and result.path == out and out.is_file()
+    assert result.failed == result.unfinished == () and result.written and result.path == out and out.is_file()
     assert result.experiment_path == tmp_path / "cells.csv.tune"
     assert list(result.table.columns) == ["arch", "epoch", *TABLE_METRICS]
     assert list(zip(result.table.arch, result.table.epoch)) == [(a, e) for a in archs for e in (1, 2)]
