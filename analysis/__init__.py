@@ -1,6 +1,9 @@
 """Pandas and numpy over finished trials: Pareto fronts, hypervolume, knee, reports.
 
-The functions here import no Ray; arrays are ``(n_points, n_objectives)``.
+The functions here import no Ray; arrays are ``(n_points, n_objectives)``. ``analyze(dirs)``
+writes a search's ``analysis/`` directory; ``load_model(path)`` rebuilds an exported network.
+The reading, reporting and export names are imported on first use, so that importing this
+package stays cheap (no pandas, matplotlib or torch until needed).
 """
 
 from robnas.analysis._hypervolume import hypervolume
@@ -13,12 +16,51 @@ from robnas.analysis._pareto import (
     pareto_mask,
 )
 
+#: Public name -> private module, imported on first access.
+_LAZY = {
+    "Experiment": "_load",
+    "load_experiment": "_load",
+    "FrontResult": "_front",
+    "Objective": "_front",
+    "analyze_trials": "_front",
+    "default_reference_point": "_front",
+    "parse_objectives": "_front",
+    "SearchAnalysis": "_analyze",
+    "analyze": "_analyze",
+    "export_model": "_export",
+    "load_model": "_export",
+    "select_trial": "_export",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f"robnas.analysis.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'robnas.analysis' has no attribute {name!r}")
+
+
 __all__ = [
+    "Experiment",
+    "FrontResult",
+    "Objective",
+    "SearchAnalysis",
+    "analyze",
+    "analyze_trials",
     "crowding_distance",
+    "default_reference_point",
     "epsilon_net_order",
+    "export_model",
     "hypervolume",
     "knee_point",
+    "load_experiment",
+    "load_model",
     "multiobjective_order",
     "nondominated_ranks",
+    "parse_objectives",
     "pareto_mask",
+    "select_trial",
 ]

@@ -2,8 +2,9 @@
 
 Files per search: ``trials.csv``, ``pareto.csv``, ``hypervolume.csv``, ``summary.json``,
 ``scatter_matrix.png``, ``hypervolume.png``, ``learning_curves.png`` and ``report.html``. With
-several searches, overlays go to ``compare/`` (``fronts.png``, ``hypervolume.png``,
-``summary.json``, ``report.html``). Every file is written atomically.
+several searches, overlays go to a comparison directory (``fronts.png``, ``hypervolume.png``,
+``summary.json``, ``report.html``). Every file is written atomically, after all of a
+directory's content has been computed.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -36,24 +38,25 @@ ANALYSIS_DIR = "analysis"
 COMPARE_DIR = "compare"
 _FLAGS = ["trial_id", "status", "epoch", "complete", "stopped_early", "diverged", "eligible", "excluded",
           "pareto", "rank", "knee", "error", "arch"]
-_HIDDEN_CONFIG = {CONFIG_PREFIX + k for k in (*EDGE_KEYS, "score_weights")}
+#: Config columns the report's front table leaves out (``arch`` shows the cell).
+_HIDDEN_CONFIG = {CONFIG_PREFIX + k for k in ("arch", *EDGE_KEYS, "score_weights")}
 
 
 @dataclass(frozen=True, eq=False)
 class SearchAnalysis:
-    """One analysed search: what was read, the front, and where the files went."""
+    """One analysed search: what was read, its front, and the directory its files go to."""
 
     experiment: Experiment
     result: FrontResult
     out_dir: Path
 
     @property
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         return self.result.summary
 
 
 def analyze(
-    paths: Sequence[str | os.PathLike],
+    paths: str | os.PathLike | Sequence[str | os.PathLike],
     *,
     objectives: str | Sequence[str] | None = None,
     reference_point: str | Sequence[float] | None = None,
@@ -63,17 +66,16 @@ def analyze(
     """Analyse each search in ``paths`` and write its ``analysis/`` directory.
 
     Args:
-        objectives: names (``"clean_acc,robust_acc"``; ``name:max``/``name:min`` for other metric
-            columns); default: the first search's objectives.
-        reference_point: one value per objective; default :func:`default_reference_point` over
-            the eligible trials of all the searches, so their hypervolumes compare.
+        objectives: names (``"clean_acc,robust_acc"``; ``name:max``/``name:min`` for other
+            metric columns); default: the first search's objectives.
+        reference_point: one value per objective; default: :func:`default_reference_point`
+            over the eligible trials of all the searches, so that their hypervolumes compare.
         all_fidelities: build fronts from every trial's last result, not only full-length trials.
-        compare_dir: where overlays of several searches go (default: ``FIRST/analysis/compare``).
+        compare_dir: where overlays of several searches go (default: :func:`comparison_dir`).
 
     Everything is read and checked before anything is written. Raises ValueError on bad input.
     """
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
+    paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     if not paths:
         raise ValueError("give at least one search directory")
     experiments = [load_experiment(p) for p in paths]
@@ -86,20 +88,26 @@ def analyze(
     for experiment in experiments:
         result = analyze_trials(experiment.trials, chosen, max_epochs=experiment.max_epochs,
                                 reference_point=reference, all_fidelities=all_fidelities)
-        summary = result.summary
-        summary["experiment"] = str(experiment.path.resolve())
-        summary["start_time"] = _finite_or_none(experiment.start_time)
-        summary["wall_time_s"] = _finite_or_none(experiment.trials["wall_time_s"].max()) if len(experiment.trials) else 0.0
+        times = experiment.trials["wall_time_s"].astype(float)
+        result.summary.update(
+            experiment=str(experiment.path.resolve()),
+            start_time=_finite_or_none(experiment.start_time),
+            wall_time_s=_finite_or_none(times.max()) if times.notna().any() else 0.0,
+        )
         analyses.append(SearchAnalysis(experiment, result, experiment.path / ANALYSIS_DIR))
     for analysis in analyses:
         write_search(analysis)
     if len(analyses) > 1:
-        target = Path(compare_dir) if compare_dir is not None else analyses[0].out_dir / COMPARE_DIR
-        write_comparison(analyses, target)
+        write_comparison(analyses, comparison_dir(paths, compare_dir))
     return analyses
 
 
-def _finite_or_none(value) -> float | None:
+def comparison_dir(paths: Sequence[str | os.PathLike], compare_dir: str | os.PathLike | None = None) -> Path:
+    """Where the overlays of several searches go: ``compare_dir`` or ``FIRST/analysis/compare``."""
+    return Path(compare_dir) if compare_dir is not None else Path(paths[0]) / ANALYSIS_DIR / COMPARE_DIR
+
+
+def _finite_or_none(value: Any) -> float | None:
     value = float(value)
     return value if np.isfinite(value) else None
 
@@ -108,23 +116,20 @@ def _objectives(experiments: Sequence[Experiment], spec) -> tuple[Objective, ...
     available = set().union(*(numeric_columns(e.trials) for e in experiments))
     chosen = parse_objectives(spec if spec is not None else experiments[0].objectives, available)
     for experiment in experiments:
-        if experiment.results.empty:
-            continue
         missing = [o.name for o in chosen if o.name not in experiment.trials]
-        if missing:
+        if missing and not experiment.results.empty:
             raise ValueError(f"the trials of {experiment.path} do not report {', '.join(missing)}")
     return chosen
 
 
 def _common_reference(experiments, objectives, all_fidelities) -> np.ndarray:
-    values = []
+    """The default reference point over the eligible trials of all ``experiments``."""
+    values = [np.zeros((0, len(objectives)))]
     for e in experiments:
-        if e.trials.empty:
-            continue
-        keep = exclusion_reasons(e.trials, objectives, max_epochs=e.max_epochs, all_fidelities=all_fidelities) == ""
-        values.append(objective_values(e.trials, objectives)[keep.to_numpy(bool)])
-    stacked = np.concatenate(values) if values else np.zeros((0, len(objectives)))
-    return default_reference_point(stacked, [o.mode for o in objectives])
+        reasons = exclusion_reasons(e.trials, objectives, max_epochs=e.max_epochs,
+                                    all_fidelities=all_fidelities)
+        values.append(objective_values(e.trials, objectives)[(reasons == "").to_numpy(bool)])
+    return default_reference_point(np.concatenate(values), [o.mode for o in objectives])
 
 
 def _csv(frame: pd.DataFrame) -> str:
@@ -134,89 +139,89 @@ def _csv(frame: pd.DataFrame) -> str:
 def trials_table(result: FrontResult) -> pd.DataFrame:
     """``trials.csv``: flags first, then objectives, other metrics, and the config."""
     trials = result.trials
-    names = [o.name for o in result.objectives]
-    first = [c for c in _FLAGS + names if c in trials]
+    first = [c for c in _FLAGS + [o.name for o in result.objectives] if c in trials]
     config = [c for c in trials.columns if c.startswith(CONFIG_PREFIX)]
-    rest = [c for c in trials.columns if c not in first and c not in config]
-    return trials[first + rest + config]
+    return trials[first + [c for c in trials.columns if c not in first and c not in config] + config]
 
 
 def pareto_table(result: FrontResult) -> pd.DataFrame:
     """``pareto.csv``: each front member's id, genotype string, objectives and config."""
     front = result.front
-    names = [o.name for o in result.objectives]
-    columns = ["trial_id", "arch", *names, "epoch", "status", "knee"]
+    columns = ["trial_id", "arch", *[o.name for o in result.objectives], "epoch", "status", "knee"]
     config = [c for c in front.columns if c.startswith(CONFIG_PREFIX)]
     return front[[c for c in columns if c in front] + config]
 
 
-def _label(path: Path, paths: Sequence[Path]) -> str:
-    names = [p.resolve().name for p in paths]
-    return path.resolve().name if names.count(path.resolve().name) == 1 else str(path)
-
-
 def write_search(analysis: SearchAnalysis) -> dict[str, Path]:
-    """Write one search's files into ``analysis.out_dir``; returns name -> path."""
+    """Write one search's files into ``analysis.out_dir``; returns file name -> path."""
     from robnas.analysis import _plots
 
-    result, experiment, out = analysis.result, analysis.experiment, analysis.out_dir
-    pareto = pareto_table(result)
-    images = [
-        ("Objectives (front highlighted)", "scatter_matrix.png", _plots.scatter_matrix([("", result)])),
-        ("Hypervolume of the front", "hypervolume.png", _plots.hypervolume_curves([(experiment.path.name, result.curve)])),
-        ("Learning curves of the front", "learning_curves.png",
-         _plots.learning_curves(experiment.results, result.front["trial_id"].astype(str).tolist(), result.objectives)),
-    ]
-    written = {
-        "trials.csv": atomic_write_text(out / "trials.csv", _csv(trials_table(result))),
-        "pareto.csv": atomic_write_text(out / "pareto.csv", _csv(pareto)),
-        "hypervolume.csv": atomic_write_text(out / "hypervolume.csv", _csv(result.curve)),
-        "summary.json": atomic_write_json(out / "summary.json", result.summary),
+    result, experiment = analysis.result, analysis.experiment
+    front_ids = result.front["trial_id"].astype(str).tolist()
+    images = {
+        "scatter_matrix.png": ("Objectives (front highlighted)", _plots.scatter_matrix([("", result)])),
+        "hypervolume.png": ("Hypervolume of the front",
+                            _plots.hypervolume_curves([(experiment.path.resolve().name, result.curve)])),
+        "learning_curves.png": ("Learning curves of the front members",
+                                _plots.learning_curves(experiment.results, front_ids, result.objectives)),
     }
-    for _, name, png in images:
-        written[name] = atomic_write_bytes(out / name, png)
-    shown = result.trials[[c for c in ["trial_id", "status", "epoch", "excluded", "pareto", "knee",
-                                       *[o.name for o in result.objectives], "arch", "error"] if c in result.trials]]
+    pareto = pareto_table(result)
+    shown = ["trial_id", "status", "epoch", "excluded", "pareto", "knee",
+             *[o.name for o in result.objectives], "arch", "error"]
     page = render_report(
         f"robnas analysis: {experiment.path.resolve().name}",
         summary_facts(result.summary),
         "Pareto front (the knee is highlighted)",
         pareto[[c for c in pareto.columns if c not in _HIDDEN_CONFIG]],
-        [(title, png) for title, _, png in images],
-        trials=shown,
+        list(images.values()),
+        trials=result.trials[[c for c in shown if c in result.trials]],
     )
-    written["report.html"] = atomic_write_text(out / "report.html", page)
+    texts = {
+        "trials.csv": _csv(trials_table(result)),
+        "pareto.csv": _csv(pareto),
+        "hypervolume.csv": _csv(result.curve),
+        "report.html": page,
+    }
+    out = analysis.out_dir
+    written = {name: atomic_write_text(out / name, text) for name, text in texts.items()}
+    written.update((name, atomic_write_bytes(out / name, png)) for name, (_, png) in images.items())
+    written["summary.json"] = atomic_write_json(out / "summary.json", result.summary)
     return written
 
 
-def write_comparison(analyses: Sequence[SearchAnalysis], out: Path) -> dict[str, Path]:
+def _labels(analyses: Sequence[SearchAnalysis]) -> list[str]:
+    """Directory names, or whole paths where two searches share a name."""
+    names = [a.experiment.path.resolve().name for a in analyses]
+    return [n if names.count(n) == 1 else str(a.experiment.path) for n, a in zip(names, analyses)]
+
+
+def write_comparison(analyses: Sequence[SearchAnalysis], out: str | os.PathLike) -> dict[str, Path]:
     """Overlay the fronts and hypervolume curves of several searches in ``out``."""
     from robnas.analysis import _plots
 
-    paths = [a.experiment.path for a in analyses]
-    labels = [_label(p, paths) for p in paths]
-    fronts = _plots.scatter_matrix([(label, a.result) for label, a in zip(labels, analyses)])
-    curves = _plots.hypervolume_curves([(label, a.result.curve) for label, a in zip(labels, analyses)])
+    labels = _labels(analyses)
+    fronts = _plots.scatter_matrix(list(zip(labels, (a.result for a in analyses))))
+    curves = _plots.hypervolume_curves(list(zip(labels, (a.result.curve for a in analyses))))
     keys = ("experiment", "n_trials", "n_complete", "n_pareto", "hypervolume", "wall_time_s", "knee")
     searches = [{"label": label, **{k: a.summary.get(k) for k in keys}} for label, a in zip(labels, analyses)]
-    summary = {"objectives": analyses[0].summary["objectives"], "directions": analyses[0].summary["directions"],
-               "reference_point": analyses[0].summary["reference_point"], "searches": searches}
-    table = pd.DataFrame([{"search": s["label"], "trials": s["n_trials"], "complete": s["n_complete"],
-                           "front": s["n_pareto"], "hypervolume": s["hypervolume"],
-                           "wall time (s)": s["wall_time_s"], "knee": (s["knee"] or {}).get("trial_id")}
-                          for s in searches])
-    page = _comparison_page(labels, summary, table, fronts, curves)
+    first = analyses[0].summary
+    summary = {"objectives": first["objectives"], "directions": first["directions"],
+               "reference_point": first["reference_point"], "searches": searches}
+    table = pd.DataFrame([
+        {"search": s["label"], "trials": s["n_trials"], "complete": s["n_complete"], "front": s["n_pareto"],
+         "hypervolume": s["hypervolume"], "wall time (s)": s["wall_time_s"],
+         "knee trial": (s["knee"] or {}).get("trial_id", "")}
+        for s in searches
+    ])
+    objectives = ", ".join(f"{n} ({d})" for n, d in zip(summary["objectives"], summary["directions"]))
+    facts = [("searches", ", ".join(labels)), ("objectives", objectives),
+             ("reference point", ", ".join(f"{v:.4g}" for v in summary["reference_point"]))]
+    page = render_report(f"robnas comparison: {', '.join(labels)}", facts, "Searches", table,
+                         [("Fronts", fronts), ("Hypervolume of the fronts", curves)])
+    out = Path(out)
     return {
         "fronts.png": atomic_write_bytes(out / "fronts.png", fronts),
         "hypervolume.png": atomic_write_bytes(out / "hypervolume.png", curves),
         "summary.json": atomic_write_json(out / "summary.json", summary),
         "report.html": atomic_write_text(out / "report.html", page),
     }
-
-
-def _comparison_page(labels, summary, table, fronts, curves) -> str:
-    reference = ", ".join(f"{v:.4g}" for v in summary["reference_point"])
-    objectives = ", ".join(f"{n} ({d})" for n, d in zip(summary["objectives"], summary["directions"]))
-    facts = [("searches", ", ".join(labels)), ("objectives", objectives), ("reference point", reference)]
-    return render_report(f"robnas comparison: {', '.join(labels)}", facts, "Searches", table,
-                         [("Fronts", fronts), ("Hypervolume of the fronts", curves)])

@@ -13,7 +13,8 @@ learning_curves.png and report.html (self-contained; open it in a browser). The 
 from the trials that trained for max_epochs (--all-fidelities: every trial's last result);
 failed, diverged and NaN trials never enter it. With several DIRs, every search uses the same
 objectives and reference point, and overlays of their fronts and hypervolume curves go to
-FIRST_DIR/analysis/compare/ (or --compare-dir)."""
+FIRST_DIR/analysis/compare/ (or --compare-dir). Wall times count from the search's first start
+(the pause of a resumed search included)."""
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -63,7 +64,7 @@ def _add_objectives(parser: argparse.ArgumentParser) -> None:
 
 
 def run_analyze(args: argparse.Namespace) -> int:
-    from robnas.analysis._analyze import analyze
+    from robnas.analysis._analyze import analyze, comparison_dir
 
     analyses = analyze(
         args.directories,
@@ -80,17 +81,11 @@ def run_analyze(args: argparse.Namespace) -> int:
     for a in analyses:
         s = a.summary
         knee = s["knee"]["trial_id"] if s["knee"] else "none"
-        print(
-            f"{a.experiment.path}: {s['n_trials']} trials ({s['n_complete']} complete, {s['n_failed']} failed), "
-            f"front {s['n_pareto']}, hypervolume {s['hypervolume']:.4g}, knee {knee}; wrote {a.out_dir}"
-        )
+        print(f"{a.experiment.path}: {s['n_trials']} trials ({s['n_complete']} complete, "
+              f"{s['n_failed']} failed), front {s['n_pareto']}, hypervolume {s['hypervolume']:.4g}, "
+              f"knee {knee}; wrote {a.out_dir}")
     if len(analyses) > 1:
-        from pathlib import Path
-
-        from robnas.analysis._analyze import ANALYSIS_DIR, COMPARE_DIR
-
-        target = args.compare_dir or Path(analyses[0].experiment.path) / ANALYSIS_DIR / COMPARE_DIR
-        print(f"comparison: {target}")
+        print(f"comparison: {comparison_dir(args.directories, args.compare_dir)}")
     return 0
 
 
@@ -107,8 +102,9 @@ def run_export(args: argparse.Namespace) -> int:
         all_fidelities=args.all_fidelities,
     )
     reported = info["reported"]
-    metrics = "  ".join(f"{k} {reported[k]:.4f}" for k in ("clean_acc", "robust_acc", "sparsity")
-                        if isinstance(reported.get(k), float))
-    print(f"exported trial {info['trial_id']} (epoch {info['epoch']}, {info['arch']}) {metrics} to {path}",
-          file=sys.stdout)
+    metrics = "".join(f", {k} {reported[k]:.4f}" for k in ("clean_acc", "robust_acc", "sparsity")
+                      if isinstance(reported.get(k), float))
+    for note in info["notes"]:
+        print(f"robnas: warning: {note}", file=sys.stderr)
+    print(f"exported trial {info['trial_id']} (epoch {info['epoch']}{metrics}) {info['arch']} to {path}")
     return 0

@@ -7,29 +7,37 @@ An export is one ``torch.save`` file of plain values and tensors, readable with
      "config": flat trial config (params.json), "state_dict": model weights,
      "masks": pruning keep-masks (bool tensors), "masks_sparsity": float, "weight_sparsity": float,
      "num_classes": int, "in_channels": int, "input_shape": [C, H, W] ([] if unknown),
-     "reported": the metrics the trial reported for these weights, "versions": {...}}
+     "checkpoint": directory name, "notes": [newer checkpoints skipped as unreadable],
+     "reported": the result the trial reported for these weights, "versions": {...}}
+
+The weights come from the trial's last checkpoint that reads and matches its SHA-256.
+
+torch is imported only when a model is exported or loaded.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
-import pickle
 import os
+import pickle
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from robnas.analysis._files import atomic_write_bytes
 from robnas.analysis._front import analyze_trials, numeric_columns, parse_objectives
-from robnas.analysis._load import Experiment, load_experiment
+from robnas.analysis._load import Experiment, load_experiment, read_results
+
+if TYPE_CHECKING:
+    import torch
 
 EXPORT_FORMAT = "robnas-model/1"
 CHECKPOINT_FILE = "trial.pt"
-#: (C, H, W) of the data sets that are files; used when the data are not at hand at export time.
+#: (C, H, W) of the data sets read from files, for exports made where the data are not at hand.
 _INPUT_SHAPES = {"cifar10": [3, 32, 32], "cifar100": [3, 32, 32], "svhn": [3, 32, 32],
                  "mnist": [1, 28, 28], "fashion_mnist": [1, 28, 28]}
+_LOAD_ERRORS = (OSError, RuntimeError, pickle.UnpicklingError, EOFError)
 
 
 def select_trial(
@@ -43,56 +51,28 @@ def select_trial(
 ) -> str:
     """The id of the trial named, the knee of the front, or the best trial on one objective.
 
-    The knee and the best trial are taken over the trials eligible for the front (full length
-    unless ``all_fidelities``; not failed, diverged or NaN). Exactly one of ``trial_id``,
-    ``knee`` and ``best`` must be given.
+    Exactly one of ``trial_id``, ``knee`` and ``best`` (an objective, ``name`` or
+    ``name:min``) must be given. The knee (of the front over ``objectives``, default: the
+    search's) and the best trial are chosen among the trials eligible for the front.
     """
     if sum((trial_id is not None, bool(knee), best is not None)) != 1:
         raise ValueError("choose exactly one of trial, knee and best")
-    trials = experiment.trials
-    ids = trials["trial_id"].astype(str).tolist() if len(trials) else []
+    ids = experiment.trials["trial_id"].astype(str).tolist()
     if trial_id is not None:
         if str(trial_id) not in ids:
             shown = ", ".join(ids[:10]) + (", ..." if len(ids) > 10 else "")
             raise ValueError(f"no trial {trial_id!r} in {experiment.path}; trials: {shown or 'none'}")
         return str(trial_id)
-    available = numeric_columns(trials) if len(trials) else []
-    chosen = parse_objectives(best if best is not None else (objectives or experiment.objectives), available)
+    spec = best if best is not None else (objectives or experiment.objectives)
+    chosen = parse_objectives(spec, numeric_columns(experiment.trials))
     if best is not None and len(chosen) != 1:
         raise ValueError(f"best takes one objective, got {best!r}")
-    result = analyze_trials(trials, chosen, max_epochs=experiment.max_epochs, all_fidelities=all_fidelities)
-    if best is not None:
-        found = result.summary["best"][chosen[0].name]
-        if found is None:
-            raise ValueError(f"no trial of {experiment.path} is eligible for the front; name one with --trial")
-        return found["trial_id"]
-    if result.summary["knee"] is None:
+    result = analyze_trials(experiment.trials, chosen, max_epochs=experiment.max_epochs,
+                            all_fidelities=all_fidelities)
+    found = result.summary["best"][chosen[0].name] if best is not None else result.summary["knee"]
+    if found is None:
         raise ValueError(f"no trial of {experiment.path} is eligible for the front; name one with --trial")
-    return result.summary["knee"]["trial_id"]
-
-
-def _plain(value: Any) -> Any:
-    """``value`` as a str, int, float, list or dict (None for anything else)."""
-    value = value.item() if hasattr(value, "item") and not isinstance(value, torch.Tensor) else value
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, (str, int, float)):
-        return value
-    if isinstance(value, (list, tuple)):
-        return [v for v in map(_plain, value) if v is not None]
-    if isinstance(value, dict):
-        return {str(k): v for k, v in ((k, _plain(v)) for k, v in value.items()) if v is not None}
-    return None
-
-
-def _input_shape(config, in_channels: int) -> list[int]:
-    from robnas.trainables._data import load_dataset
-
-    name = config.training.dataset
-    try:
-        return list(load_dataset(name, config.training.data_dir).input_shape)
-    except (ValueError, OSError):
-        return list(_INPUT_SHAPES.get(name, []))
+    return found["trial_id"]
 
 
 def export_model(
@@ -105,11 +85,14 @@ def export_model(
     objectives: str | None = None,
     all_fidelities: bool = False,
 ) -> tuple[Path, dict[str, Any]]:
-    """Write one trial of the search in ``path`` (its last checkpoint) to ``out``.
+    """Write a trial of the search in ``path`` (its last checkpoint) to ``out``.
 
-    ``out`` may be an existing directory: the file is then ``out/trial_<id>.pt``. Returns the
-    file written and its content without the tensors.
+    The trial is chosen by :func:`select_trial`. ``out`` may be an existing directory: the
+    file is then ``out/trial_<id>.pt``. Returns the file written and its content without the
+    tensors.
     """
+    import torch
+
     from robnas import __version__
     from robnas.spaces._compose import decode
     from robnas.trainables._pruning import MaskSet, measured_sparsity
@@ -118,24 +101,16 @@ def export_model(
     experiment = load_experiment(path)
     chosen = select_trial(experiment, trial_id=trial_id, knee=knee, best=best,
                           objectives=objectives, all_fidelities=all_fidelities)
-    row = experiment.trials[experiment.trials["trial_id"].astype(str) == chosen].iloc[0]
-    if not row["checkpoint"]:
-        raise ValueError(f"trial {chosen} of {experiment.path} has no checkpoint")
-    file = experiment.path / row["trial_dir"] / row["checkpoint"] / CHECKPOINT_FILE
-    try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
-        weights, epoch = state["model"], int(state["epoch"])
-    except (OSError, RuntimeError, pickle.UnpicklingError, KeyError, TypeError, ValueError) as error:
-        message = " ".join(str(error).split())[:200]
-        raise ValueError(f"cannot read the checkpoint {file}: {message}") from None
-    config = _read_params(experiment, row)
+    row = experiment.trials.set_index(experiment.trials["trial_id"].astype(str)).loc[chosen]
+    directory = experiment.path / row["trial_dir"]
+    checkpoint, state, notes = _last_good_checkpoint(directory, chosen)
+    weights, epoch, masks = state["model"], int(state["epoch"]), dict(state.get("masks") or {})
+    num_classes, in_channels = weights["classifier.weight"].shape[0], weights["stem.0.weight"].shape[1]
+    config = _read_params(directory)
     trial_config = decode(config, ignore=RUNTIME_KEYS)
-    num_classes, in_channels = int(weights["classifier.weight"].shape[0]), int(weights["stem.0.weight"].shape[1])
-    model = _build(trial_config, in_channels, num_classes)
+    model = _build(trial_config, int(in_channels), int(num_classes))
     model.load_state_dict(weights)
-    masks = state.get("masks") or {}
-    history = experiment.results[experiment.results["trial_id"].astype(str) == chosen]
-    reported = history[history["epoch"] == epoch]
+    reported = [r for r in read_results(directory / "result.json") if r.get("epoch") == epoch]
     data = {
         "format": EXPORT_FORMAT,
         "trial_id": chosen,
@@ -143,13 +118,15 @@ def export_model(
         "arch": trial_config.genotype.to_str(),
         "config": _plain(config),
         "state_dict": weights,
-        "masks": dict(masks),
+        "masks": masks,
         "masks_sparsity": float(MaskSet(masks).sparsity) if masks else 0.0,
         "weight_sparsity": float(measured_sparsity(model)),
-        "num_classes": num_classes,
-        "in_channels": in_channels,
-        "input_shape": _input_shape(trial_config, in_channels),
-        "reported": _plain(reported.iloc[-1].to_dict()) if len(reported) else {},
+        "num_classes": int(num_classes),
+        "in_channels": int(in_channels),
+        "input_shape": _input_shape(trial_config),
+        "checkpoint": checkpoint,
+        "notes": notes,
+        "reported": _plain({k: v for k, v in reported[-1].items() if k != "config"}) if reported else {},
         "versions": {"robnas": __version__, "torch": str(torch.__version__)},
     }
     out = Path(out).expanduser()
@@ -161,40 +138,22 @@ def export_model(
     return out, {k: v for k, v in data.items() if k not in ("state_dict", "masks")}
 
 
-def _read_params(experiment: Experiment, row) -> dict[str, Any]:
-    """The trial's flat config, as Tune wrote it to ``params.json``."""
-    file = experiment.path / row["trial_dir"] / "params.json"
-    try:
-        config = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        config = None
-    if not isinstance(config, dict):
-        raise ValueError(f"trial {row['trial_id']} of {experiment.path} has no readable params.json")
-    return config
+def load_model(path: str | os.PathLike, *, device: str = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Rebuild an exported network: ``(model in eval mode on device, info)``.
 
-
-def _build(trial_config, in_channels: int, num_classes: int):
-    from robnas.trainables._network import build_network
-
-    return build_network(trial_config.genotype, width=trial_config.macro.width,
-                         cells_per_stage=trial_config.macro.cells_per_stage,
-                         in_channels=in_channels, num_classes=num_classes)
-
-
-def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Rebuild an exported network: ``(model in eval mode, info)``.
-
-    ``info`` is the export's content without ``state_dict`` plus ``trial_config``, the decoded
+    ``info`` is the export's content without ``state_dict``, plus ``trial_config``: the decoded
     ``TrialConfig`` (its ``evaluation`` is the attack the trial was evaluated with). The file is
     read with ``weights_only=True``: loading runs no code from it.
     """
+    import torch
+
     from robnas.spaces._compose import decode
     from robnas.trainables._tune import RUNTIME_KEYS
 
     try:
         data = torch.load(Path(path), map_location=device, weights_only=True)
-    except (OSError, RuntimeError, pickle.UnpicklingError) as error:
-        raise ValueError(f"cannot read {path}: {' '.join(str(error).split())[:200]}") from None
+    except _LOAD_ERRORS as error:
+        raise ValueError(f"cannot read {path}: {_one_line(error)}") from None
     if not isinstance(data, dict) or data.get("format") != EXPORT_FORMAT:
         found = data.get("format") if isinstance(data, dict) else type(data).__name__
         raise ValueError(f"{path} is not a robnas model export (format {found!r}, expected {EXPORT_FORMAT!r})")
@@ -205,3 +164,76 @@ def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu") -
     info = {k: v for k, v in data.items() if k != "state_dict"}
     info["trial_config"] = trial_config
     return model, info
+
+
+def _last_good_checkpoint(directory: Path, trial_id: str) -> tuple[str, dict[str, Any], list[str]]:
+    """``(name, state, notes)`` of the newest checkpoint that reads and matches its SHA-256
+    (``trial.pt.sha256``, when present); ``notes`` name the newer ones that did not."""
+    import torch
+
+    names = sorted((p.name for p in directory.glob("checkpoint_*") if p.is_dir()), reverse=True)
+    if not names:
+        raise ValueError(f"trial {trial_id} in {directory.parent} has no checkpoint")
+    notes = []
+    for name in names:
+        file = directory / name / CHECKPOINT_FILE
+        try:
+            data = file.read_bytes()
+            digest = file.with_name(file.name + ".sha256")
+            if digest.is_file() and digest.read_text().strip() != hashlib.sha256(data).hexdigest():
+                raise ValueError(f"it does not match {digest.name}")
+            state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+            for key in ("model", "epoch"):
+                if key not in state:
+                    raise ValueError(f"it has no {key!r}")
+            for key in ("classifier.weight", "stem.0.weight"):
+                if key not in state["model"]:
+                    raise ValueError(f"its model has no {key!r}")
+            return name, state, notes
+        except (*_LOAD_ERRORS, ValueError, TypeError, AttributeError) as error:
+            notes.append(f"skipped {name}: {_one_line(error)}")
+    raise ValueError(f"no readable checkpoint of trial {trial_id} in {directory} ({'; '.join(notes)})")
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())[:200] or type(error).__name__
+
+
+def _read_params(directory: Path) -> dict[str, Any]:
+    """The trial's flat config, as Tune wrote it to ``params.json``."""
+    try:
+        config = json.loads((directory / "params.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        config = None
+    if not isinstance(config, dict):
+        raise ValueError(f"{directory} has no readable params.json")
+    return config
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with numpy scalars as Python numbers and anything unusual as its string."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        value = value.item()
+    return value if value is None or isinstance(value, (str, int, float, bool)) else str(value)
+
+
+def _input_shape(trial_config) -> list[int]:
+    from robnas.trainables._data import load_dataset
+
+    name = trial_config.training.dataset
+    try:
+        return list(load_dataset(name, trial_config.training.data_dir).input_shape)
+    except (ValueError, OSError):
+        return list(_INPUT_SHAPES.get(name, []))
+
+
+def _build(trial_config, in_channels: int, num_classes: int):
+    from robnas.trainables._network import build_network
+
+    return build_network(trial_config.genotype, width=trial_config.macro.width,
+                         cells_per_stage=trial_config.macro.cells_per_stage,
+                         in_channels=in_channels, num_classes=num_classes)

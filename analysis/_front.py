@@ -17,7 +17,7 @@ import pandas as pd
 
 from robnas.analysis._hypervolume import hypervolume
 from robnas.analysis._knee import knee_point
-from robnas.analysis._pareto import nondominated_ranks
+from robnas.analysis._pareto import _to_minimization, nondominated_ranks
 from robnas.search._objectives import TRIAL_OBJECTIVES
 
 MODES = ("max", "min")
@@ -58,13 +58,11 @@ def parse_objectives(spec: str | Sequence[str], available: Collection[str]) -> t
         raise ValueError(f"objectives must be a non-empty comma-separated list, got {spec!r}")
     objectives = []
     for item in items:
-        name, _, mode = item.partition(":")
-        name, mode = name.strip(), mode.strip()
+        name, _, mode = (part.strip() for part in item.partition(":"))
         if name not in TRIAL_OBJECTIVES and name not in available:
             choices = list(TRIAL_OBJECTIVES) + sorted(set(available) - set(TRIAL_OBJECTIVES))
-            raise ValueError(
-                f"unknown objective {name!r}; choose from {', '.join(choices)} (direction as name:max or name:min)"
-            )
+            raise ValueError(f"unknown objective {name!r}; choose from {', '.join(choices)} "
+                             "(direction as name:max or name:min)")
         objectives.append(Objective(name, mode or TRIAL_OBJECTIVES.get(name, "max")))
     names = [o.name for o in objectives]
     if len(set(names)) != len(names):
@@ -89,8 +87,10 @@ def default_reference_point(values: object, modes: Sequence[str]) -> np.ndarray:
     return np.asarray(reference)
 
 
-def check_reference_point(reference_point: Sequence[float], objectives: Sequence[Objective]) -> np.ndarray:
-    """``reference_point`` as a finite float array with one entry per objective."""
+def check_reference_point(
+    reference_point: str | Sequence[float], objectives: Sequence[Objective]
+) -> np.ndarray:
+    """``reference_point`` (``"0,0,1.5"`` or numbers) as a finite float array, one per objective."""
     if isinstance(reference_point, str):
         try:
             reference_point = [float(v) for v in reference_point.split(",")]
@@ -107,11 +107,12 @@ def check_reference_point(reference_point: Sequence[float], objectives: Sequence
 
 def objective_values(trials: pd.DataFrame, objectives: Sequence[Objective]) -> np.ndarray:
     """Float array (n_trials, n_objectives); missing or non-numeric values are NaN."""
-    columns = [
-        pd.to_numeric(trials[o.name], errors="coerce") if o.name in trials else pd.Series(np.nan, index=trials.index)
-        for o in objectives
-    ]
-    return np.column_stack([c.to_numpy(dtype=float, na_value=np.nan) for c in columns]) if columns else np.zeros((len(trials), 0))
+    values = np.full((len(trials), len(objectives)), np.nan)
+    for j, objective in enumerate(objectives):
+        if objective.name in trials:
+            column = pd.to_numeric(trials[objective.name], errors="coerce")
+            values[:, j] = column.to_numpy(dtype=float, na_value=np.nan)
+    return values
 
 
 def exclusion_reasons(
@@ -122,21 +123,20 @@ def exclusion_reasons(
     ``failed`` (status ERROR), ``no result``, ``diverged``, ``nan objective``, and unless
     ``all_fidelities``: ``stopped early`` / ``not finished`` (fewer than ``max_epochs`` epochs).
     """
-    values = objective_values(trials, objectives)
+    finite = np.all(np.isfinite(objective_values(trials, objectives)), axis=1)
     reasons = []
-    for i, (_, row) in enumerate(trials.iterrows()):
-        epoch = row.get("epoch")
-        epoch = int(epoch) if pd.notna(epoch) else 0
+    for i, row in enumerate(trials.to_dict("records")):
+        epoch = int(row["epoch"]) if pd.notna(row.get("epoch")) else 0
         if row.get("status") == "ERROR":
             reasons.append("failed")
         elif epoch <= 0:
             reasons.append("no result")
-        elif bool(row.get("diverged", False) is True):
+        elif row.get("diverged") is True:
             reasons.append("diverged")
-        elif not np.all(np.isfinite(values[i])):
+        elif not finite[i]:
             reasons.append("nan objective")
         elif not all_fidelities and epoch < max_epochs:
-            reasons.append("stopped early" if bool(row.get("stopped_early", False)) else "not finished")
+            reasons.append("stopped early" if row.get("stopped_early") is True else "not finished")
         else:
             reasons.append("")
     return pd.Series(reasons, index=trials.index, dtype=object)
@@ -144,9 +144,13 @@ def exclusion_reasons(
 
 @dataclass(frozen=True, eq=False)
 class FrontResult:
-    """``trials`` with the columns ``eligible``, ``excluded``, ``rank``, ``pareto``, ``knee``;
-    ``front``: the Pareto rows, best first on the first objective; ``curve``: hypervolume after
-    each finished trial; ``summary``: JSON-ready figures."""
+    """The front of one search.
+
+    ``trials``: the input plus ``excluded`` (see :func:`exclusion_reasons`), ``eligible``,
+    ``rank`` (non-dominated rank among the eligible trials, 0 = front, -1 = not eligible),
+    ``pareto`` and ``knee``; ``front``: the Pareto rows, best first on the first objective;
+    ``curve``: see :func:`hypervolume_curve`; ``summary``: JSON-ready figures.
+    """
 
     trials: pd.DataFrame
     front: pd.DataFrame
@@ -161,72 +165,73 @@ def analyze_trials(
     objectives: Sequence[Objective],
     *,
     max_epochs: int,
-    reference_point: Sequence[float] | None = None,
+    reference_point: str | Sequence[float] | None = None,
     all_fidelities: bool = False,
 ) -> FrontResult:
-    """Front, hypervolume (explicit or :func:`default_reference_point`), knee and best trials."""
+    """Front, hypervolume (explicit or :func:`default_reference_point`), knee and best trials.
+
+    The front is over the eligible trials: full length (``max_epochs`` epochs) unless
+    ``all_fidelities``, not failed or diverged, every objective finite.
+    """
     objectives = tuple(objectives)
-    names = [o.name for o in objectives]
     modes = [o.mode for o in objectives]
     trials = trials.copy()
-    trials["excluded"] = exclusion_reasons(trials, objectives, max_epochs=max_epochs, all_fidelities=all_fidelities)
+    trials["excluded"] = exclusion_reasons(
+        trials, objectives, max_epochs=max_epochs, all_fidelities=all_fidelities
+    )
     trials["eligible"] = trials["excluded"] == ""
-    values = objective_values(trials, objectives)
     eligible = trials["eligible"].to_numpy(bool)
+    values = objective_values(trials, objectives)
     if reference_point is None:
         reference = default_reference_point(values[eligible], modes)
     else:
         reference = check_reference_point(reference_point, objectives)
     ranks = np.full(len(trials), -1)
-    ranks[eligible] = nondominated_ranks(values[eligible], modes) if eligible.any() else []
-    trials["rank"] = ranks
-    trials["pareto"] = ranks == 0
-    trials["knee"] = False
-    knee = None
+    knee = np.zeros(len(trials), dtype=bool)
     if eligible.any():
-        index = np.flatnonzero(eligible)[knee_point(values[eligible], modes)]
-        trials.loc[trials.index[index], "knee"] = True
-        knee = _describe(trials.iloc[index], names)
-    front = trials[trials["pareto"]]
-    if len(front):
-        keys = [(-1 if o.mode == "max" else 1) * front[o.name].astype(float) for o in objectives]
-        order = np.lexsort([k.to_numpy() for k in reversed(keys)])
-        front = front.iloc[order]
+        ranks[eligible] = nondominated_ranks(values[eligible], modes)
+        knee[np.flatnonzero(eligible)[knee_point(values[eligible], modes)]] = True
+    trials["rank"], trials["pareto"], trials["knee"] = ranks, ranks == 0, knee
+    on_front = np.flatnonzero(ranks == 0)
+    loss = _to_minimization(values[on_front], modes)
+    front = trials.iloc[on_front[np.lexsort(loss.T[::-1])]] if len(on_front) else trials.iloc[:0]
     curve = hypervolume_curve(trials, objectives, reference, max_epochs=max_epochs)
-    hv = hypervolume(values[eligible], modes, reference) if eligible.any() else 0.0
-    summary = {
-        "n_trials": len(trials),
-        "n_complete": int(trials["complete"].sum()) if "complete" in trials else 0,
-        "n_eligible": int(eligible.sum()),
-        "n_stopped_early": int(trials.get("stopped_early", pd.Series(dtype=bool)).sum()),
-        "n_running": int((trials["status"] == "RUNNING").sum()),
-        "n_pending": int(trials["status"].isin(("PENDING", "PAUSED")).sum()),
-        "n_failed": int((trials["status"] == "ERROR").sum()),
-        "n_diverged": int((trials["excluded"] == "diverged").sum()),
-        "max_epochs": int(max_epochs),
-        "fidelity": "all" if all_fidelities else "max",
-        "objectives": names,
-        "directions": modes,
-        "n_pareto": int(len(front)),
-        "pareto": front["trial_id"].astype(str).tolist(),
-        "hypervolume": float(hv),
-        "reference_point": [float(v) for v in reference],
-        "knee": knee,
-        "best": _best(trials[eligible], objectives),
-        "failed": [
-            {"trial_id": str(row["trial_id"]), "error": str(row.get("error", ""))}
-            for _, row in trials[trials["status"] == "ERROR"].iterrows()
-        ],
-    }
+    summary = _summary(
+        trials, objectives, front, reference, max_epochs=max_epochs, all_fidelities=all_fidelities
+    )
+    summary["hypervolume"] = hypervolume(values[eligible], modes, reference) if eligible.any() else 0.0
     return FrontResult(trials, front, curve, summary, objectives, reference)
 
 
-def _describe(row: pd.Series, names: Sequence[str]) -> dict[str, Any]:
+def _summary(trials, objectives, front, reference, *, max_epochs, all_fidelities) -> dict[str, Any]:
+    status = trials["status"]
+    knee = trials[trials["knee"]]
+    failed = trials[status == "ERROR"]
     return {
-        "trial_id": str(row["trial_id"]),
-        "arch": str(row.get("arch", "")),
-        "values": {name: _plain(row[name]) for name in names},
+        "n_trials": len(trials),
+        "n_complete": int(trials["complete"].sum()),
+        "n_eligible": int(trials["eligible"].sum()),
+        "n_stopped_early": int(trials["stopped_early"].sum()),
+        "n_running": int((status == "RUNNING").sum()),
+        "n_pending": int(status.isin(("PENDING", "PAUSED")).sum()),
+        "n_failed": len(failed),
+        "n_diverged": int((trials["excluded"] == "diverged").sum()),
+        "max_epochs": int(max_epochs),
+        "fidelity": "all" if all_fidelities else "max",
+        "objectives": [o.name for o in objectives],
+        "directions": [o.mode for o in objectives],
+        "n_pareto": len(front),
+        "pareto": front["trial_id"].astype(str).tolist(),
+        "reference_point": [float(v) for v in reference],
+        "knee": _describe(knee.iloc[0], objectives) if len(knee) else None,
+        "best": _best(trials[trials["eligible"]], objectives),
+        "failed": [{"trial_id": str(t), "error": str(e)} for t, e in zip(failed["trial_id"], failed["error"])],
     }
+
+
+def _describe(row: pd.Series, objectives: Sequence[Objective]) -> dict[str, Any]:
+    values = {o.name: _plain(row[o.name]) for o in objectives}
+    return {"trial_id": str(row["trial_id"]), "arch": str(row.get("arch", "")), "values": values}
 
 
 def _plain(value: Any) -> Any:
@@ -236,12 +241,12 @@ def _plain(value: Any) -> Any:
 
 def _best(eligible: pd.DataFrame, objectives: Sequence[Objective]) -> dict[str, Any]:
     """Objective -> the eligible trial best on it (ties: the earlier row) and its value."""
-    best = {}
+    best: dict[str, Any] = {}
     for o in objectives:
-        column = eligible[o.name].astype(float) if len(eligible) else pd.Series(dtype=float)
-        if column.empty:
+        if eligible.empty:
             best[o.name] = None
             continue
+        column = eligible[o.name].astype(float)
         index = column.idxmax() if o.mode == "max" else column.idxmin()
         best[o.name] = {"trial_id": str(eligible.loc[index, "trial_id"]), "value": _plain(column[index])}
     return best
@@ -250,11 +255,9 @@ def _best(eligible: pd.DataFrame, objectives: Sequence[Objective]) -> dict[str, 
 def finished_order(trials: pd.DataFrame, *, max_epochs: int) -> pd.DataFrame:
     """Trials that finished (terminated, failed, or reached ``max_epochs``) in completion order
     (``finished_at``; unknown times last; ties by trial id)."""
-    done = trials["status"].isin(("TERMINATED", "ERROR")) | (trials["epoch"] >= max_epochs)
-    finished = trials[done]
-    order = np.lexsort((finished["trial_id"].astype(str).to_numpy(),
-                        finished["finished_at"].astype(float).fillna(np.inf).to_numpy()))
-    return finished.iloc[order]
+    finished = trials[trials["status"].isin(("TERMINATED", "ERROR")) | (trials["epoch"] >= max_epochs)]
+    times = finished["finished_at"].astype(float).fillna(np.inf).to_numpy()
+    return finished.iloc[np.lexsort((finished["trial_id"].astype(str).to_numpy(), times))]
 
 
 def hypervolume_curve(
@@ -268,13 +271,14 @@ def hypervolume_curve(
     modes = [o.mode for o in objectives]
     finished = finished_order(trials, max_epochs=max_epochs)
     values = objective_values(finished, objectives)
-    rows, points, hv, n_pareto = [], [], 0.0, 0
-    for k, (i, (_, row)) in enumerate(zip(range(len(finished)), finished.iterrows()), start=1):
-        if bool(row["eligible"]):
-            points.append(values[i])
+    eligible = finished["eligible"].to_numpy(bool)
+    rows, hv, n_pareto = [], 0.0, 0
+    for k, row in enumerate(finished.to_dict("records"), start=1):
+        if eligible[k - 1]:
+            points = values[:k][eligible[:k]]
             hv = hypervolume(points, modes, reference_point)
             n_pareto = int((nondominated_ranks(points, modes) == 0).sum())
         rows.append({"n_finished": k, "trial_id": str(row["trial_id"]),
-                     "wall_time_s": float(row.get("wall_time_s", np.nan)), "hypervolume": hv, "n_pareto": n_pareto})
+                     "wall_time_s": float(row["wall_time_s"]), "hypervolume": hv, "n_pareto": n_pareto})
     columns = ["n_finished", "trial_id", "wall_time_s", "hypervolume", "n_pareto"]
     return pd.DataFrame(rows, columns=columns)

@@ -73,11 +73,12 @@ def load_experiment(path: str | os.PathLike) -> Experiment:
     path = Path(path).expanduser()
     settings = read_search_settings(path)
     state = _read_state(path)
-    start_times = [state.get("start_time", math.inf)]
+    # The search started at the earliest of: the state's start, any trial's start, any first
+    # result minus the time its epoch took (a resumed search keeps its original start).
+    start_times = [state.get("start_time", math.nan)]
     rows, histories = [], []
     for trial_id, entry in _trial_entries(path, state).items():
-        history = _read_results(entry["dir"] / "result.json") if entry["dir"] else []
-        history = [{**row, "trial_id": trial_id} for row in history]
+        history = [{**row, "trial_id": trial_id} for row in entry["history"]]
         if history:
             first = history[0]
             start_times.append(_float(first.get("timestamp")) - _float(first.get("time_this_iter_s"), 0.0))
@@ -85,12 +86,10 @@ def load_experiment(path: str | os.PathLike) -> Experiment:
         histories.extend(history)
         rows.append(_trial_row(trial_id, entry, history))
     max_epochs = _max_epochs(settings, rows)
-    results = _results_frame(histories)
     trials = _trials_frame(rows, max_epochs)
-    finite = [t for t in start_times if math.isfinite(t)]
-    start_time = min(finite) if finite else math.nan
+    start_time = min((t for t in start_times if math.isfinite(t)), default=math.nan)
     trials["wall_time_s"] = trials["finished_at"] - start_time
-    return Experiment(path, settings, trials, results, start_time, max_epochs)
+    return Experiment(path, settings, trials, _results_frame(histories), start_time, max_epochs)
 
 
 def read_search_settings(path: Path) -> dict[str, Any]:
@@ -151,27 +150,27 @@ def _read_state(path: Path) -> dict[str, Any]:
 
 
 def _trial_entries(path: Path, state: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """trial_id -> what the state says plus its directory (or None); sorted by trial id."""
+    """trial_id -> what the state says, its directory (or None) and its result rows.
+
+    Trials the state does not know yet (it is saved every few seconds) are found by their
+    directories: any directory holding ``params.json`` or ``result.json``.
+    """
     entries: dict[str, dict[str, Any]] = {}
-    claimed = set()
     for trial_id, info in state.get("trials", {}).items():
-        logdir = info.get("relative_logdir") or f"trial_{trial_id}"
-        directory = path / logdir if (path / logdir).is_dir() else None
-        entries[trial_id] = {**info, "dir": directory}
-        if directory is not None:
-            claimed.add(directory.name)
+        directory = path / (info.get("relative_logdir") or f"trial_{trial_id}")
+        entries[trial_id] = {**info, "dir": directory if directory.is_dir() else None}
+    claimed = {entry["dir"].name for entry in entries.values() if entry["dir"] is not None}
     for directory in sorted(p for p in path.iterdir() if p.is_dir() and p.name not in claimed):
-        if not ((directory / "params.json").is_file() or (directory / "result.json").is_file()):
-            continue
-        history = _read_results(directory / "result.json")
-        trial_id = str(history[0].get("trial_id")) if history and history[0].get("trial_id") else (
-            directory.name.removeprefix("trial_")
-        )
-        entries.setdefault(trial_id, {"dir": directory})
+        if (directory / "params.json").is_file() or (directory / "result.json").is_file():
+            history = read_results(directory / "result.json")
+            trial_id = str(history[0].get("trial_id") or "") if history else ""
+            entries.setdefault(trial_id or directory.name.removeprefix("trial_"), {"dir": directory})
+    for entry in entries.values():
+        entry["history"] = read_results(entry["dir"] / "result.json") if entry["dir"] else []
     return dict(sorted(entries.items()))
 
 
-def _read_results(file: Path) -> list[dict[str, Any]]:
+def read_results(file: Path) -> list[dict[str, Any]]:
     """Result rows of one trial; a half-written last line is skipped. Repeated epochs (a
     resumed trial reporting an epoch again) keep their last report."""
     try:
@@ -249,6 +248,7 @@ def _status(entry: dict[str, Any], history: list[dict[str, Any]]) -> str:
 
 
 def _trial_row(trial_id: str, entry: dict[str, Any], history: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row of the trials table: status, flags, times, last result, ``config/`` columns."""
     status = _status(entry, history)
     config = _read_config(entry)
     last = history[-1] if history else {}
@@ -265,7 +265,6 @@ def _trial_row(trial_id: str, entry: dict[str, Any], history: list[dict[str, Any
         error = str(last.get("error", "diverged"))
     finished = [t for t in finished if math.isfinite(t)]
     checkpoints = sorted(p.name for p in directory.glob("checkpoint_*") if p.is_dir()) if directory else []
-    first = history[0] if history else {}
     row = {
         "trial_id": trial_id,
         "status": status,
@@ -273,25 +272,23 @@ def _trial_row(trial_id: str, entry: dict[str, Any], history: list[dict[str, Any
         "diverged": diverged,
         "error": error,
         "arch": _arch(config),
-        "started_at": _float(entry.get("start_time"), _float(first.get("timestamp"))),
+        "started_at": _float(entry.get("start_time"), _float((history or [{}])[0].get("timestamp"))),
         "finished_at": max(finished) if finished else math.nan,
         "trial_dir": directory.name if directory is not None else "",
         "checkpoint": checkpoints[-1] if checkpoints else "",
     }
-    for key, value in last.items():
-        if key not in _DROPPED_RESULT_KEYS and key not in row and key not in ("trial_id", "error"):
-            row[key] = value
+    row.update((k, v) for k, v in last.items() if k not in _DROPPED_RESULT_KEYS and k not in row)
     for key, value in config.items():
-        row[CONFIG_PREFIX + key] = json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else value
+        nested = isinstance(value, (dict, list))
+        row[CONFIG_PREFIX + key] = json.dumps(value, sort_keys=True) if nested else value
     return row
 
 
 def _max_epochs(settings: dict[str, Any], rows: list[dict[str, Any]]) -> int:
-    value = settings.get("max_epochs")
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
-    found = [int(r[CONFIG_PREFIX + "max_epochs"]) for r in rows if isinstance(r.get(CONFIG_PREFIX + "max_epochs"), int)]
-    return max(found, default=max((r["epoch"] for r in rows), default=1)) or 1
+    """The search's ``max_epochs``; else the largest in the trials' configs; else 1."""
+    values = [settings.get("max_epochs"), *(r.get(CONFIG_PREFIX + "max_epochs") for r in rows)]
+    values = [v for v in values if isinstance(v, int) and not isinstance(v, bool) and v > 0]
+    return values[0] if values else 1
 
 
 def _results_frame(histories: list[dict[str, Any]]) -> pd.DataFrame:
@@ -316,5 +313,6 @@ def _trials_frame(rows: list[dict[str, Any]], max_epochs: int) -> pd.DataFrame:
     config = sorted(c for c in frame.columns if c.startswith(CONFIG_PREFIX))
     rest = [c for c in frame.columns if c not in columns and c not in config]
     frame = frame[columns + rest + config]
-    order = np.lexsort((frame["trial_id"].to_numpy(str), frame["started_at"].fillna(np.inf).to_numpy(float)))
+    started = frame["started_at"].astype(float).fillna(np.inf).to_numpy()
+    order = np.lexsort((frame["trial_id"].to_numpy(str), started))
     return frame.iloc[order].reset_index(drop=True)

@@ -40,14 +40,14 @@ def scatter_matrix(results: Sequence[tuple[str, FrontResult]]) -> bytes:
     """Lower-triangle scatter matrix of the objectives, one colour per search.
 
     Eligible trials are small dots, trials kept out of the front (lower fidelity, running)
-    hollow circles, front members large dots joined in the matrix's 2-D panels, the knee a
-    star. The diagonal shows each objective's histogram over the eligible trials.
+    hollow circles, front members large dots (joined when there are two objectives), the knee
+    a star. The diagonal shows each objective's histogram over the eligible trials.
     """
     objectives = results[0][1].objectives
     m = len(objectives)
     size = 2.6 * max(m, 1) + 1.0
     figure = Figure(figsize=(size, size))
-    figure.subplots_adjust(left=0.8 / size, bottom=0.6 / size, right=1 - 0.15 / size, top=1 - 0.15 / size,
+    figure.subplots_adjust(left=1.0 / size, bottom=0.6 / size, right=1 - 0.15 / size, top=1 - 0.15 / size,
                            wspace=0.35, hspace=0.3)
     axes = figure.subplots(m, m, squeeze=False)
     single = len(results) == 1
@@ -74,14 +74,16 @@ def scatter_matrix(results: Sequence[tuple[str, FrontResult]]) -> bytes:
                 x, y = values[:, j], values[:, i]
                 ax.scatter(x[other], y[other], s=18, facecolors="none", edgecolors="0.6" if single else colour,
                            alpha=0.7, label="kept out (lower fidelity, running)" if single and k == 0 else None)
-                ax.scatter(x[eligible & ~pareto], y[eligible & ~pareto], s=14, color="0.35" if single else colour,
+                rest = eligible & ~pareto
+                ax.scatter(x[rest], y[rest], s=14, color="0.35" if single else colour,
                            alpha=0.6 if single else 0.3, label="eligible" if single else None)
-                order = np.argsort(x[pareto], kind="stable")
-                ax.plot(x[pareto][order], y[pareto][order], color=colour, lw=0.8, alpha=0.6)
+                if m == 2:  # with more objectives a projected front is no curve
+                    order = np.argsort(x[pareto], kind="stable")
+                    ax.plot(x[pareto][order], y[pareto][order], color=colour, lw=0.8, alpha=0.6)
                 ax.scatter(x[pareto], y[pareto], s=36, color=colour, edgecolors="black", linewidths=0.5,
                            zorder=3, label="Pareto front" if single else label)
-                ax.scatter(x[knee], y[knee], s=160, marker="*", color="gold", edgecolors="black",
-                           zorder=4, label="knee" if k == 0 else None)
+                ax.scatter(x[knee], y[knee], s=160, marker="*", color="gold" if single else colour,
+                           edgecolors="black", zorder=4, label="knee" if single else None)
     for i in range(m):
         axes[i, 0].set_ylabel(_label(objectives[i]) if i > 0 else "count")
         axes[m - 1, i].set_xlabel(_label(objectives[i]))

@@ -50,7 +50,7 @@ document.querySelectorAll("table.sortable").forEach(function (table) {
 def _cell(value: Any) -> str:
     if isinstance(value, bool) or value is None:
         return f"<td>{'' if value is None else html.escape(str(value))}</td>"
-    if isinstance(value, (int, float)) and not (isinstance(value, float) and math.isnan(value)):
+    if isinstance(value, (int, float)) and math.isfinite(value):
         text = f"{value:.4g}" if isinstance(value, float) else str(value)
         return f'<td class="num" data-v="{value!r}">{html.escape(text)}</td>'
     return f"<td>{html.escape('' if _is_missing(value) else str(value))}</td>"

@@ -257,7 +257,7 @@ def body(results: list[Measured], args: argparse.Namespace) -> str:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--num-samples", type=int, default=40, help="trials (>= 40 for the recorded figure)")
-    parser.add_argument("--max-epochs", type=int, default=2, help="epochs per trial")
+    parser.add_argument("--max-epochs", type=int, default=1, help="epochs per trial")
     parser.add_argument("--concurrency", type=int, default=2, help="concurrent trials = Ray CPUs")
     parser.add_argument("--seed", type=int, default=0, help="searcher seed")
     parser.add_argument("--variants", default="default", help=f"comma-separated: {', '.join(VARIANTS)}")

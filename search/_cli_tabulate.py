@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Any
 
 import yaml
@@ -66,7 +67,8 @@ def run_tabulate(args: argparse.Namespace) -> int:
         seed=args.seed,
         trial=parse_trial_keys(args.trial),
     )
-    result = tabulate(settings, resume=args.resume, overwrite=args.overwrite, verbose=not args.quiet)
+    callbacks = [] if args.quiet else [_progress(len(settings.archs))]
+    result = tabulate(settings, resume=args.resume, overwrite=args.overwrite, callbacks=callbacks)
     total = len(settings.archs)
     if result.unfinished:
         print(f"interrupted: {len(result.unfinished)} of {total} cells unfinished; continue with --resume")
@@ -80,3 +82,20 @@ def run_tabulate(args: argparse.Namespace) -> int:
             print(f"  {arch}")
         return 1
     return 0
+
+
+def _progress(total: int):
+    """A Ray Tune callback printing one line per finished cell: count, cell, accuracies."""
+    from ray.tune import Callback
+
+    class Progress(Callback):
+        def __init__(self) -> None:
+            self.done = 0
+
+        def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+            self.done += 1
+            result = trial.last_result or {}
+            accuracies = "  ".join(f"{name} {result.get(name, math.nan):.4f}" for name in ("clean_acc", "robust_acc"))
+            print(f"[{self.done}/{total}] {trial.config.get('arch')}  {accuracies}", flush=True)
+
+    return Progress()

@@ -130,33 +130,40 @@ def _check_is_experiment(path: Path) -> None:
 
 def _param_space(settings: SearchSettings) -> dict[str, Any]:
     """Tune domains of the searched parts plus the trial keys every trial shares."""
-    from robnas.spaces._compose import build_space, decode
+    from robnas.spaces._compose import CONFIG_KEYS, build_space, decode
     from robnas.trainables._data import load_dataset
     from robnas.trainables._tune import RUNTIME_KEYS
 
-    load_dataset(settings.dataset, settings.data_dir)  # fail now, not in every trial
     space = build_space(settings.space, dataset=settings.dataset)
-    fixed = {
-        "dataset": settings.dataset,
-        "data_dir": settings.data_dir,
-        "max_epochs": settings.max_epochs,
-        **settings.trial,
-    }
     clash = sorted(set(space) & set(settings.trial))
     if clash:
         raise ValueError(f"trial keys {', '.join(clash)} are searched by the space; remove them from trial")
-    sample = {key: domain.sample() if hasattr(domain, "sample") else domain for key, domain in space.items()}
-    decode({**sample, **fixed}, ignore=RUNTIME_KEYS)  # every fixed trial key is valid
+    fixed: dict[str, Any] = {"max_epochs": settings.max_epochs, **settings.trial}
+    if settings.backend == "table":
+        table = settings.result_table()
+        if settings.max_epochs > table.epochs:
+            raise ValueError(f"max_epochs {settings.max_epochs} exceeds the table's {table.epochs} epochs")
+        unknown = sorted(set(settings.trial) - {*CONFIG_KEYS, *RUNTIME_KEYS})
+        if unknown:
+            raise ValueError(f"unknown trial key(s) {', '.join(unknown)}")
+        fixed["table"] = table.path
+    else:
+        load_dataset(settings.dataset, settings.data_dir)  # fail now, not in every trial
+        fixed = {"dataset": settings.dataset, "data_dir": settings.data_dir, **fixed}
+        sample = {key: domain.sample() if hasattr(domain, "sample") else domain for key, domain in space.items()}
+        decode({**sample, **fixed}, ignore=RUNTIME_KEYS)  # every fixed trial key is valid
     return {**space, **fixed, "score_weights": dict(settings.score_weights)}
 
 
 def _trainable(settings: SearchSettings):
     from ray import tune
 
-    from robnas.trainables._tune import robust_trainable
-
+    if settings.backend == "table":
+        from robnas.trainables._table import table_trainable as trainable
+    else:
+        from robnas.trainables._tune import robust_trainable as trainable
     resources = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
-    return tune.with_resources(robust_trainable, resources)
+    return tune.with_resources(trainable, resources)
 
 
 def _new_tuner(settings: SearchSettings, param_space: dict[str, Any]):

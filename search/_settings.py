@@ -10,6 +10,7 @@ from typing import Any
 
 from robnas.search._objectives import (
     DEFAULT_OBJECTIVES,
+    TRIAL_OBJECTIVES,
     default_score_weights,
     modes_of,
     parse_objectives,
@@ -18,6 +19,9 @@ from robnas.search._objectives import (
 from robnas.search._searchers import MULTI_OBJECTIVE_SEARCHERS, SEARCHERS
 
 SCHEDULERS = ("moasha", "asha", "hyperband", "fifo")
+BACKENDS = ("train", "table")
+DEFAULT_SPACE = ("cell", "macro", "sparsity", "attack")
+DEFAULT_MAX_EPOCHS = 4
 DEFAULT_STORAGE = "robnas_results"
 
 
@@ -27,19 +31,23 @@ class SearchSettings:
 
     ``trial`` holds fixed trial keys (anything ``robnas.spaces.decode`` accepts, e.g.
     ``eval_steps``, ``batch_size``) that every trial of the search shares.
+
+    ``backend="table"`` replays the results table ``table`` instead of training: the space
+    defaults to the cell, ``max_epochs`` to the table's epochs, and ``objectives`` must be given
+    (the table's metric columns, plus ``params``).
     """
 
     name: str | None = None
     storage_path: str = DEFAULT_STORAGE
     dataset: str = "digits"
     data_dir: str | None = None
-    space: tuple[str, ...] = ("cell", "macro", "sparsity", "attack")
+    space: tuple[str, ...] | None = None
     scheduler: str = "moasha"
     searcher: str = "motpe"
-    objectives: tuple[str, ...] = DEFAULT_OBJECTIVES
+    objectives: tuple[str, ...] | None = None
     score_weights: Mapping[str, float] | None = None
     num_samples: int = 12
-    max_epochs: int = 4
+    max_epochs: int | None = None
     grace_period: int = 1
     reduction_factor: int = 2
     max_concurrent: int = 2
@@ -49,14 +57,29 @@ class SearchSettings:
     address: str | None = None
     dashboard: bool = False
     seed: int = 0
+    backend: str = "train"
+    table: str | None = None
     trial: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
         if self.name is not None:
             _check_name(self.name)
-        set_("space", _as_names(self.space, "space"))
-        set_("objectives", parse_objectives(self.objectives))
+        _choose("backend", self.backend, BACKENDS)
+        replay = self.backend == "table"
+        if replay:
+            if not isinstance(self.table, str) or not self.table:
+                raise ValueError("the table backend needs a results table: give --table PATH")
+            if self.objectives is None:
+                metrics = ", ".join(self.result_table().metrics)
+                raise ValueError(f"the table backend needs --objectives; the table has {metrics}")
+        elif self.table is not None:
+            raise ValueError("--table is used only with --backend table")
+        set_("space", _as_names(self.space or (("cell",) if replay else DEFAULT_SPACE), "space"))
+        if self.max_epochs is None:
+            set_("max_epochs", self.result_table().epochs if replay else DEFAULT_MAX_EPOCHS)
+        known = self.known_objectives
+        set_("objectives", parse_objectives(self.objectives or DEFAULT_OBJECTIVES, known))
         _choose("scheduler", self.scheduler, SCHEDULERS)
         _choose("searcher", self.searcher, SEARCHERS)
         for field in ("num_samples", "max_epochs", "grace_period", "max_concurrent", "seed"):
@@ -76,14 +99,33 @@ class SearchSettings:
         if self.searcher in MULTI_OBJECTIVE_SEARCHERS and len(self.objectives) < 2:
             raise ValueError(f"searcher {self.searcher} needs at least two objectives")
         weights = self.score_weights
-        set_("score_weights", parse_score_weights(weights) if weights else default_score_weights(self.objectives))
+        set_(
+            "score_weights",
+            parse_score_weights(weights, known) if weights else default_score_weights(self.objectives, known),
+        )
         if not isinstance(self.trial, Mapping):
             raise ValueError(f"trial must be a mapping of trial keys, got {self.trial!r}")
         set_("trial", dict(self.trial))
 
     @property
     def modes(self) -> tuple[str, ...]:
-        return modes_of(self.objectives)
+        return modes_of(self.objectives, self.known_objectives)
+
+    @property
+    def known_objectives(self) -> dict[str, str]:
+        """Objective name -> "max" or "min": a trial's metrics, or the replayed table's."""
+        if self.backend != "table":
+            return dict(TRIAL_OBJECTIVES)
+        from robnas.trainables._table import metric_mode
+
+        names = (*self.result_table().metrics, "params")
+        return {name: metric_mode(name) for name in names}
+
+    def result_table(self):
+        """The replayed ``ResultTable`` (cached per process); table backend only."""
+        from robnas.trainables._table import ResultTable
+
+        return ResultTable.load(self.table)
 
     @property
     def experiment_name(self) -> str:
@@ -97,6 +139,8 @@ class SearchSettings:
         """JSON-ready dict; ``SearchSettings.from_mapping(s.to_dict()) == s``."""
         data = dataclasses.asdict(self)
         data["space"], data["objectives"] = list(self.space), list(self.objectives)
+        if self.table is not None:
+            data["table"] = str(Path(self.table).expanduser().resolve())
         data["score_weights"], data["trial"] = dict(self.score_weights), dict(self.trial)
         return data
 

@@ -16,12 +16,11 @@ import json
 import math
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from ray.tune import Callback
 
 from robnas.analysis._files import atomic_write_bytes, atomic_write_json, atomic_write_text
 from robnas.search._run import trial_dirname, versions
@@ -172,7 +171,7 @@ def experiment_path(out: str | os.PathLike) -> Path:
 
 
 def tabulate(settings: TabulateSettings, *, resume: bool = False, overwrite: bool = False,
-             verbose: bool = False) -> TabulateResult:
+             callbacks: Sequence[Any] = ()) -> TabulateResult:
     """Train every cell of ``settings`` for ``settings.epochs`` epochs and write the table
     (only once every cell has finished or failed; failed cells are left out of it).
 
@@ -180,6 +179,7 @@ def tabulate(settings: TabulateSettings, *, resume: bool = False, overwrite: boo
     experiment (same settings apart from ``max_concurrent``, ``cpus_per_trial``, ``address``;
     finished cells are kept, unfinished and failed ones continue from their last checkpoint)
     and ``overwrite`` starts again. Uses the running Ray instance if there is one.
+    ``callbacks`` are Ray Tune callbacks of a new experiment (e.g. progress lines).
     """
     from ray import tune
 
@@ -207,7 +207,7 @@ def tabulate(settings: TabulateSettings, *, resume: bool = False, overwrite: boo
         if existing:
             shutil.rmtree(path)
         atomic_write_json(path / SETTINGS_FILE, {"settings": settings.to_dict(), "versions": versions()})
-        tuner = _new_tuner(settings, trainable, path, verbose=verbose)
+        tuner = _new_tuner(settings, trainable, path, callbacks=list(callbacks))
     table, failed, unfinished = collect(tuner.fit(), settings)
     written = not unfinished and len(table) > 0
     if written:
@@ -215,7 +215,7 @@ def tabulate(settings: TabulateSettings, *, resume: bool = False, overwrite: boo
     return TabulateResult(out, path, table, failed, unfinished, written)
 
 
-def _new_tuner(settings: TabulateSettings, trainable, path: Path, *, verbose: bool):
+def _new_tuner(settings: TabulateSettings, trainable, path: Path, *, callbacks: list[Any]):
     from ray import tune
 
     return tune.Tuner(
@@ -231,7 +231,7 @@ def _new_tuner(settings: TabulateSettings, trainable, path: Path, *, verbose: bo
             name=path.name,
             storage_path=str(path.parent),
             verbose=0,
-            callbacks=[_Progress(len(settings.archs))] if verbose else [],
+            callbacks=callbacks,
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             failure_config=tune.FailureConfig(max_failures=1),
         ),
@@ -321,16 +321,3 @@ def _init_ray(address: str | None) -> None:
         ray.init(address=address, log_to_driver=False, logging_level="ERROR")
     else:
         ray.init(include_dashboard=False, log_to_driver=False, logging_level="ERROR", _node_ip_address="127.0.0.1")
-
-
-class _Progress(Callback):
-    """One line per finished cell: count, cell, last accuracies."""
-
-    def __init__(self, total: int) -> None:
-        self.total, self.done = total, 0
-
-    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        self.done += 1
-        result = trial.last_result or {}
-        accuracies = "  ".join(f"{name} {result.get(name, math.nan):.4f}" for name in ("clean_acc", "robust_acc"))
-        print(f"[{self.done}/{self.total}] {trial.config.get('arch')}  {accuracies}", flush=True)

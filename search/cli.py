@@ -75,6 +75,12 @@ def _add_analysis_parsers(commands: argparse._SubParsersAction) -> None:
     add_parsers(commands)
 
 
+def _add_proxies_parser(commands: argparse._SubParsersAction) -> None:
+    from robnas.search._cli_proxies import add_proxies_parser
+
+    add_proxies_parser(commands)
+
+
 #: Each entry adds sub-commands; later modules register theirs here.
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_search_parsers,
@@ -82,6 +88,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_trial_parser,
     _add_tabulate_parser,
     _add_analysis_parsers,
+    _add_proxies_parser,
 ]
 
 

@@ -51,7 +51,8 @@ def trial(trial_id, points, *, status="TERMINATED", done=None, config=None, star
           error=None, diverged_at=None, extra=None):
     """A fake trial: ``points`` is one (clean_acc, robust_acc, sparsity) per reported epoch."""
     return {"id": trial_id, "points": points, "status": status, "done": done, "config": config or {},
-            "start": start, "epoch_s": epoch_s, "error": error, "diverged_at": diverged_at, "extra": extra or {}}
+            "start": start, "epoch_s": epoch_s, "error": error, "diverged_at": diverged_at,
+            "extra": extra or {}}
 
 
 def write_search(path: Path, trials, *, max_epochs=3, objectives=("clean_acc", "robust_acc", "sparsity"),
@@ -64,7 +65,8 @@ def write_search(path: Path, trials, *, max_epochs=3, objectives=("clean_acc", "
     for t in trials:
         directory = path / f"trial_{t['id']}"
         directory.mkdir()
-        config = {"arch": ARCH, "width": 8, "max_epochs": max_epochs, "score_weights": {"clean_acc": 1.0}, **t["config"]}
+        config = {"arch": ARCH, "width": 8, "max_epochs": max_epochs, "score_weights": {"clean_acc": 1.0},
+                  **t["config"]}
         (directory / "params.json").write_text(json.dumps(config))
         lines = []
         for epoch, point in enumerate(t["points"], start=1):
@@ -78,7 +80,8 @@ def write_search(path: Path, trials, *, max_epochs=3, objectives=("clean_acc", "
             done = t["done"] if t["done"] is not None else (last and t["status"] == "TERMINATED")
             row.update(timestamp=int(START + t["start"] + epoch * t["epoch_s"]), time_this_iter_s=t["epoch_s"],
                        time_total_s=epoch * t["epoch_s"], training_iteration=epoch, trial_id=t["id"],
-                       done=bool(done and last), config=config, checkpoint_dir_name=f"checkpoint_{epoch - 1:06d}")
+                       done=bool(done and last), config=config,
+                       checkpoint_dir_name=f"checkpoint_{epoch - 1:06d}")
             lines.append(json.dumps(row))
         (directory / "result.json").write_text("".join(line + "\n" for line in lines))
         if t["error"] is not None:
@@ -86,7 +89,8 @@ def write_search(path: Path, trials, *, max_epochs=3, objectives=("clean_acc", "
             failed_at = START + t["start"] + len(lines) * t["epoch_s"] + 3
             os.utime(directory / "error.txt", (failed_at, failed_at))
         entries.append([
-            json.dumps({"trial_id": t["id"], "status": t["status"], "relative_logdir": directory.name, "config": config}),
+            json.dumps({"trial_id": t["id"], "status": t["status"], "relative_logdir": directory.name,
+                        "config": config}),
             json.dumps({"start_time": START + t["start"], "last_result_time": -math.inf if not lines else
                         START + t["start"] + len(lines) * t["epoch_s"] + 0.25,
                         "error_filename": "error.txt" if t["error"] is not None else None}),
@@ -185,9 +189,22 @@ def test_resumed_trial_reporting_an_epoch_twice_keeps_the_last_report(tmp_path):
     path = write_search(tmp_path / "s", [trial("a", [(0.1, 0.1, 0.0), (0.2, 0.2, 0.0), (0.3, 0.3, 0.0)])])
     lines = (path / "trial_a" / "result.json").read_text().splitlines()
     again = json.loads(lines[1]) | {"clean_acc": 0.25}
-    (path / "trial_a" / "result.json").write_text("\n".join([lines[0], lines[1], json.dumps(again), lines[2]]) + "\n")
+    rewritten = [lines[0], lines[1], json.dumps(again), lines[2]]
+    (path / "trial_a" / "result.json").write_text("\n".join(rewritten) + "\n")
     results = load_experiment(path).results
     assert list(results["epoch"]) == [1, 2, 3] and list(results["clean_acc"]) == [0.1, 0.25, 0.3]
+
+
+def test_a_resumed_search_reads_the_newest_state_file(tmp_path):
+    trials = [trial("a", [(0.5, 0.5, 0.0)] * 3), trial("b", [(0.5, 0.5, 0.0)], status="RUNNING")]
+    path = write_search(tmp_path / "s", trials)
+    old = path / "experiment_state-2026-01-01_00-00-00.json"
+    data = json.loads(old.read_text())
+    entry = json.loads(data["trial_data"][1][0]) | {"status": "ERROR"}
+    data["trial_data"][1][0] = json.dumps(entry)
+    (path / "experiment_state-2026-01-02_00-00-00.json").write_text(json.dumps(data))  # after the resume
+    statuses = load_experiment(path).trials.set_index("trial_id")["status"].to_dict()
+    assert statuses == {"a": "TERMINATED", "b": "ERROR"}
 
 
 @pytest.mark.parametrize("setup, message", [
@@ -232,8 +249,8 @@ def test_front_knee_best_and_hand_computed_hypervolume(search):
     experiment = load_experiment(search)
     result = analyze_trials(experiment.trials, TWO, max_epochs=3)
     trials = result.trials.set_index("trial_id")
-    assert trials["excluded"].to_dict() == {
-        "a": "", "b": "", "c": "", "d": "", "e": "stopped early", "f": "diverged", "g": "failed", "h": "not finished"}
+    assert trials["excluded"].to_dict() == {"a": "", "b": "", "c": "", "d": "", "e": "stopped early",
+                                            "f": "diverged", "g": "failed", "h": "not finished"}
     assert list(result.front["trial_id"]) == ["a", "b", "d"]  # best clean_acc first
     assert trials["rank"].to_dict() == {"a": 0, "b": 0, "c": 1, "d": 0, "e": -1, "f": -1, "g": -1, "h": -1}
     # Union of the boxes [0, .9]x[0, .3], [0, .6]x[0, .6], [0, .3]x[0, .9].
@@ -256,8 +273,8 @@ def test_all_fidelities_uses_every_last_result(search):
 
 
 def test_three_objective_hypervolume_hand_computed_and_min_direction(tmp_path):
-    path = write_search(tmp_path / "s", [trial("p", [(0.8, 0.5, 0.5)], start=0), trial("q", [(0.5, 0.8, 0.2)], start=1)],
-                        max_epochs=1)
+    trials = [trial("p", [(0.8, 0.5, 0.5)], start=0), trial("q", [(0.5, 0.8, 0.2)], start=1)]
+    path = write_search(tmp_path / "s", trials, max_epochs=1)
     experiment = load_experiment(path)
     three = parse_objectives("clean_acc,robust_acc,sparsity", [])
     result = analyze_trials(experiment.trials, three, max_epochs=1)
@@ -327,8 +344,9 @@ def test_analyze_writes_every_file(search):
     out = search / "analysis"
     assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
     summary = json.loads((out / "summary.json").read_text())
-    for key in ("n_trials", "n_complete", "objectives", "n_pareto", "hypervolume", "reference_point", "knee", "failed"):
-        assert key in summary
+    keys = ("n_trials", "n_complete", "objectives", "n_pareto", "hypervolume", "reference_point", "knee",
+            "failed")
+    assert set(keys) <= set(summary)
     assert summary["n_pareto"] == 3 and summary["hypervolume"] == pytest.approx(0.54)
     pareto = pd.read_csv(out / "pareto.csv")
     assert list(pareto["trial_id"]) == ["a", "b", "d"] and set(pareto["arch"]) == {ARCH}
@@ -347,12 +365,13 @@ def test_analyze_writes_every_file(search):
 
 def test_several_searches_are_compared_with_one_reference_point(tmp_path):
     first = write_search(tmp_path / "one", standard_trials())
-    second = write_search(tmp_path / "two", [trial("x", [(0.2, 0.2, 0.1)] * 3), trial("y", [(0.1, 0.3, 0.3)] * 3)],
-                          max_epochs=3)
+    second = write_search(tmp_path / "two", [trial("x", [(0.2, 0.2, 0.1)] * 3),
+                                             trial("y", [(0.1, 0.3, 0.3)] * 3)])
     analyses = analyze([first, second], objectives="clean_acc,params")
     assert analyses[0].summary["reference_point"] == analyses[1].summary["reference_point"] == [0.0, 3030.0]
     compare = first / "analysis" / "compare"
-    assert sorted(p.name for p in compare.iterdir()) == ["fronts.png", "hypervolume.png", "report.html", "summary.json"]
+    names = ["fronts.png", "hypervolume.png", "report.html", "summary.json"]
+    assert sorted(p.name for p in compare.iterdir()) == names
     summary = json.loads((compare / "summary.json").read_text())
     assert [s["label"] for s in summary["searches"]] == ["one", "two"]
     assert (second / "analysis" / "summary.json").is_file()

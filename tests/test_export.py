@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +49,8 @@ def _fake_search(path: Path, configs: dict[str, dict]) -> Path:
         metrics = runner.run_epoch()
         runner.save(directory / "checkpoint_000000" / "trial.pt")
         row = {**metrics, "diverged": False, "trial_id": trial_id, "training_iteration": 1, "done": True,
-               "timestamp": 1_700_000_000 + i, "time_this_iter_s": 1.0, "checkpoint_dir_name": "checkpoint_000000"}
+               "timestamp": 1_700_000_000 + i, "time_this_iter_s": 1.0,
+               "checkpoint_dir_name": "checkpoint_000000"}
         (directory / "result.json").write_text(json.dumps(row) + "\n")
     return path
 
@@ -126,6 +128,24 @@ def test_export_without_checkpoint_and_bad_files(fake_search, tmp_path):
         load_model(tmp_path / "other.pt")
 
 
+def test_a_corrupt_last_checkpoint_falls_back_to_the_newest_good_one(fake_search, tmp_path):
+    copy = tmp_path / "s"
+    shutil.copytree(fake_search, copy, ignore=shutil.ignore_patterns("trial_bbbb", "analysis"))
+    good = copy / "trial_aaaa" / "checkpoint_000000" / "trial.pt"
+    assert good.with_name("trial.pt.sha256").is_file()  # TrialRunner.save records the digest
+    newer = copy / "trial_aaaa" / "checkpoint_000001"
+    newer.mkdir()
+    (newer / "trial.pt").write_bytes(good.read_bytes()[:-10])  # truncated by a crash
+    (newer / "trial.pt.sha256").write_text(good.with_name("trial.pt.sha256").read_text())
+    out, info = export_model(copy, tmp_path / "a.pt", trial_id="aaaa")
+    assert info["checkpoint"] == "checkpoint_000000" and info["epoch"] == 1
+    assert info["notes"] == ["skipped checkpoint_000001: it does not match trial.pt.sha256"]
+    good.write_bytes(b"garbage")
+    good.with_name("trial.pt.sha256").unlink()
+    with pytest.raises(ValueError, match="no readable checkpoint of trial aaaa"):
+        export_model(copy, tmp_path / "b.pt", trial_id="aaaa")
+
+
 def test_export_command(fake_search, tmp_path, capsys):
     assert main(["export", str(fake_search), "--trial", "bbbb", "--out", str(tmp_path / "b.pt")]) == 0
     assert "exported trial bbbb" in capsys.readouterr().out
@@ -142,9 +162,10 @@ def digits_search(ray_session, tmp_path_factory) -> Path:
     from robnas.search import run
 
     storage = tmp_path_factory.mktemp("runs")
+    cheap = {"width": 4, "cells_per_stage": 1, "attack": "fgsm_rs", "eval_images": 200}
     run(storage_path=str(storage), name="digits", num_samples=3, max_epochs=2, scheduler="fifo",
         searcher="random", objectives=("clean_acc", "robust_acc", "sparsity"), max_concurrent=2, seed=1,
-        space=("cell", "sparsity"), trial={"width": 4, "cells_per_stage": 1, "attack": "fgsm_rs", "eval_images": 200})
+        space=("cell", "sparsity"), trial=cheap)
     return storage / "digits"
 
 

@@ -27,7 +27,8 @@ NASTY_ERROR = "ValueError: bad <b>value</b> & '</script><script>throw 1</script>
 def report(tmp_path_factory) -> Path:
     """A report of a small in-memory search: front b, d, a; c dominated; e failed; f stopped."""
     path = tmp_path_factory.mktemp("search")
-    points = {"a": (0.9, 0.3), "b": (0.6, 0.6), "c": (0.5, 0.5), "d": (0.3, 0.9), "e": (0.0, 0.0), "f": (0.2, 0.1)}
+    points = {"a": (0.9, 0.3), "b": (0.6, 0.6), "c": (0.5, 0.5), "d": (0.3, 0.9), "e": (0.0, 0.0),
+              "f": (0.2, 0.1)}
     trials = pd.DataFrame([
         {"trial_id": t, "status": "ERROR" if t == "e" else "TERMINATED", "epoch": 1 if t == "f" else 2,
          "complete": t not in "ef", "stopped_early": t == "f", "diverged": False,
@@ -72,9 +73,12 @@ def _sorted_ids(report: Path, tmp_path: Path, header: str, clicks: int) -> list[
     """Click the front table's ``header`` ``clicks`` times; the first column's order after."""
     probe = f"""<script>
 var table = document.querySelector("table.sortable");
-var th = Array.prototype.filter.call(table.querySelectorAll("th"), function (h) {{ return h.textContent === "{header}"; }})[0];
+var th = Array.from(table.querySelectorAll("th")).filter(function (h) {{
+  return h.textContent === "{header}";
+}})[0];
 for (var i = 0; i < {clicks}; i++) th.click();
-document.body.setAttribute("data-order", Array.prototype.map.call(table.tBodies[0].rows, function (r) {{ return r.cells[0].textContent; }}).join(","));
+var ids = Array.from(table.tBodies[0].rows).map(function (r) {{ return r.cells[0].textContent; }});
+document.body.setAttribute("data-order", ids.join(","));
 </script></body>"""
     page = tmp_path / "probe.html"
     page.write_text(report.read_text().replace("</body>", probe))

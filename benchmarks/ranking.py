@@ -1,0 +1,358 @@
+"""Quality and cost of robnas's zero-cost proxies and surrogate ranker on NB201 cells.
+
+On a table of published results (default: NAS-RobBench-201 on CIFAR-10, adversarially trained
+NB201 cells; any table with an ``arch`` column and numeric target columns works):
+
+1. robnas's proxies of ``--cells`` cells (no unreachable op, one per isomorphism class,
+   sampled with ``--seed``), on the NB201 network (C=16, N=5, 10 classes), each scored on
+   its freshly initialised network (the same init seed for every cell) and a fixed stand-in
+   batch (CIFAR-10 is not available): 32 digits images of the embedded ``digits`` set, bilinearly
+   resized to ``--input-size`` and copied to 3 channels. The cheap proxies run on every cell,
+   the expensive ones (``--full-proxies``) on the first ``--full-cells`` of them. Per proxy:
+   Kendall tau and Spearman rho against the target and ``clean_acc``, and Spearman rho with
+   NASLib's value of the same proxy (``--zc-table``).
+2. The zero-shot vote (mean rank of the vote proxies) and the surrogate ranker trained on 50,
+   100 and 300 labelled cells (``--repeats`` random draws), Kendall tau on the other cells.
+3. Cost: CPU time of scoring one candidate with the default screening proxies against one
+   training epoch of the same candidate on digits (``TrialRunner.run_epoch``).
+
+    python benchmarks/ranking.py --cache /tmp/ranking_proxies.csv   # ~1 h on 1 thread
+    python benchmarks/ranking.py --cells 200 --full-cells 0 --json --no-record
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from scipy.stats import kendalltau, spearmanr
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import current_command, record_section  # noqa: E402
+
+from robnas.search._candidate_proxies import (  # noqa: E402
+    DEFAULT_PROXIES,
+    dataset_batch,
+    network_of,
+    score_network,
+    single_thread,
+)
+from robnas.search._encoding import decode_trial, encode_config  # noqa: E402
+from robnas.search._ranker import DEFAULT_VOTE, SurrogateRanker, zero_shot_vote  # noqa: E402
+from robnas.spaces._genotype import Genotype  # noqa: E402
+from robnas.spaces._isomorphism import EDGES, NUM_NODES  # noqa: E402
+from robnas.trainables._network import build_network  # noqa: E402
+from robnas.trainables._trial import TrialRunner  # noqa: E402
+
+TITLE = "Zero-cost proxies and surrogate ranker on NAS-RobBench-201"
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+CHEAP = ("params", "macs", "synflow", "nwot", "jacob_cov", "snip", "grad_norm")
+FULL = ("fisher", "grasp", "ntk_cond", "ntk_min_eig", "snip_adv", "nwot_adv", "jacob_cov_adv")
+#: robnas proxy -> NASLib's column of the same proxy.
+NASLIB = {"params": "params", "macs": "flops", "synflow": "synflow", "nwot": "nwot", "jacob_cov": "jacov",
+          "snip": "snip", "grad_norm": "grad_norm", "fisher": "fisher", "grasp": "grasp"}
+TARGETS = {"zero_shot_tau": 0.65, "surrogate_tau_100": 0.82, "cost_ratio": 0.02}
+
+
+def all_reachable(ops: tuple[str, ...]) -> bool:
+    """Whether every non-``none`` edge lies on a path from the input to the output node."""
+    forward, backward = {0}, {NUM_NODES - 1}
+    for (to_node, from_node), op in zip(EDGES, ops):
+        if op != "none" and from_node in forward:
+            forward.add(to_node)
+    for (to_node, from_node), op in reversed(list(zip(EDGES, ops))):
+        if op != "none" and to_node in backward:
+            backward.add(from_node)
+    return all(op == "none" or (f in forward and t in backward) for (t, f), op in zip(EDGES, ops))
+
+
+def select_cells(table: pd.DataFrame, count: int, seed: int) -> pd.DataFrame:
+    """``count`` rows (all if fewer): no unreachable op, one per isomorphism class, seeded draw."""
+    genotypes = table["arch"].map(Genotype.from_str)
+    keep = genotypes.map(lambda g: all_reachable(g.ops) and g.is_connected())
+    classes = genotypes.map(lambda g: g.isomorphism_key())
+    rows = table[keep & ~classes.duplicated()]
+    return rows.sample(n=min(count, len(rows)), random_state=seed).reset_index(drop=True)
+
+
+def stand_in_batch(input_size: int, num_classes: int, size: int = 32, seed: int = 0):
+    """``size`` digits images resized to ``input_size`` and copied to 3 channels; labels mod classes."""
+    x, y = dataset_batch("digits", size=size, seed=seed)
+    x = F.interpolate(x, size=(input_size, input_size), mode="bilinear", align_corners=False)
+    return x.clamp(0, 1).repeat(1, 3, 1, 1).contiguous(), y % num_classes
+
+
+def proxy_table(cells: pd.DataFrame, args, batch) -> pd.DataFrame:
+    """Proxies of every cell (cheap) and of the first ``--full-cells`` (all); cached in ``--cache``."""
+    cache = Path(args.cache) if args.cache else None
+    done = pd.read_csv(cache) if cache and cache.exists() else pd.DataFrame(columns=["arch"])
+    known = dict(zip(done["arch"], done.to_dict("records")))
+    rows, start = [], time.process_time()
+    for i, arch in enumerate(cells["arch"]):
+        names = CHEAP + (FULL if i < args.full_cells else ())
+        row = known.get(arch, {"arch": arch})
+        missing = [n for n in names if pd.isna(row.get(n, np.nan))]
+        if missing:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(args.seed)
+                model = build_network(Genotype.from_str(arch), width=args.width, cells_per_stage=args.cells_per_stage,
+                                      in_channels=3, num_classes=args.num_classes)
+            row.update(score_network(model, batch, names=missing, eps=8 / 255, seed=args.seed))
+            if cache:
+                known[arch] = row
+                pd.DataFrame(list(known.values())).to_csv(cache, index=False)
+            if (i + 1) % 50 == 0:
+                print(f"proxies of {i + 1}/{len(cells)} cells, {time.process_time() - start:.0f} s CPU",
+                      file=sys.stderr, flush=True)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def correlations(values: pd.Series, target: pd.Series) -> tuple[float, float]:
+    """Kendall tau and Spearman rho over the rows where both are finite."""
+    both = values.notna() & target.notna() & np.isfinite(values.astype(float))
+    if both.sum() < 3:
+        return math.nan, math.nan
+    return (float(kendalltau(values[both], target[both])[0]), float(spearmanr(values[both], target[both])[0]))
+
+
+def proxy_quality(data: pd.DataFrame, target: str, names: list[str]) -> list[dict]:
+    """One row per proxy: taus and rhos against the target and clean accuracy, NASLib agreement."""
+    rows = []
+    for name in names:
+        have = data[data[name].notna()] if name in data else data.iloc[:0]
+        row = {"proxy": name, "cells": len(have)}
+        row["tau"], row["rho"] = correlations(have[name], have[target]) if len(have) else (math.nan,) * 2
+        if "clean_acc" in have and target != "clean_acc":
+            row["tau_clean"], row["rho_clean"] = correlations(have[name], have["clean_acc"])
+        column = f"naslib_{NASLIB.get(name, '')}"
+        if column in have:
+            row["rho_naslib"] = correlations(have[name], have[column])[1]
+            row["naslib_tau"] = correlations(have[column], have[target])[0]
+        rows.append(row)
+    return rows
+
+
+def surrogate_taus(proxies: np.ndarray, features: np.ndarray, target: np.ndarray, names, args) -> dict:
+    """``{n labelled: [tau on the other cells, one per repeat]}`` of ``SurrogateRanker``."""
+    taus: dict[int, list[float]] = {}
+    for n in args.labelled:
+        if n >= len(target) - 2:
+            continue
+        taus[n] = []
+        for repeat in range(args.repeats):
+            order = np.random.default_rng(args.seed * 1000 + repeat).permutation(len(target))
+            train, test = order[:n], order[n:]
+            ranker = SurrogateRanker(("target",), ("max",), proxy_names=names, seed=repeat)
+            for i in train:
+                ranker.observe(str(i), proxies[i], features[i], {"target": float(target[i])})
+            predicted = ranker.predict(proxies[test], features[test])[:, 0]
+            taus[n].append(float(kendalltau(predicted, target[test])[0]))
+    return taus
+
+
+def scoring_cost(args, count: int = 6) -> list[dict]:
+    """CPU seconds of scoring a digits candidate (default proxies) and of one trial epoch."""
+    from robnas.search._candidate_proxies import CandidateScorer
+    from robnas.spaces._compose import build_space
+
+    space = build_space(dataset="digits")
+    rng = np.random.default_rng(args.seed)
+    configs = [{"arch": "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"}]
+    for _ in range(count - 1):
+        configs.append({k: d.categories[rng.integers(len(d.categories))] for k, d in space.items()})
+    CandidateScorer(batch_size=32)(configs[0])  # warm-up: data set load, first kernels
+    rows = []
+    for config in configs:
+        times = []
+        for _ in range(3):
+            scorer = CandidateScorer(batch_size=32)
+            start = time.process_time()
+            scorer(config)
+            times.append(time.process_time() - start)
+        runner = TrialRunner(decode_trial({**config, "max_epochs": 2}))
+        start = time.process_time()
+        runner.run_epoch()
+        epoch = time.process_time() - start
+        trial = decode_trial(config)
+        rows.append({"arch": trial.genotype.to_str(), "width": trial.macro.width,
+                     "cells_per_stage": trial.macro.cells_per_stage, "sparsity": trial.sparsity.target,
+                     "schedule": trial.sparsity.schedule, "attack": trial.attack.method,
+                     "score_s": statistics.median(times), "epoch_s": epoch,
+                     "ratio": statistics.median(times) / epoch})
+    return rows
+
+
+def _fmt(value: float, digits: int = 3) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def _plain(value):
+    """``value`` with numpy numbers as Python ones and NaN as ``None`` (valid JSON)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return None if math.isnan(value) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def _summary(taus: dict[int, list[float]]) -> dict[int, float]:
+    return {n: float(np.mean(v)) for n, v in taus.items()}
+
+
+def body(report: dict, args) -> str:
+    """The Markdown of the results section."""
+    cheap_cells = report["cells"]
+    lines = [
+        f"Table `{Path(args.table).name}` ({report['table_rows']} rows), target `{args.target}`. "
+        f"{cheap_cells} cells with no unreachable op, one per isomorphism class, drawn with seed "
+        f"{args.seed}. Network: NB201 macro, C={args.width}, N={args.cells_per_stage}, {args.num_classes} "
+        f"classes, {args.input_size}x{args.input_size} inputs, one init seed ({args.seed}) for every cell. "
+        "**Stand-in batch** (CIFAR-10 is not available here): 32 images of the embedded `digits` set, "
+        f"resized to {args.input_size}x{args.input_size} (bilinear) and copied to 3 channels, labels = "
+        "digit. `synflow` is `ln(score)` (NASLib's form). Adversarial proxies: one FGSM step, eps 8/255. "
+        f"Cheap proxies on all cells, the others on the first {report['full_cells']}. Torch on 1 thread; "
+        f"{report['cpu_per_cell']:.1f} s CPU per cell for the cheap proxies.",
+        "",
+        "### Each proxy against the published accuracies",
+        "",
+        "tau / rho: Kendall / Spearman against the target; `clean`: against `clean_acc`; "
+        "rho NASLib: Spearman with NASLib's value of the same proxy; NASLib tau: NASLib's value "
+        "against the target on the same cells.",
+        "",
+        "| proxy | cells | tau | rho | tau clean | rho clean | rho NASLib | NASLib tau |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in report["proxies"]:
+        lines.append(f"| {r['proxy']} | {r['cells']} | {_fmt(r['tau'])} | {_fmt(r['rho'])} | "
+                     f"{_fmt(r.get('tau_clean'))} | {_fmt(r.get('rho_clean'))} | "
+                     f"{_fmt(r.get('rho_naslib'))} | {_fmt(r.get('naslib_tau'))} |")
+    lines += ["", "### Zero-shot vote and surrogate ranker", "",
+              f"Vote: mean rank of {', '.join(DEFAULT_VOTE)} (higher = better), on all {cheap_cells} cells. "
+              "Surrogate: `SurrogateRanker` (extra trees, 100 trees, max_features 0.5, on the proxies plus "
+              f"the encoded cell), trained on n labelled cells, Kendall tau on the other cells; mean "
+              f"(min-max) over {args.repeats} random draws.", "",
+              "| proxies | zero-shot tau | " + " | ".join(f"n={n}" for n in args.labelled) + " |",
+              "|---|---:|" + "---:|" * len(args.labelled)]
+    for variant in report["variants"]:
+        cells = [f"{np.mean(v):.3f} ({min(v):.3f}-{max(v):.3f})" for v in variant["surrogate"].values()]
+        lines.append(f"| {variant['name']} | {_fmt(variant['vote_tau'])} | " + " | ".join(cells) + " |")
+    lines += ["", "### Cost of screening one candidate (digits)", "",
+              "CPU seconds (process time, 1 thread) of `CandidateScorer` with the default proxies "
+              f"({', '.join(DEFAULT_PROXIES)}; network build, pruning, batch of 32; median of 3) against one "
+              "`TrialRunner.run_epoch()` of the same config (training and evaluation).", "",
+              "| cell | width | N | sparsity | attack | scoring s | epoch s | ratio |", "|---|---:|---:|---|---|---:|---:|---:|"]
+    for r in report["cost"]:
+        lines.append(f"| `{r['arch']}` | {r['width']} | {r['cells_per_stage']} | {r['sparsity']} {r['schedule']} | "
+                     f"{r['attack']} | {r['score_s']:.3f} | {r['epoch_s']:.2f} | {100 * r['ratio']:.2f}% |")
+    lines += ["", "### Against the targets", ""]
+    for name, value, goal in report["checks"]:
+        verdict = "met" if (value <= goal if name.startswith("cost") else value >= goal) else "NOT met"
+        lines.append(f"- {name}: {_fmt(value)} (target {'<=' if name.startswith('cost') else '>='} {goal}): {verdict}")
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--table", default=str(DATA / "nasrobbench201_cifar10.csv"), help="results table (arch + targets)")
+    parser.add_argument("--zc-table", help="NASLib proxy table (default: naslib_zc_nb201_cifar10.csv beside --table)")
+    parser.add_argument("--target", default="pgd_eps8_acc", help="column to rank by")
+    parser.add_argument("--cells", type=int, default=1000, help="cells scored with the cheap proxies")
+    parser.add_argument("--full-cells", type=int, default=100, help="of those, cells scored with every proxy")
+    parser.add_argument("--width", type=int, default=16)
+    parser.add_argument("--cells-per-stage", type=int, default=5)
+    parser.add_argument("--input-size", type=int, default=32)
+    parser.add_argument("--num-classes", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=5, help="random draws of the labelled cells")
+    parser.add_argument("--labelled", default="50,100,300", help="comma-separated numbers of labelled cells")
+    parser.add_argument("--cache", help="CSV of computed proxies, reused and extended across runs")
+    parser.add_argument("--no-cost", action="store_true", help="skip the scoring-cost measurement")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    parser.add_argument("--no-record", action="store_true", help="do not write benchmarks/RESULTS.md")
+    args = parser.parse_args(argv)
+    args.labelled = [int(n) for n in args.labelled.split(",") if n.strip()]
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(1)
+    table = pd.read_csv(args.table)
+    if "arch" not in table or args.target not in table:
+        raise SystemExit(f"{args.table} needs the columns arch and {args.target}")
+    cells = select_cells(table, args.cells, args.seed)
+    start = time.process_time()
+    scores = proxy_table(cells, args, stand_in_batch(args.input_size, args.num_classes, seed=args.seed))
+    cpu_per_cell = (time.process_time() - start) / max(1, len(cells))
+    data = cells.merge(scores, on="arch", how="left", suffixes=("_table", ""))
+    zc_path = Path(args.zc_table) if args.zc_table else Path(args.table).with_name("naslib_zc_nb201_cifar10.csv")
+    if zc_path.is_file():
+        zc = pd.read_csv(zc_path).drop(columns=["nb201_index"], errors="ignore")
+        data = data.merge(zc.add_prefix("naslib_").rename(columns={"naslib_arch": "arch"}), on="arch", how="left")
+    target = data[args.target].to_numpy(float)
+    encoded = np.stack([encode_cell(a, args) for a in data["arch"]])
+    naslib = lambda names: [f"naslib_{NASLIB[n]}" for n in names]  # noqa: E731
+    variants = []
+    for name, columns, vote in (
+        ("robnas, default screening proxies", list(DEFAULT_PROXIES), list(DEFAULT_VOTE)),
+        ("robnas, all cheap proxies", list(CHEAP), list(DEFAULT_VOTE)),
+        ("NASLib's values of the default proxies", naslib(DEFAULT_PROXIES), naslib(DEFAULT_VOTE)),
+        ("no proxies (encoded cell only)", [], []),
+    ):
+        if any(c not in data for c in columns + vote):
+            continue
+        values = data[columns].to_numpy(float) if columns else np.empty((len(data), 0))
+        vote_tau = float(kendalltau(zero_shot_vote(data[vote].to_numpy(float)), target)[0]) if vote else math.nan
+        variants.append({"name": name, "vote_tau": vote_tau,
+                         "surrogate": surrogate_taus(values, encoded, target, tuple(columns), args)})
+    report = {
+        "table_rows": len(table), "cells": len(data), "full_cells": min(args.full_cells, len(data)),
+        "cpu_per_cell": cpu_per_cell,
+        "proxies": proxy_quality(data, args.target, [n for n in CHEAP + FULL if n in data]),
+        "variants": variants,
+        "cost": [] if args.no_cost else scoring_cost(args),
+    }
+    main_variant = variants[0]
+    surrogate = _summary(main_variant["surrogate"])
+    report["zero_shot_tau"] = main_variant["vote_tau"]
+    report["surrogate_tau"] = surrogate
+    report["checks"] = [("zero-shot vote tau", report["zero_shot_tau"], TARGETS["zero_shot_tau"])]
+    if 100 in surrogate:
+        report["checks"].append(("surrogate tau, 100 labelled cells", surrogate[100], TARGETS["surrogate_tau_100"]))
+    if report["cost"]:
+        worst = max(r["ratio"] for r in report["cost"] if r["attack"] in ("pgd", "trades")) if any(
+            r["attack"] in ("pgd", "trades") for r in report["cost"]) else math.nan
+        report["checks"].append(("cost ratio, worst PGD/TRADES candidate", worst, TARGETS["cost_ratio"]))
+        report["checks"].append(("cost ratio, worst candidate", max(r["ratio"] for r in report["cost"]), TARGETS["cost_ratio"]))
+    text = body(report, args)
+    if args.json:
+        print(json.dumps(_plain(report)))
+    else:
+        print(text)
+    if not args.no_record:
+        record_section(TITLE, text, command=current_command())
+    return 0
+
+
+def encode_cell(arch: str, args) -> np.ndarray:
+    """The encoded config of a table cell (its macro settings; the other fields are constant)."""
+    return encode_config({"arch": arch, "width": args.width, "cells_per_stage": args.cells_per_stage,
+                          "dataset": "cifar10"})
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

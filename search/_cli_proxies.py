@@ -1,0 +1,158 @@
+"""``robnas proxies``: zero-cost proxy scores of NB201 cells, without training.
+
+The network is the NB201 macro network of ``--width``, ``--cells`` and ``--num-classes``
+with the data set's channels (or ``--in-channels``), initialised with ``--seed``. The batch is
+``--batch-size`` training images of ``--dataset`` drawn with ``--seed``; when ``--input-size``
+differs from the data set's image size the images are resized to it (bilinear), when the
+channels differ grey images are copied to every channel (colour images are averaged to grey),
+and labels are taken modulo ``--num-classes``: a stand-in batch of the network's shape.
+``synflow`` is reported as ``sign * ln|score|``, NASLib's published form; undefined scores are
+``null`` in JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+_NETWORK_FLAGS = (
+    ("--width", 16, "channels C of the first stage"),
+    ("--cells", 5, "cells per stage N"),
+    ("--input-size", 32, "image height = width of the network's input, pixels"),
+    ("--num-classes", 10, "classes of the network's classifier"),
+)
+
+
+def add_proxies_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "proxies", help="zero-cost proxy scores of NB201 cells (no training)"
+    )
+    parser.add_argument("arch", nargs="?", help="NB201 string, e.g. '|nor_conv_3x3~0|+|...|'")
+    parser.add_argument("--archs", help="file of NB201 strings, one per line: one JSON object per line")
+    for flag, default, text in _NETWORK_FLAGS:
+        parser.add_argument(flag, type=int, default=default, help=f"{text} (default {default})")
+    parser.add_argument("--in-channels", type=int, help="input channels (default: the data set's)")
+    parser.add_argument("--dataset", default="digits", help="data set of the batch (default digits)")
+    parser.add_argument("--data-dir", help="local directory (or .npz file) holding the data set")
+    parser.add_argument("--batch-size", type=int, default=32, help="images in the batch (default 32)")
+    parser.add_argument(
+        "--names",
+        help="comma-separated proxies, or 'all' for every one (default: all but the *_adv ones)",
+    )
+    parser.add_argument(
+        "--eps", type=float, help="budget of the *_adv proxies, 1/255 units (default: the data set's)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="network init, batch draw, proxies")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(handler=run_proxies)
+
+
+def read_archs(path: str) -> list[str]:
+    """The NB201 strings of ``path``, one per non-blank line (``#`` starts a comment line)."""
+    from robnas.spaces._genotype import Genotype
+
+    file = Path(path)
+    if not file.is_file():
+        raise ValueError(f"--archs file {path} does not exist or is not a file")
+    try:
+        lines = file.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"cannot read --archs file {path}: {error}") from None
+    archs = []
+    for number, line in enumerate(lines, start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        try:
+            archs.append(Genotype.from_str(text).to_str())
+        except ValueError as error:
+            raise ValueError(f"{path} line {number}: {error}") from None
+    if not archs:
+        raise ValueError(f"--archs file {path} holds no NB201 string")
+    return archs
+
+
+def _names(text: str | None) -> tuple[str, ...]:
+    from robnas.search._candidate_proxies import check_proxy_names
+    from robnas.search.proxies._registry import DATA_DEPENDENT, DATA_FREE, PROXIES
+
+    if text is None:
+        return DATA_FREE + DATA_DEPENDENT
+    if text.strip() == "all":
+        return tuple(PROXIES)
+    return check_proxy_names(text)
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    if (args.arch is None) == (args.archs is None):
+        raise ValueError("give either one ARCH or --archs FILE")
+    for flag in ("width", "cells", "input_size", "num_classes", "in_channels"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise ValueError(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
+    if args.batch_size < 2:
+        raise ValueError(f"--batch-size must be >= 2, got {args.batch_size}")
+    if args.eps is not None and not 0 < args.eps <= 255:
+        raise ValueError(f"--eps must be in (0, 255] (units of 1/255), got {args.eps}")
+
+
+def network_batch(args: argparse.Namespace):
+    """The batch ``(x, y)`` of the network's shape (see the module docstring)."""
+    import torch.nn.functional as F
+
+    from robnas.search._candidate_proxies import dataset_batch
+
+    x, y = dataset_batch(args.dataset, args.data_dir, size=args.batch_size, seed=args.seed)
+    channels = args.in_channels or x.shape[1]
+    if x.shape[-1] != args.input_size:
+        x = F.interpolate(x, size=(args.input_size, args.input_size), mode="bilinear", align_corners=False)
+    if x.shape[1] != channels:
+        x = x.repeat(1, channels, 1, 1) if x.shape[1] == 1 else x.mean(dim=1, keepdim=True).repeat(1, channels, 1, 1)
+    return x.clamp(0, 1).contiguous(), y % args.num_classes
+
+
+def score_arch(arch: str, args: argparse.Namespace, batch, names: tuple[str, ...], eps: float) -> dict[str, Any]:
+    """``{proxy: score}`` of one cell (``None`` for an undefined score)."""
+    import torch
+
+    from robnas.search._candidate_proxies import score_network
+    from robnas.spaces._genotype import Genotype
+    from robnas.trainables._network import build_network
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(args.seed)
+        model = build_network(
+            Genotype.from_str(arch),
+            width=args.width,
+            cells_per_stage=args.cells,
+            in_channels=batch[0].shape[1],
+            num_classes=args.num_classes,
+        )
+    scores = score_network(model, batch, names=names, eps=eps / 255.0, seed=args.seed)
+    return {name: (value if math.isfinite(value) else None) for name, value in scores.items()}
+
+
+def run_proxies(args: argparse.Namespace) -> int:
+    from robnas.spaces._defaults import DATASET_DEFAULTS
+    from robnas.spaces._genotype import Genotype
+
+    _check_args(args)
+    names = _names(args.names)
+    archs = read_archs(args.archs) if args.archs else [Genotype.from_str(args.arch).to_str()]
+    if args.dataset not in DATASET_DEFAULTS:
+        raise ValueError(f"unknown dataset {args.dataset!r}; choose from {', '.join(DATASET_DEFAULTS)}")
+    eps = args.eps if args.eps is not None else float(DATASET_DEFAULTS[args.dataset]["eps"])
+    batch = network_batch(args)
+    for arch in archs:
+        scores = score_arch(arch, args, batch, names, eps)
+        if args.archs:
+            print(json.dumps({"arch": arch, **scores}), flush=True)
+        elif args.json:
+            print(json.dumps(scores))
+        else:
+            for name, value in scores.items():
+                print(f"{name:<14} {'nan' if value is None else f'{value:.6g}'}")
+    return 0

@@ -1,0 +1,194 @@
+"""The surrogate ranker and the config encoding: known answers on hand-made tables."""
+
+from __future__ import annotations
+
+import math
+import pickle
+
+import numpy as np
+import pytest
+from scipy.stats import kendalltau
+
+from robnas.search._encoding import CELL_FEATURES, FEATURE_NAMES, cell_features, encode_config
+from robnas.search._ranker import SurrogateRanker, best_candidate, zero_shot_vote
+from robnas.spaces._genotype import OPS, Genotype
+
+# Two isomorphic cells (dead ops differ) and a third, different one.
+A = "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"
+B = "|nor_conv_1x1~0|+|avg_pool_3x3~0|none~1|+|skip_connect~0|none~1|none~2|"
+C = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+
+
+def feature(vector: np.ndarray, name: str) -> float:
+    return float(vector[FEATURE_NAMES.index(name)])
+
+
+# ------------------------------------------------------------------ encoding
+
+
+def test_encoding_is_fixed_length_and_deterministic():
+    config = {"arch": C, "width": 16, "sparsity": 0.5, "sparsity_schedule": "oneshot", "attack": "trades"}
+    first, second = encode_config(config), encode_config(dict(config))
+    assert first.shape == (len(FEATURE_NAMES),) == (58,)
+    assert np.array_equal(first, second)
+    assert feature(first, "log2_width") == 4.0
+    assert feature(first, "sparsity_effective") == 0.5
+    assert feature(first, "schedule=oneshot") == 1.0 and feature(first, "schedule=none") == 0.0
+    assert feature(first, "attack=trades") == 1.0 and feature(first, "trades_beta") == 6.0
+    # The digits default attack: PGD at eps 25.5/255, 7 steps of 2.5 * eps / 7.
+    digits = encode_config({"arch": C})
+    assert feature(digits, "eps") == 25.5 and feature(digits, "attack_steps") == 7.0
+    assert feature(digits, "step_size") == pytest.approx(2.5 * 25.5 / 7)
+    assert feature(digits, "trades_beta") == 0.0
+
+
+def test_dense_schedule_has_no_effective_sparsity():
+    vector = encode_config({"arch": C, "sparsity": 0.8, "sparsity_schedule": "none"})
+    assert feature(vector, "sparsity") == 0.8
+    assert feature(vector, "sparsity_effective") == 0.0
+
+
+def test_isomorphic_cells_share_their_encoding():
+    assert np.array_equal(encode_config({"arch": A}), encode_config({"arch": B}))
+    assert not np.array_equal(encode_config({"arch": A}), encode_config({"arch": C}))
+    edges = Genotype.from_str(B).to_config()
+    assert np.array_equal(encode_config({"arch": A}), encode_config({**edges, "score_weights": {"a": 1}}))
+
+
+def test_cell_features_of_a_known_cell():
+    values = dict(zip(CELL_FEATURES, cell_features(Genotype.from_str(C).ops)))
+    assert values["op[edge_1_0]=nor_conv_3x3"] == 1.0
+    assert sum(values[f"op[edge_1_0]={op}"] for op in OPS) == 1.0
+    assert values["count[nor_conv_3x3]"] == 3.0 and values["count[skip_connect]"] == 2.0
+    # Paths 0->3 (skip), 0->1->3 (conv, conv), 0->2->3 (conv, skip), 0->1->2->3 (conv, pool, skip).
+    assert values["paths"] == 4.0
+    assert values["max_convs"] == 2.0 and values["max_conv3x3"] == 2.0
+    assert values["sum_convs"] == 4.0 and values["max_depth"] == 3.0
+    assert values["conv_free_paths"] == 1.0
+    # A disconnected cell has no path.
+    empty = dict(zip(CELL_FEATURES, cell_features(("none",) * 6)))
+    assert empty["paths"] == 0.0 and empty["max_depth"] == 0.0
+
+
+def test_encoding_rejects_unknown_keys():
+    with pytest.raises(ValueError, match="widht"):
+        encode_config({"arch": C, "widht": 8})
+
+
+# ------------------------------------------------------------------ zero-shot vote
+
+
+def test_vote_is_the_mean_rank_over_proxies():
+    table = np.array([[1.0, 10.0], [2.0, 30.0], [3.0, 20.0]])
+    # ranks / n: column 0 -> 1/3, 2/3, 1; column 1 -> 1/3, 1, 2/3
+    assert np.allclose(zero_shot_vote(table), [1 / 3, 5 / 6, 5 / 6])
+
+
+def test_vote_imputes_nan_by_the_column_median_and_averages_ties():
+    table = np.array([[math.nan, 1.0], [1.0, 1.0], [3.0, 2.0]])
+    # column 0 -> [2, 1, 3]; column 1 ties -> [1.5, 1.5, 3]
+    assert np.allclose(zero_shot_vote(table), [(2 + 1.5) / 6, (1 + 1.5) / 6, 1.0])
+    assert np.array_equal(zero_shot_vote(np.empty((2, 0))), [1.0, 1.0])
+
+
+def test_best_candidate_single_and_multi_objective():
+    assert best_candidate(np.array([[1.0], [3.0], [2.0]]), ["max"]) == 1
+    assert best_candidate(np.array([[1.0], [3.0], [0.5]]), ["min"]) == 2
+    assert best_candidate(np.array([[2.0], [2.0]]), ["max"]) == 0
+    # Rows 0, 1, 2 form the front; mean ranks: (1 + 4) / 2, (3 + 3) / 2, (4 + 1) / 2, (2 + 2) / 2.
+    predicted = np.array([[0.1, 0.9], [0.6, 0.6], [0.9, 0.1], [0.5, 0.5]])
+    assert best_candidate(predicted, ["max", "max"]) == 1
+    # Minimising both: the front is rows 0, 1, 2 (row 3 is dominated by row 2); mean ranks of
+    # the gains (-value): 2.5, 2.5, 3, 2.
+    predicted = np.array([[1.0, 0.0], [0.0, 1.0], [0.9, 0.9], [0.95, 0.95]])
+    assert best_candidate(predicted, ["min", "min"]) == 2
+    assert best_candidate(predicted, ["max", "min"]) == 0
+
+
+# ------------------------------------------------------------------ the ranker
+
+
+def random_configs(n: int, seed: int) -> tuple[list[dict], np.ndarray]:
+    rng = np.random.default_rng(seed)
+    configs = []
+    for _ in range(n):
+        ops = tuple(OPS[i] for i in rng.integers(0, len(OPS), size=6))
+        configs.append({"arch": Genotype(ops).to_str(), "sparsity": float(rng.choice([0.0, 0.5, 0.9])),
+                        "sparsity_schedule": "oneshot"})
+    return configs, np.stack([encode_config(c) for c in configs])
+
+
+def test_zero_shot_predictions_before_min_fit():
+    ranker = SurrogateRanker(
+        ("robust_acc", "sparsity", "params"), ("max", "max", "min"),
+        proxy_names=("params", "nwot"), vote=("nwot",), min_fit=4,
+    )
+    configs, features = random_configs(3, seed=0)
+    proxies = [{"params": 30.0, "nwot": 1.0}, {"params": 10.0, "nwot": 3.0}, {"params": 20.0, "nwot": 2.0}]
+    predicted = ranker.predict(proxies, features)
+    assert np.allclose(predicted[:, 0], [1 / 3, 1.0, 2 / 3])  # the vote of nwot
+    assert np.array_equal(predicted[:, 1], [c["sparsity"] for c in configs])
+    assert np.array_equal(predicted[:, 2], [30.0, 10.0, 20.0])
+    # Three results are not enough to fit (min_fit=4): still zero-shot.
+    for i in range(3):
+        ranker.observe(f"k{i}", proxies[i], features[i], {"robust_acc": 0.5, "sparsity": 0.0, "params": 1.0})
+    assert np.allclose(ranker.predict(proxies, features)[:, 0], [1 / 3, 1.0, 2 / 3])
+
+
+def synthetic(n: int, seed: int):
+    """Proxies that say nothing, and a target that depends on the cell's 3x3 convolutions."""
+    configs, features = random_configs(n, seed)
+    rng = np.random.default_rng(seed + 100)
+    proxies = rng.normal(size=(n, 2))
+    convs = features[:, FEATURE_NAMES.index("count[nor_conv_3x3]")]
+    target = convs - 2.0 * features[:, FEATURE_NAMES.index("sparsity_effective")] + 0.1 * rng.normal(size=n)
+    return proxies, features, target
+
+
+def test_refit_on_labelled_results_improves_the_ranking():
+    proxies, features, target = synthetic(260, seed=1)
+    ranker = SurrogateRanker(("robust_acc",), ("max",), proxy_names=("p0", "p1"), vote=("p0", "p1"), seed=0)
+    test = slice(60, None)
+    before = kendalltau(ranker.predict(proxies[test], features[test])[:, 0], target[test])[0]
+    for i in range(60):
+        ranker.observe(f"k{i}", proxies[i], features[i], {"robust_acc": target[i]})
+    after = kendalltau(ranker.predict(proxies[test], features[test])[:, 0], target[test])[0]
+    assert abs(before) < 0.15
+    assert after > 0.7
+
+
+def test_ranker_is_deterministic_and_refits_after_unpickling():
+    proxies, features, target = synthetic(80, seed=2)
+
+    def trained():
+        ranker = SurrogateRanker(("robust_acc",), ("max",), proxy_names=("p0", "p1"), seed=5)
+        for i in range(40):
+            ranker.observe(f"k{i}", proxies[i], features[i], {"robust_acc": target[i]}, fidelity=0.5)
+        return ranker
+
+    first, second = trained(), trained()
+    expected = first.predict(proxies[40:], features[40:])
+    assert np.array_equal(expected, second.predict(proxies[40:], features[40:]))
+    copy = pickle.loads(pickle.dumps(first))
+    assert copy._models is None
+    assert np.array_equal(expected, copy.predict(proxies[40:], features[40:]))
+
+
+def test_observe_keeps_the_latest_finite_result_per_configuration():
+    ranker = SurrogateRanker(("clean_acc", "robust_acc"), ("max", "max"), proxy_names=("p",))
+    features = encode_config({"arch": C})
+    ranker.observe("a", {"p": 1.0}, features, {"clean_acc": 0.2, "robust_acc": math.nan}, fidelity=0.25)
+    ranker.observe("a", {"p": 1.0}, features, {"clean_acc": 0.4, "robust_acc": 0.1}, fidelity=0.5)
+    ranker.observe("b", {"p": 2.0}, features, {"epoch": 3, "robust_acc": math.nan})  # nothing usable
+    assert ranker.num_labelled == 1
+    _, _, values, fidelity = ranker._rows["a"]
+    assert values == {"clean_acc": 0.4, "robust_acc": 0.1} and fidelity == 0.5
+
+
+def test_ranker_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="one mode per objective"):
+        SurrogateRanker(("a", "b"), ("max",), proxy_names=("p",))
+    with pytest.raises(ValueError, match="'up'"):
+        SurrogateRanker(("a",), ("up",), proxy_names=("p",))
+    with pytest.raises(ValueError, match="min_fit"):
+        SurrogateRanker(("a",), ("max",), proxy_names=("p",), min_fit=1)

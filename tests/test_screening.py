@@ -1,0 +1,268 @@
+"""The screening searcher: best-predicted launches, inner searcher told everything, no
+isomorph twice, exploration share, exact save/restore; the proxies of real candidates."""
+
+from __future__ import annotations
+
+import math
+import pickle
+
+import numpy as np
+import pytest
+from ray.tune.search import Searcher
+
+from robnas.search._candidate_proxies import CandidateScorer, network_of
+from robnas.search._dedup import config_key
+from robnas.search._encoding import decode_trial
+from robnas.search._screening import ScreeningSearcher
+from robnas.search._searchers import make_searcher
+from robnas.spaces._genotype import OPS, Genotype
+from robnas.trainables._counting import count_parameters
+
+# A and B are isomorphic (the ops on edges that cannot reach the output do not matter).
+A = "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"
+B = "|nor_conv_1x1~0|+|avg_pool_3x3~0|none~1|+|skip_connect~0|none~1|none~2|"
+C = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+D = "|nor_conv_1x1~0|+|skip_connect~0|nor_conv_3x3~1|+|skip_connect~0|none~1|nor_conv_3x3~2|"
+E = "|avg_pool_3x3~0|+|skip_connect~0|none~1|+|skip_connect~0|none~1|skip_connect~2|"
+
+
+def cell(arch, **rest):
+    return {**Genotype.from_str(arch).to_config(), **rest}
+
+
+class ScriptedSearcher(Searcher):
+    """Suggests a fixed list of configs (or draws from a seeded generator) and records what
+    it is told."""
+
+    def __init__(self, configs=None, *, seed=None):
+        super().__init__(metric="robust_acc", mode="max")
+        self.configs = list(configs or [])
+        self.rng = None if seed is None else np.random.default_rng(seed)
+        self.asked, self.completed, self.results = [], {}, []
+
+    def suggest(self, trial_id):
+        self.asked.append(trial_id)
+        if self.rng is not None:
+            ops = tuple(OPS[i] for i in self.rng.integers(0, len(OPS), size=6))
+            return {**Genotype(ops).to_config(), "width": int(self.rng.choice([8, 16]))}
+        return self.configs.pop(0) if self.configs else Searcher.FINISHED
+
+    def on_trial_result(self, trial_id, result):
+        self.results.append((trial_id, result))
+
+    def on_trial_complete(self, trial_id, result=None, error=False):
+        self.completed[trial_id] = (result, error)
+
+
+class CountingScorer:
+    """Proxy ``params`` = a fixed score per cell class (default: 3x3 convolutions + width / 100)."""
+
+    def __init__(self, table=None):
+        self.table = {Genotype.from_str(a).canonical(): v for a, v in (table or {}).items()}
+        self.calls = 0
+
+    def __call__(self, config):
+        self.calls += 1
+        genotype = Genotype.from_config(config).canonical()
+        if genotype in self.table:
+            return {"params": float(self.table[genotype])}
+        return {"params": genotype.ops.count("nor_conv_3x3") + config.get("width", 8) / 100}
+
+
+def screening(inner, **options):
+    options = {"screen": 3, "explore": 0.0, "proxy_names": ("params",), "vote": ("params",),
+               "scorer": CountingScorer({A: 1, C: 3, D: 2, E: 0}), "n_estimators": 10, **options}
+    return ScreeningSearcher(inner, **options)
+
+
+def test_launches_the_best_predicted_candidate_and_closes_the_others():
+    inner = ScriptedSearcher([cell(A), cell(C), cell(D)])
+    searcher = screening(inner)
+    assert searcher.suggest("t1") == cell(C)
+    assert inner.asked == ["t1_c0", "t1_c1", "t1_c2"]
+    assert inner.completed == {"t1_c0": (None, True), "t1_c2": (None, True)}
+    searcher.on_trial_result("t1", {"robust_acc": 0.3, "epoch": 1})
+    searcher.on_trial_complete("t1", {"robust_acc": 0.5, "epoch": 2})
+    assert inner.results == [("t1_c1", {"robust_acc": 0.3, "epoch": 1})]
+    assert inner.completed["t1_c1"] == ({"robust_acc": 0.5, "epoch": 2}, False)
+    assert searcher.num_screened_out == 2
+
+
+def test_never_launches_an_isomorph_twice():
+    inner = ScriptedSearcher([cell(A), cell(B), cell(C), cell(B), cell(D), cell(C), cell(E)])
+    searcher = screening(inner, screen=2)
+    # Pool A, (B: isomorph of A in the pool, told failed), C -> C launched, A screened out.
+    assert searcher.suggest("t1") == cell(C)
+    assert inner.completed["t1_c1"] == (None, True)
+    searcher.on_trial_complete("t1", {"robust_acc": 0.7})
+    # A was never launched, so its isomorph B may be; D beats it.
+    assert searcher.suggest("t2") == cell(D)
+    # C again: told t1's result; E is what is left; then the inner searcher is finished.
+    assert searcher.suggest("t3") == cell(E)
+    assert inner.completed["t3_c0"] == ({"robust_acc": 0.7}, False)
+    assert searcher.suggest("t4") == Searcher.FINISHED
+    launched = list(searcher._launched)
+    assert len(launched) == len(set(launched)) == 3
+    assert searcher.num_duplicates == 2
+    # Every candidate the inner searcher suggested was told an outcome (t2's and t3's
+    # launched trials are still running; t3_c2 and t4_c0 were answered FINISHED).
+    told = set(inner.completed) | {searcher._inner_id["t2"], searcher._inner_id["t3"]}
+    assert told == set(inner.asked) - {"t3_c2", "t4_c0"}
+
+
+def test_all_duplicates_end_the_search():
+    inner = ScriptedSearcher([cell(A)] + [cell(B)] * 5)
+    searcher = screening(inner, screen=1, max_retries=3)
+    assert searcher.suggest("t1") == cell(A)
+    assert searcher.suggest("t2") == Searcher.FINISHED
+    assert [inner.completed[f"t2_c{i}"] for i in range(3)] == [(None, True)] * 3
+
+
+def test_exploration_share_and_unscreened_launches():
+    inner = ScriptedSearcher(seed=0)
+    searcher = screening(inner, screen=3, explore=0.25, seed=1, scorer=CountingScorer())
+    for i in range(200):
+        searcher.suggest(f"t{i}")
+    assert 35 <= searcher.num_explored <= 65
+    # A screened trial launches one of 3 new candidates; an explored one its only candidate.
+    assert searcher.num_screened_out == 2 * (200 - searcher.num_explored)
+    # Always exploring: the inner searcher's first candidate, nothing screened out.
+    inner = ScriptedSearcher([cell(A), cell(C)])
+    searcher = screening(inner, explore=1.0)
+    assert searcher.suggest("t1") == cell(A)
+    assert inner.asked == ["t1_c0"] and inner.completed == {}
+
+
+def test_nan_results_are_told_as_failed_and_not_learned():
+    inner = ScriptedSearcher([cell(C)])
+    searcher = screening(inner)
+    searcher.suggest("t1")
+    searcher.on_trial_result("t1", {"robust_acc": math.nan, "epoch": 1})
+    searcher.on_trial_complete("t1", {"robust_acc": math.nan, "epoch": 1})
+    assert inner.results == []
+    assert inner.completed["t1_c0"] == (None, True)
+    assert searcher.ranker.num_labelled == 0
+
+
+def test_results_at_any_fidelity_train_the_ranker():
+    inner = ScriptedSearcher([cell(C, max_epochs=4), cell(D, max_epochs=4)])
+    searcher = screening(inner, screen=1)
+    searcher.suggest("t1")
+    searcher.on_trial_result("t1", {"robust_acc": 0.2, "epoch": 1})
+    row = searcher.ranker._rows[config_key(cell(C, max_epochs=4))]
+    assert row[2] == {"robust_acc": 0.2} and row[3] == 0.25
+    searcher.on_trial_complete("t1", {"robust_acc": 0.4, "epoch": 2})  # stopped early at epoch 2
+    row = searcher.ranker._rows[config_key(cell(C, max_epochs=4))]
+    assert row[2] == {"robust_acc": 0.4} and row[3] == 0.5
+
+
+def test_once_fitted_the_ranker_follows_the_measured_results():
+    """Results say: fewer 3x3 convolutions = more robust, against the zero-shot vote."""
+    inner = ScriptedSearcher(seed=3)
+    searcher = screening(inner, screen=4, min_fit=8, scorer=CountingScorer())
+
+    def measured(config):
+        return 1.0 - Genotype.from_config(config).canonical().ops.count("nor_conv_3x3") / 6
+
+    early, late = [], []
+    for i in range(32):
+        config = searcher.suggest(f"t{i}")
+        (early if i < 8 else late).append(measured(config))
+        searcher.on_trial_complete(f"t{i}", {"robust_acc": measured(config)})
+    assert np.mean(late[-16:]) > np.mean(early) + 0.2
+
+
+def test_save_and_restore_give_identical_next_suggestions(tmp_path):
+    from ray import tune
+
+    space = {key: tune.choice(OPS) for key in Genotype.from_str(C).to_config()}
+    space["sparsity"] = tune.choice([0.0, 0.5, 0.9])
+
+    def fresh():
+        inner = make_searcher("motpe", objectives=("robust_acc", "sparsity"), modes=("max", "max"), seed=3)
+        searcher = ScreeningSearcher(inner, screen=3, seed=4, explore=0.3, proxy_names=("params",),
+                                     vote=("params",), scorer=CountingScorer(), min_fit=4,
+                                     n_estimators=10)
+        searcher.set_search_properties(None, None, space)
+        return searcher
+
+    def run(searcher, ids):
+        keys = []
+        for i in ids:
+            config = searcher.suggest(f"t{i}")
+            keys.append(config_key(config))
+            ops = Genotype.from_config(config).canonical().ops
+            result = {"robust_acc": ops.count("skip_connect") / 6, "sparsity": config["sparsity"], "epoch": 1}
+            searcher.on_trial_complete(f"t{i}", result)
+        return keys
+
+    one = fresh()
+    first_keys = run(one, range(8))
+    assert len(set(first_keys)) == 8
+    one.save(str(tmp_path / "state.pkl"))
+    two = fresh()
+    two.restore(str(tmp_path / "state.pkl"))
+    assert two.ranker.num_labelled == 8 and two.ranker._models is None
+    assert run(one, range(8, 14)) == run(two, range(8, 14))
+    assert not hasattr(two, "searcher")  # Tune would take it for a wrapper
+
+
+# ------------------------------------------------------------------ real proxies
+
+
+def test_candidate_scorer_builds_the_trial_network_and_caches_isomorphs():
+    scorer = CandidateScorer(names=("params", "synflow", "nwot"), batch_size=16)
+    dense = scorer({"arch": A})
+    assert scorer({"arch": B}) == dense and len(scorer.cache) == 1
+    trial = decode_trial({"arch": A})
+    model, masks = network_of(trial, in_channels=1, num_classes=10)
+    assert masks is None and dense["params"] == count_parameters(model)
+    assert all(math.isfinite(v) for v in dense.values())
+    pruned = scorer({"arch": A, "sparsity": 0.9, "sparsity_schedule": "oneshot"})
+    assert pruned["params"] < 0.5 * dense["params"]
+    # A sparsity target without a schedule trains dense, and is scored dense.
+    assert scorer({"arch": A, "sparsity": 0.9, "sparsity_schedule": "none"})["params"] == dense["params"]
+    assert all(math.isnan(v) for v in scorer({"arch": A, "width": 0}).values())
+    restored = pickle.loads(pickle.dumps(scorer))
+    assert restored._batches == {} and restored.cache.keys() == scorer.cache.keys()
+    assert restored({"arch": C}) == scorer({"arch": C})
+
+
+def test_candidate_scorer_is_deterministic_and_leaves_the_thread_count():
+    import torch
+
+    threads = torch.get_num_threads()
+    first = CandidateScorer(names=("snip", "jacob_cov"), batch_size=16, seed=2)({"arch": C})
+    second = CandidateScorer(names=("snip", "jacob_cov"), batch_size=16, seed=2)({"arch": C})
+    assert first == second
+    assert torch.get_num_threads() == threads
+
+
+def test_bad_arguments_are_rejected():
+    with pytest.raises(ValueError, match="screen"):
+        ScreeningSearcher(ScriptedSearcher(), screen=0)
+    with pytest.raises(ValueError, match="explore"):
+        ScreeningSearcher(ScriptedSearcher(), screen=2, explore=1.5)
+    with pytest.raises(ValueError, match="unknown proxies"):
+        ScreeningSearcher(ScriptedSearcher(), screen=2, proxy_names=("bogus",))
+
+
+# ------------------------------------------------------------------ inside a real search
+
+
+@pytest.mark.slow
+def test_screened_search_runs_and_resumes_on_digits(ray_session, tmp_path):
+    from robnas.search import SearchSettings, resume, run
+
+    if "screen" not in SearchSettings.__dataclass_fields__:
+        pytest.skip("SearchSettings has no 'screen' option yet (robnas search --screen K)")
+    grid = run(screen=4, num_samples=4, max_epochs=1, storage_path=str(tmp_path), name="s",
+               scheduler="fifo", trial={"eval_steps": 5})
+    assert len(grid) == 4 and all(r.error is None for r in grid)
+    grid = resume(tmp_path / "s", num_samples=6)
+    assert len(grid) == 6 and all(r.error is None for r in grid)
+    fixed = {"dataset", "data_dir", "max_epochs", "score_weights", "eval_steps"}
+    keys = [config_key({k: v for k, v in r.config.items() if k not in fixed}) for r in grid]
+    assert len(set(keys)) == 6
+    states = list((tmp_path / "s").glob("searcher-state-*.pkl"))
+    assert states, "the search saved no searcher state"
