@@ -63,9 +63,10 @@ def run(
                 "or --overwrite to replace it"
             )
     param_space = _param_space(settings)
-    _init_ray(settings)
     if path.exists() and overwrite:
         _check_is_experiment(path)
+    _init_ray(settings)
+    if path.exists() and overwrite:
         shutil.rmtree(path)
     _write_settings(path, settings)
     tuner = _new_tuner(settings, param_space)

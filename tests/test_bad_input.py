@@ -1,0 +1,118 @@
+"""Bad input: one line naming the problem, exit code 2, no traceback, no file touched."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from robnas.search.cli import main
+
+GOOD_ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> Path:
+    """A storage path holding an earlier run whose files must never change."""
+    root = tmp_path / "storage"
+    old = root / "old"
+    (old / "trial_0001").mkdir(parents=True)
+    (old / "robnas.json").write_text(json.dumps({"settings": {"name": "old", "num_samples": 2}}))
+    (old / "trial_0001" / "result.json").write_text('{"epoch": 1, "clean_acc": 0.5}\n')
+    (root / "empty").mkdir()
+    (root / "other").mkdir()
+    (root / "other" / "notes.txt").write_text("not a search\n")
+    return root
+
+
+def write(path: Path, content: str | bytes) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return str(path)
+
+
+def cases(tmp: Path, storage: Path) -> dict[str, tuple[list[str], str]]:
+    s = ["--storage-path", str(storage), "--name", "new"]
+    cifar_garbage = tmp / "cifar_garbage"
+    write(cifar_garbage / "data_batch_1", b"\x00\x01 this is not a pickle")
+    cifar_lying = tmp / "cifar_lying"
+    write(cifar_lying / "data_batch_1", pickle.dumps({b"data": [1, 2, 3], b"labels": [0]}))
+    npz = tmp / "bad.npz"
+    np.savez(npz, x_train=np.zeros((2, 8, 8), np.uint8), y_train=np.zeros(2, np.int64))
+    no_arch = write(tmp / "no_arch.csv", "cell,acc\n1,0.5\n")
+    return {
+        "yaml syntax": (["search", "--config", write(tmp / "a.yaml", "num_samples: [1,\n"), *s], "YAML syntax error"),
+        "yaml unknown key": (["search", "--config", write(tmp / "b.yaml", "num_sample: 3\n"), *s], "unknown key 'num_sample'"),
+        "yaml wrong type": (["search", "--config", write(tmp / "c.yaml", "num_samples: many\n"), *s], "num_samples must be an integer"),
+        "yaml not a mapping": (["search", "--config", write(tmp / "d.yaml", "- 1\n- 2\n"), *s], "must hold a mapping"),
+        "yaml missing file": (["search", "--config", str(tmp / "missing.yaml"), *s], "does not exist"),
+        "eps < 0": (["search", "--config", write(tmp / "e.yaml", "trial: {eps: -1}\n"), *s], "eps"),
+        "sparsity >= 1": (["search", "--config", write(tmp / "f.yaml", "trial: {sparsity: 1.0}\n"), "--space", "cell", *s], "sparsity"),
+        "unknown trial key": (["search", "--config", write(tmp / "g.yaml", "trial: {colour: red}\n"), *s], "colour"),
+        "unknown op": (["arch", GOOD_ARCH.replace("avg_pool_3x3", "max_pool_3x3")], "max_pool_3x3"),
+        "malformed NB201 string": (["arch", "nor_conv_3x3~0+skip"], "NB201"),
+        "negative epochs (search)": (["search", "--max-epochs", "-1", *s], "max_epochs"),
+        "negative epochs (trial)": (["trial", "--epochs", "-2"], "max_epochs"),
+        "zero samples": (["search", "--num-samples", "0", *s], "num_samples"),
+        "missing data dir": (["search", "--dataset", "cifar10", "--data-dir", str(tmp / "nope"), *s], "cifar10"),
+        "data dir without files": (["trial", "--dataset", "mnist", "--data-dir", str(storage / "empty")], "mnist"),
+        "cifar batch is not a pickle": (["trial", "--dataset", "cifar10", "--data-dir", str(cifar_garbage)], "data_batch_1"),
+        "cifar batch is not what it claims": (["trial", "--dataset", "cifar10", "--data-dir", str(cifar_lying)], "data_batch_1"),
+        "npz missing arrays": (["trial", "--dataset", "npz", "--data-dir", str(npz)], "x_test"),
+        "unknown dataset": (["search", "--dataset", "imagenet", *s], "imagenet"),
+        "run dir does not exist": (["resume", str(storage / "nope")], "does not exist"),
+        "run dir is empty": (["resume", str(storage / "empty")], "not a robnas search"),
+        "run dir is something else": (["resume", str(storage / "other")], "not a robnas search"),
+        "run dir is a file": (["resume", str(storage / "other" / "notes.txt")], "not a directory"),
+        "unknown objective": (["search", "--objectives", "clean_acc,accuracy", *s], "unknown objective 'accuracy'"),
+        "table without arch column": (["search", "--backend", "table", "--table", no_arch, "--objectives", "acc", *s], "'arch'"),
+        "table missing": (["search", "--backend", "table", "--table", str(tmp / "t.csv"), "--objectives", "acc", *s], "does not exist"),
+        "table without backend": (["search", "--table", no_arch, *s], "--backend table"),
+        "unknown scheduler": (["search", "--scheduler", "pbt", *s], "unknown scheduler 'pbt'"),
+        "unknown searcher": (["search", "--searcher", "bohb", *s], "unknown searcher 'bohb'"),
+        "unknown space part": (["search", "--space", "cell,optimizer", *s], "optimizer"),
+        "bad score weights": (["search", "--score", "robust_acc", *s], "name=weight"),
+        "negative cpus": (["search", "--cpus-per-trial", "-1", *s], "cpus_per_trial"),
+        "existing experiment": (["search", "--storage-path", str(storage), "--name", "old"], "--overwrite"),
+        "overwrite something else": (["search", "--storage-path", str(storage), "--name", "other", "--overwrite", "--space", "cell", "--num-samples", "1", "--max-epochs", "1"], "not a robnas search"),
+        "analyze missing dir": (["analyze", str(storage / "nope")], "does not exist"),
+        "tabulate empty archs": (["tabulate", "--archs", write(tmp / "archs.txt", ""), "--out", str(tmp / "t.csv")], "archs"),
+    }
+
+
+def checksums(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    } | {str(p.relative_to(root)) + "/": "dir" for p in root.rglob("*") if p.is_dir()}
+
+
+def test_every_bad_input_is_one_line_exit_2_and_touches_nothing(tmp_path, storage, capsys):
+    table = cases(tmp_path / "inputs", storage)
+    assert len(table) >= 25
+    before = checksums(storage)
+    problems = []
+    for name, (argv, expected) in table.items():
+        code = main(argv)
+        err = capsys.readouterr().err
+        if code != 2 or err.count("\n") != 1 or not err.startswith("robnas: error:") or expected not in err:
+            problems.append(f"{name}: exit {code}, stderr {err!r}")
+        if checksums(storage) != before:
+            problems.append(f"{name}: changed files under the storage path")
+            before = checksums(storage)
+    assert not problems, "\n".join(problems)
+
+
+def test_a_real_process_prints_no_traceback(tmp_path, storage):
+    out = subprocess.run(
+        [sys.executable, "-m", "robnas", "resume", str(storage / "other")], capture_output=True, text=True
+    )
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr and out.stderr.count("\n") == 1
