@@ -165,5 +165,9 @@ def record_section(
     target.parent.mkdir(parents=True, exist_ok=True)
     section = f"## {title}\n\n{_preamble(machine_info(), command)}\n\n{body_markdown.strip()}\n"
     with _locked(target.parent):
-        document = target.read_text(encoding="utf-8") if target.exists() else f"{HEADER}\n"
-        return atomic_write_text(target, replace_section(document, title, section))
+        existed = target.exists()
+        mode = target.stat().st_mode & 0o777 if existed else 0o644
+        document = target.read_text(encoding="utf-8") if existed else f"{HEADER}\n"
+        atomic_write_text(target, replace_section(document, title, section))
+        os.chmod(target, mode)  # the temporary file behind the atomic write is private (0600)
+    return target

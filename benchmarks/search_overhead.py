@@ -136,6 +136,7 @@ class Measured:
     idle_slot_s: float
     tail_idle_slot_s: float
     setup_in_trainable_s: float
+    error_messages: list[str]
     held_outside_s: float
     driver_step_s: float
     load_before: tuple | None
@@ -176,14 +177,17 @@ def run_search(variant: str, args: argparse.Namespace) -> Measured:
                    max_concurrent=args.concurrency, seed=args.seed)
         wall = timeline.now()
         compute, epochs = {}, {}
-        errors = 0
+        errors, messages = 0, []
         for result in grid:
             trial_id = result.metrics.get("trial_id")
             compute[trial_id] = float(result.metrics.get("time_total_s", 0.0))
             frame = result.metrics_dataframe
             if frame is not None and "epoch_time_s" in frame:
                 epochs[trial_id] = float(frame["epoch_time_s"].fillna(0.0).sum())
-            errors += result.error is not None
+            if result.error is not None:
+                errors += 1
+                lines = [line for line in str(result.error).splitlines() if line.strip()]
+                messages.append(lines[-1].strip() if lines else type(result.error).__name__)
     intervals = [(timeline.starts[t], timeline.ends[t]) for t in timeline.ends if t in timeline.starts]
     first_start = min(s for s, _ in intervals)
     last_end = max(e for _, e in intervals)
@@ -195,6 +199,7 @@ def run_search(variant: str, args: argparse.Namespace) -> Measured:
         idle_slot_s=idle_slot_seconds(intervals, args.concurrency), held_outside_s=held,
         tail_idle_slot_s=idle_slot_seconds(intervals, args.concurrency, after=max(s for s, _ in intervals)),
         setup_in_trainable_s=sum(compute[t] - epochs[t] for t in epochs),
+        error_messages=sorted(set(messages)),
         driver_step_s=timeline.step_s, load_before=load_before, load_after=load_average(),
     )
 
@@ -251,7 +256,16 @@ def body(results: list[Measured], args: argparse.Namespace) -> str:
         variants,
         "",
         table(results),
+        *errors_note(results),
     ])
+
+
+def errors_note(results: list[Measured]) -> list[str]:
+    messages = sorted({message for m in results for message in m.error_messages})
+    if not messages:
+        return []
+    return ["", "Errored trials count with the time they ran; their errors: "
+            + "; ".join(f"`{message}`" for message in messages)]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -28,7 +28,14 @@ _NETWORK_FLAGS = (
 
 def add_proxies_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
-        "proxies", help="zero-cost proxy scores of NB201 cells (no training)"
+        "proxies",
+        help="zero-cost proxy scores of NB201 cells (no training)",
+        description=(
+            "Zero-cost proxies of NB201 cells on a freshly initialised network. The batch is "
+            "--batch-size training images of --dataset, resized to --input-size and copied to "
+            "--in-channels when they differ (a stand-in batch of the network's shape); synflow "
+            "is reported as ln(score), NASLib's form."
+        ),
     )
     parser.add_argument("arch", nargs="?", help="NB201 string, e.g. '|nor_conv_3x3~0|+|...|'")
     parser.add_argument("--archs", help="file of NB201 strings, one per line: one JSON object per line")

@@ -46,8 +46,9 @@ def run(
         overwrite: delete an existing experiment directory first.
         **options: ``SearchSettings`` fields overriding ``settings``.
     """
-    settings = settings or SearchSettings()
-    if options:
+    if settings is None:
+        settings = SearchSettings.from_mapping(options)
+    elif options:
         settings = settings.replace(**options)
     if settings.name is None:
         settings = settings.replace(name=datetime.datetime.now().strftime("search-%Y%m%d-%H%M%S"))

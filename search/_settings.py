@@ -156,7 +156,18 @@ class SearchSettings:
         return cls(**options)
 
     def replace(self, **changes: Any) -> SearchSettings:
-        return SearchSettings.from_mapping({**self.to_dict(), **changes})
+        """A copy with ``changes``; defaults derived from a changed field are derived again."""
+        derived = {
+            "score_weights": ("objectives", "backend", "table"),
+            "space": ("backend",),
+            "max_epochs": ("backend", "table"),
+            "objectives": ("backend", "table"),
+        }
+        current = self.to_dict()
+        for field, sources in derived.items():
+            if field not in changes and any(source in changes for source in sources):
+                current[field] = None
+        return SearchSettings.from_mapping({**current, **changes})
 
 
 def _check_name(name: str) -> None:

@@ -264,5 +264,9 @@ def test_screened_search_runs_and_resumes_on_digits(ray_session, tmp_path):
     fixed = {"dataset", "data_dir", "max_epochs", "score_weights", "eval_steps"}
     keys = [config_key({k: v for k, v in r.config.items() if k not in fixed}) for r in grid]
     assert len(set(keys)) == 6
-    states = list((tmp_path / "s").glob("searcher-state-*.pkl"))
-    assert states, "the search saved no searcher state"
+    # The saved searcher state is the screening searcher's, carried over the resume.
+    latest = max((tmp_path / "s").glob("searcher-state-*.pkl"))
+    with open(latest, "rb") as file:
+        state = pickle.load(file)
+    assert len(state["_launched"]) == 6 and state["_ranker"].num_labelled == 6
+    assert state["num_screened_out"] + 3 * state["num_explored"] == 3 * 6
