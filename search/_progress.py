@@ -13,7 +13,10 @@ from robnas.analysis._pareto import pareto_mask
 
 
 class FrontProgress(Callback):
-    """Prints ``[done/total, running] trial: objectives | front: size`` as trials finish."""
+    """Prints ``[done/total, running] trial: objectives | front N`` as trials finish.
+
+    The front is that of the trials trained to ``max_epochs`` (as ``robnas analyze`` computes it).
+    """
 
     def __init__(
         self,
@@ -21,11 +24,13 @@ class FrontProgress(Callback):
         modes: Sequence[str],
         total: int,
         *,
+        max_epochs: int,
         stream: TextIO | None = None,
     ) -> None:
         self.objectives = tuple(objectives)
         self.maximize = [mode == "max" for mode in modes]
         self.total = total
+        self.max_epochs = max_epochs
         self.stream = stream
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
@@ -42,6 +47,7 @@ class FrontProgress(Callback):
         finished = [t.last_result for t in trials if t.status == "TERMINATED" and t.last_result]
         if trial.last_result and trial.status != "TERMINATED":
             finished.append(trial.last_result)
+        finished = [r for r in finished if r.get("epoch") == self.max_epochs]
         points = [[r.get(n, math.nan) for n in self.objectives] for r in finished]
         points = [p for p in points if all(isinstance(v, (int, float)) and math.isfinite(v) for v in p)]
         front = int(pareto_mask(points, self.maximize).sum()) if points else 0

@@ -182,7 +182,9 @@ def _new_tuner(settings: SearchSettings, param_space: dict[str, Any]):
     )
     search_alg = BudgetedSearchGenerator(DedupSearcher(searcher, objectives=settings.objectives))
     scheduler = make_scheduler(settings)
-    callbacks = [FrontProgress(settings.objectives, settings.modes, settings.num_samples)]
+    callbacks = [
+        FrontProgress(settings.objectives, settings.modes, settings.num_samples, max_epochs=settings.max_epochs)
+    ]
     callbacks += [c for c in [state_callback(scheduler)] if c is not None]
     os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = _STATE_PERIOD_S
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # progress is robnas's own, one line a trial
