@@ -33,7 +33,7 @@ from robnas.search._encoding import FEATURE_NAMES
 __all__ = ["DEFAULT_VOTE", "SurrogateRanker", "best_candidate", "zero_shot_vote"]
 
 #: Proxies whose mean rank is the zero-shot vote (all higher = better).
-DEFAULT_VOTE: tuple[str, ...] = ("params", "synflow", "nwot", "jacob_cov")
+DEFAULT_VOTE: tuple[str, ...] = ("params", "synflow", "jacob_cov")
 
 _SIZE_OBJECTIVES = ("macs", "sparse_macs", "epoch_time_s")
 _EFFECTIVE_SPARSITY = FEATURE_NAMES.index("sparsity_effective")

@@ -293,3 +293,22 @@ def test_dispatch_reads_the_frozen_configs_of_robnas_spaces():
     evaluation = spaces_eval.EvalConfig(eps=8.0, steps=3, step_size=2.0, seed=4, max_images=0)
     assert evaluate_robustness(model, x, y, evaluation) == evaluate_robustness(
         model, x, y, _evaluation(eps=8.0, steps=3, step_size=2.0, seed=4))
+
+
+def test_attacks_on_a_cell_disconnected_from_its_input_do_not_fail():
+    """The output of an all-`none` cell does not depend on the input: the attack is a no-op."""
+    from types import SimpleNamespace
+
+    from robnas.trainables._network import build_network
+
+    model = build_network(["none"] * 6, width=4, cells_per_stage=1, in_channels=1)
+    x = torch.rand(8, 1, 8, 8)
+    y = torch.randint(0, 10, (8,))
+    generator = torch.Generator().manual_seed(0)
+    for method in ("pgd", "fgsm_rs", "trades"):
+        attack = SimpleNamespace(method=method, eps=8.0, steps=2, step_size=2.0, trades_beta=6.0)
+        loss = training_loss(model, x, y, attack, generator)
+        assert torch.isfinite(loss)
+    evaluation = SimpleNamespace(eps=8.0, steps=2, step_size=2.0, seed=0, max_images=0)
+    clean, robust = evaluate_robustness(model, x, y, evaluation)
+    assert clean == robust

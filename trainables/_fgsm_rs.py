@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._pgd import attack_mode, check_budget, project, require_generator, uniform_noise
+from ._pgd import attack_mode, check_budget, input_gradient, project, require_generator, uniform_noise
 
 
 def fgsm_rs(
@@ -37,5 +37,5 @@ def fgsm_rs(
     with attack_mode(model):
         x_adv.requires_grad_(True)
         loss = F.cross_entropy(model(x_adv), y, reduction="sum")
-        (grad,) = torch.autograd.grad(loss, x_adv)
+        grad = input_gradient(loss, x_adv)
     return project(x_adv.detach() + alpha * grad.sign(), x, eps)

@@ -23,6 +23,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+def input_gradient(loss: torch.Tensor, x_adv: torch.Tensor) -> torch.Tensor:
+    """d loss / d x_adv, zeros when the output does not depend on the input (a cell whose
+    output is disconnected from its input)."""
+    if not loss.requires_grad:
+        return torch.zeros_like(x_adv)
+    (grad,) = torch.autograd.grad(loss, x_adv, allow_unused=True)
+    return torch.zeros_like(x_adv) if grad is None else grad
+
+
 @contextmanager
 def attack_mode(model: nn.Module) -> Iterator[None]:
     """Put ``model`` in eval mode with gradients enabled; restore every submodule's mode on exit."""
@@ -96,6 +105,6 @@ def pgd(
         for _ in range(steps):
             x_adv.requires_grad_(True)
             loss = F.cross_entropy(model(x_adv), y, reduction="sum")
-            (grad,) = torch.autograd.grad(loss, x_adv)
+            grad = input_gradient(loss, x_adv)
             x_adv = project(x_adv.detach() + step_size * grad.sign(), x, eps)
     return x_adv.detach()

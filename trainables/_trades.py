@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._pgd import attack_mode, check_budget, project, require_generator
+from ._pgd import attack_mode, check_budget, input_gradient, project, require_generator
 
 
 def trades_loss(
@@ -43,7 +43,7 @@ def trades_loss(
         for _ in range(steps):
             x_adv.requires_grad_(True)
             kl = F.kl_div(F.log_softmax(model(x_adv), dim=1), p_clean, reduction="sum")
-            (grad,) = torch.autograd.grad(kl, x_adv)
+            grad = input_gradient(kl, x_adv)
             x_adv = project(x_adv.detach() + step_size * grad.sign(), x, eps)
     logits_clean = model(x)
     logits_adv = model(x_adv.detach())
