@@ -193,34 +193,41 @@ def profile_trainable(method: str, data: Path, args: argparse.Namespace, top: in
 
 
 def table(results: list[Measured]) -> str:
-    rows = ["| method | torch threads | TrialRunner images/s | bare loop images/s | ratio (wall) "
-            "| paired wall ratios min-max | ratio (CPU time) |",
+    rows = ["| method | torch threads | TrialRunner images/s | bare loop images/s | ratio of medians "
+            "| paired ratios: median (min-max) | CPU-time ratio |",
             "|---|---:|---:|---:|---:|---|---:|"]
     for m in results:
         paired = m.paired
         flags = ["" if r >= TARGET_RATIO else " (below target)" for r in (m.ratio, m.cpu_ratio)]
         rows.append(f"| {METHODS[m.method]} | {m.threads} | {m.rate(m.trainable_s):.1f} | "
                     f"{m.rate(m.bare_s):.1f} | {m.ratio:.3f}{flags[0]} | "
-                    f"{min(paired):.3f}-{max(paired):.3f} | {m.cpu_ratio:.3f}{flags[1]} |")
+                    f"{statistics.median(paired):.3f} ({min(paired):.3f}-{max(paired):.3f}) | "
+                    f"{m.cpu_ratio:.3f}{flags[1]} |")
     return "\n".join(rows)
 
 
 def body(results: list[Measured], args: argparse.Namespace, loads: list[tuple]) -> str:
     load_text = "; ".join(f"{when}: {' / '.join(f'{v:.2f}' for v in value)}"
                           for when, value in loads if value is not None)
+    reference = decode({"dataset": "npz", "attack": "pgd"})
+    t, a = reference.training, reference.attack
     return "\n".join([
         f"Setup: NB201 network (default cell), width {args.width}, {args.cells} cell(s) per stage, "
         f"{args.images} random 3x32x32 images (npz via `load_dataset`), batch {args.batch_size}, "
-        "SGD (lr 0.05, momentum 0.9 Nesterov, weight decay 5e-4); attacks eps 8/255, PGD-7 "
-        "step 2/255, FGSM-RS step 10/255, random start. TrialRunner = `TrialRunner._train_one_epoch()` "
+        f"SGD (peak lr {t.lr}, momentum {t.momentum} Nesterov, weight decay {t.weight_decay}); "
+        f"attacks eps {a.eps:g}/255, PGD-{a.steps} step {a.step_size:g}/255, FGSM-RS step "
+        f"{1.25 * a.eps:g}/255, random start. TrialRunner = `TrialRunner._train_one_epoch()` "
         "(the epoch of `run_epoch()` without evaluation: one-cycle lr schedule, pruning-mask "
         "apply after every step, loss accumulation, library attacks with per-module mode "
         "save/restore). Bare loop = constant-lr SGD, attack written inline (eval/train switch), "
         "no masks, no loss accumulation. "
         f"{args.warmup} warm-up epoch(s) discarded, then {args.repeats} epochs each, alternating "
         "A B / B A. images/s from the median wall time per epoch; ratio = TrialRunner / bare "
-        f"(target >= {TARGET_RATIO}); paired ratios are per alternating pair; the CPU-time ratio "
-        "uses the process's CPU seconds per epoch instead of wall seconds.",
+        f"(target >= {TARGET_RATIO}); paired ratios compare the two epochs of one alternating pair "
+        "(bare time / TrialRunner time); the CPU-time ratio uses the process's CPU seconds per "
+        "epoch instead of wall seconds. "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}, "
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}.",
         "",
         table(results),
         "",

@@ -28,6 +28,7 @@ _FLAGS: dict[str, tuple[str, Any, str]] = {
     "--max-failures": ("max_failures", int, "retries of a failed trial from its last checkpoint"),
     "--address": ("address", str, "Ray cluster address: auto or HOST:PORT (default: start Ray here)"),
     "--seed": ("seed", int, "seed of the searcher (reproducible sequence of configurations)"),
+    "--screen": ("screen", int, "score K candidates with zero-cost proxies per launched trial (0 = off)"),
     "--backend": ("backend", str, "train (default) or table: replay a results table instead of training"),
     "--table": ("table", str, "results table (CSV or Parquet) replayed by --backend table"),
 }

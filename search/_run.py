@@ -175,12 +175,25 @@ def _new_tuner(settings: SearchSettings, param_space: dict[str, Any]):
     from robnas.search._dedup import DedupSearcher
     from robnas.search._progress import FrontProgress
     from robnas.search._schedulers import make_scheduler, state_callback
-    from robnas.search._searchers import make_searcher
+    from robnas.search._searchers import MULTI_OBJECTIVE_SEARCHERS, make_searcher
 
     searcher = make_searcher(
         settings.searcher, objectives=settings.objectives, modes=settings.modes, seed=settings.seed
     )
-    search_alg = BudgetedSearchGenerator(DedupSearcher(searcher, objectives=settings.objectives))
+    if settings.screen > 1:
+        from robnas.search._screening import ScreeningSearcher
+
+        multi = settings.searcher in MULTI_OBJECTIVE_SEARCHERS
+        searcher = ScreeningSearcher(
+            searcher,
+            screen=settings.screen,
+            objectives=settings.objectives if multi else None,
+            modes=settings.modes if multi else None,
+            seed=settings.seed,
+        )
+    else:
+        searcher = DedupSearcher(searcher, objectives=settings.objectives)
+    search_alg = BudgetedSearchGenerator(searcher)
     scheduler = make_scheduler(settings)
     callbacks = [
         FrontProgress(settings.objectives, settings.modes, settings.num_samples, max_epochs=settings.max_epochs)

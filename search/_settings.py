@@ -32,6 +32,9 @@ class SearchSettings:
     ``trial`` holds fixed trial keys (anything ``robnas.spaces.decode`` accepts, e.g.
     ``eval_steps``, ``batch_size``) that every trial of the search shares.
 
+    ``screen=K`` (K >= 2) scores K candidates with zero-cost proxies and a surrogate model per
+    launched trial (0 = off).
+
     ``backend="table"`` replays the results table ``table`` instead of training: the space
     defaults to the cell, ``max_epochs`` to the table's epochs, and ``objectives`` must be given
     (the table's metric columns, plus ``params``).
@@ -59,6 +62,7 @@ class SearchSettings:
     seed: int = 0
     backend: str = "train"
     table: str | None = None
+    screen: int = 0
     trial: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -86,6 +90,7 @@ class SearchSettings:
             _integer(field, getattr(self, field), minimum=0 if field == "seed" else 1)
         _integer("reduction_factor", self.reduction_factor, minimum=2)
         _integer("max_failures", self.max_failures, minimum=0)
+        _integer("screen", self.screen, minimum=0)
         for field in ("cpus_per_trial", "gpus_per_trial"):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
