@@ -111,41 +111,56 @@ def _wait_for_finished(experiment: Path, epochs: int, count: int, timeout: float
     raise TimeoutError(f"fewer than {count} trials finished in {timeout} s")
 
 
-def test_driver_killed_then_resumed_and_extended(ray_session, tmp_path):
+def _finished(experiment: Path, epochs: int) -> dict[str, bytes]:
+    return {
+        d.name: (d / "result.json").read_bytes()
+        for d in trial_dirs(experiment)
+        if any(r.get("epoch") == epochs for r in results_of(d))
+    }
+
+
+def test_driver_killed_three_times_then_resumed_and_extended(ray_session, tmp_path):
+    """SIGKILL the driver at three random moments; each time `robnas resume` continues."""
+    import random
+
     experiment = tmp_path / "killed"
-    command = [
+    start = [
         sys.executable, "-m", "robnas", "search", "--storage-path", str(tmp_path), "--name", "killed",
         "--num-samples", "6", "--max-epochs", "3", "--scheduler", "fifo", "--searcher", "random",
         "--space", "cell,sparsity", "--seed", "3",
     ]
-    driver = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
-    try:
-        _wait_for_finished(experiment, epochs=3, count=2, timeout=300)
-        time.sleep(1.0)  # some trial is mid-epoch now
-    finally:
-        os.killpg(driver.pid, signal.SIGKILL)
-        driver.wait()
-    finished_before = {
-        d.name: (d / "result.json").read_bytes()
-        for d in trial_dirs(experiment)
-        if any(r.get("epoch") == 3 for r in results_of(d))
-    }
-    assert len(finished_before) >= 2
+    again = [sys.executable, "-m", "robnas", "resume", str(experiment)]
+    rng = random.Random(0)
+    finished: dict[str, bytes] = {}
+    for kill in range(3):
+        driver = subprocess.Popen(start if kill == 0 else again, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            _wait_for_finished(experiment, epochs=3, count=len(finished) + 1, timeout=300)
+            time.sleep(rng.uniform(0.0, 3.0))  # a random moment: mid-epoch, mid-checkpoint, ...
+        finally:
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait()
+        now = _finished(experiment, epochs=3)
+        for name, content in finished.items():
+            assert now[name] == content, f"{name} changed after kill {kill + 1}"
+        finished = now
+    assert 3 <= len(finished) <= 6
 
     grid = resume(experiment)
     assert len(grid) == 6 and all(r.error is None for r in grid)
     assert all(r.metrics["epoch"] == 3 for r in grid)
-    for name, content in finished_before.items():
+    for name, content in finished.items():
         assert (experiment / name / "result.json").read_bytes() == content
     for directory in trial_dirs(experiment):
         epochs = [r["epoch"] for r in results_of(directory)]
         assert epochs.count(1) == 1, f"{directory.name} trained from scratch twice: {epochs}"
+    assert len(trial_dirs(experiment)) == 6
     assert len(set(searched_keys(grid))) == 6
 
     extended = resume(experiment, num_samples=8)
     assert len(extended) == 8 and all(r.error is None for r in extended)
-    for name, content in finished_before.items():
+    for name, content in finished.items():
         assert (experiment / name / "result.json").read_bytes() == content
     assert read_settings(experiment).num_samples == 8
     assert len(set(searched_keys(extended))) == 8
