@@ -252,10 +252,8 @@ def test_bad_arguments_are_rejected():
 
 @pytest.mark.slow
 def test_screened_search_runs_and_resumes_on_digits(ray_session, tmp_path):
-    from robnas.search import SearchSettings, resume, run
+    from robnas.search import resume, run
 
-    if "screen" not in SearchSettings.__dataclass_fields__:
-        pytest.skip("SearchSettings has no 'screen' option yet (robnas search --screen K)")
     grid = run(screen=4, num_samples=4, max_epochs=1, storage_path=str(tmp_path), name="s",
                scheduler="fifo", trial={"eval_steps": 5})
     assert len(grid) == 4 and all(r.error is None for r in grid)
