@@ -28,7 +28,35 @@ def config_key(config: Mapping[str, Any]) -> str:
     return ";".join(parts)
 
 
-class DedupSearcher(Searcher):
+class InnerSearcherState(Searcher):
+    """Save and restore a searcher that wraps ``self._inner`` together with its inner searcher.
+
+    The inner searcher is kept under ``_inner``, not ``searcher``: Tune treats an attribute
+    named ``searcher`` as a wrapper chain and would save only the innermost searcher.
+    """
+
+    _inner: Searcher
+
+    def get_state(self) -> dict:
+        state = {k: v for k, v in self.__dict__.items() if k != "_inner"}
+        state["_inner_state"] = self._inner.__dict__.copy()
+        return state
+
+    def set_state(self, state: dict) -> None:
+        state = dict(state)
+        self._inner.__dict__.update(state.pop("_inner_state"))
+        self.__dict__.update(state)
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as file:
+            pickle.dump(self.get_state(), file)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as file:
+            self.set_state(pickle.load(file))
+
+
+class DedupSearcher(InnerSearcherState):
     """Ask ``inner`` for configurations and launch only those not launched before.
 
     A rejected duplicate is told to ``inner`` at once: with the original's result when that
@@ -101,21 +129,3 @@ class DedupSearcher(Searcher):
     def _is_nan(self, result: Mapping[str, Any]) -> bool:
         values = [result.get(name) for name in self._objectives]
         return any(isinstance(v, float) and math.isnan(v) for v in values)
-
-    def get_state(self) -> dict:
-        state = {k: v for k, v in self.__dict__.items() if k != "_inner"}
-        state["_inner_state"] = self._inner.__dict__.copy()
-        return state
-
-    def set_state(self, state: dict) -> None:
-        state = dict(state)
-        self._inner.__dict__.update(state.pop("_inner_state"))
-        self.__dict__.update(state)
-
-    def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as file:
-            pickle.dump(self.get_state(), file)
-
-    def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as file:
-            self.set_state(pickle.load(file))

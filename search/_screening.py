@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import copy
 import math
-import pickle
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -34,14 +33,14 @@ import numpy as np
 from ray.tune.search import Searcher
 
 from robnas.search._candidate_proxies import DEFAULT_PROXIES, CandidateScorer
-from robnas.search._dedup import config_key
+from robnas.search._dedup import InnerSearcherState, config_key
 from robnas.search._encoding import FEATURE_NAMES, decode_trial, encode_config
 from robnas.search._ranker import DEFAULT_VOTE, SurrogateRanker, best_candidate
 
 __all__ = ["ScreeningSearcher"]
 
 
-class ScreeningSearcher(Searcher):
+class ScreeningSearcher(InnerSearcherState):
     """Launch the best of ``screen`` candidates of ``inner``, as predicted by a surrogate ranker.
 
     Args:
@@ -207,23 +206,6 @@ class ScreeningSearcher(Searcher):
         names = set(self._ranker.objectives) | set(_names(self.metric))
         return any(isinstance(v, float) and math.isnan(v) for v in (result.get(n) for n in names))
 
-    def get_state(self) -> dict:
-        state = {k: v for k, v in self.__dict__.items() if k != "_inner"}
-        state["_inner_state"] = self._inner.__dict__.copy()
-        return state
-
-    def set_state(self, state: dict) -> None:
-        state = dict(state)
-        self._inner.__dict__.update(state.pop("_inner_state"))
-        self.__dict__.update(state)
-
-    def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as file:
-            pickle.dump(self.get_state(), file)
-
-    def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as file:
-            self.set_state(pickle.load(file))
 
 
 def _names(metric: str | Sequence[str] | None) -> tuple[str, ...]:
