@@ -120,10 +120,15 @@ def test_killed_worker_continues_from_its_last_checkpoint(ray_session, tmp_path)
         while time.monotonic() < deadline and not killed:
             for result in experiment.glob("trial_*/result.json"):
                 if result.read_text().count("\n") >= 1:
-                    for proc in psutil.process_iter(["pid", "cmdline"]):
-                        if "ImplicitFunc" in " ".join(proc.info["cmdline"] or []):
-                            os.kill(proc.info["pid"], signal.SIGKILL)
-                            killed.append(proc.info["pid"])
+                    # only this session's trial workers: descendants of the test process
+                    for proc in psutil.Process().children(recursive=True):
+                        try:
+                            command = " ".join(proc.cmdline())
+                        except psutil.Error:
+                            continue
+                        if "ImplicitFunc" in command:
+                            os.kill(proc.pid, signal.SIGKILL)
+                            killed.append(proc.pid)
                             return
             time.sleep(0.2)
 
