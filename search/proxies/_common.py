@@ -13,6 +13,7 @@ import operator
 from collections.abc import Iterator, Mapping, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -152,6 +153,29 @@ def masked_grads(
         grad = torch.zeros_like(param) if grad is None else grad
         out.append(grad * masks[name] if name in masks else grad)
     return out
+
+
+def weight_gradients(
+    model: nn.Module,
+    batch: object,
+    masks: Masks | None,
+    seed: int,
+    *,
+    create_graph: bool = False,
+) -> tuple[tuple[str, ...], tuple[torch.Tensor, ...], tuple[torch.Tensor | None, ...], dict[str, torch.Tensor]]:
+    """Gradients of the mean cross-entropy on ``batch = (x, y)`` w.r.t. every Conv/Linear
+    weight of a train-mode working copy of ``model`` (masked weights zeroed).
+
+    Returns ``(names, weights, grads, checked_masks)``; a gradient is ``None`` where the weight
+    has no path to the output.
+    """
+    x, y = unpack(batch)
+    net, checked = working_copy(model, masks, train=True)
+    names, weights = zip(*prunable(net))
+    with seeded(seed):
+        loss = F.cross_entropy(logits_of(net(x)), y)
+    grads = torch.autograd.grad(loss, weights, create_graph=create_graph, allow_unused=True)
+    return names, weights, grads, checked
 
 
 def bypass_batchnorm(net: nn.Module) -> None:

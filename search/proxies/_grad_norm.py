@@ -11,30 +11,15 @@ counts, including weights that happen to be zero.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from robnas.search.proxies._common import (
-    Masks,
-    finite,
-    logits_of,
-    masked_grads,
-    prunable,
-    seeded,
-    unpack,
-    working_copy,
-)
+from robnas.search.proxies._common import Masks, finite, masked_grads, weight_gradients
 
 __all__ = ["score"]
 
 
 def score(model: nn.Module, batch: object = None, *, masks: Masks | None = None, seed: int = 0) -> float:
     """Sum over Conv/Linear layers of the L2 norm of the weight gradient on ``batch``."""
-    x, y = unpack(batch)
-    net, checked = working_copy(model, masks, train=True)
-    names, weights = zip(*prunable(net))
-    with seeded(seed):
-        loss = F.cross_entropy(logits_of(net(x)), y)
-    grads = torch.autograd.grad(loss, weights, allow_unused=True)
+    names, weights, grads, checked = weight_gradients(model, batch, masks, seed)
     grads = masked_grads(grads, names, checked, weights)
     return finite(sum(float(torch.linalg.vector_norm(g)) for g in grads))

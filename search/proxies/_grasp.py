@@ -16,31 +16,16 @@ is in train mode (BatchNorm uses batch statistics). Units: loss units. With ``ma
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from robnas.search.proxies._common import (
-    Masks,
-    finite,
-    logits_of,
-    masked_grads,
-    prunable,
-    seeded,
-    unpack,
-    working_copy,
-)
+from robnas.search.proxies._common import Masks, finite, masked_grads, weight_gradients
 
 __all__ = ["score"]
 
 
 def score(model: nn.Module, batch: object = None, *, masks: Masks | None = None, seed: int = 0) -> float:
     """GraSP score ``sum(-theta * H g)`` of the (masked) model on ``batch = (x, y)``."""
-    x, y = unpack(batch)
-    net, checked = working_copy(model, masks, train=True)
-    names, weights = zip(*prunable(net))
-    with seeded(seed):
-        loss = F.cross_entropy(logits_of(net(x)), y)
-    first = torch.autograd.grad(loss, weights, create_graph=True, allow_unused=True)
+    names, weights, first, checked = weight_gradients(model, batch, masks, seed, create_graph=True)
     g = [grad.detach() for grad in masked_grads(first, names, checked, weights)]
     z = sum((gi * fi).sum() for gi, fi in zip(g, first) if fi is not None)
     if not isinstance(z, torch.Tensor) or not z.requires_grad:
