@@ -29,13 +29,20 @@ def config_key(config: Mapping[str, Any]) -> str:
 
 
 class InnerSearcherState(Searcher):
-    """Save and restore a searcher that wraps ``self._inner`` together with its inner searcher.
+    """A searcher around ``self._inner``: forwards the search properties, saves and restores both.
 
     The inner searcher is kept under ``_inner``, not ``searcher``: Tune treats an attribute
     named ``searcher`` as a wrapper chain and would save only the innermost searcher.
     """
 
     _inner: Searcher
+
+    @property
+    def inner(self) -> Searcher:
+        return self._inner
+
+    def set_search_properties(self, metric, mode, config, **spec) -> bool:
+        return self._inner.set_search_properties(metric, mode, config, **spec)
 
     def get_state(self) -> dict:
         state = {k: v for k, v in self.__dict__.items() if k != "_inner"}
@@ -85,13 +92,6 @@ class DedupSearcher(InnerSearcherState):
         self._inner_id: dict[str, str] = {}  # trial id -> id the inner searcher knows
         self._retries = 0  # number of rejected suggestions, for attempt ids
         self.num_duplicates = 0
-
-    @property
-    def inner(self) -> Searcher:
-        return self._inner
-
-    def set_search_properties(self, metric, mode, config, **spec) -> bool:
-        return self._inner.set_search_properties(metric, mode, config, **spec)
 
     def suggest(self, trial_id: str) -> dict | None:
         for _ in range(self._max_retries):

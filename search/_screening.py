@@ -103,15 +103,8 @@ class ScreeningSearcher(InnerSearcherState):
         self.num_explored = 0
 
     @property
-    def inner(self) -> Searcher:
-        return self._inner
-
-    @property
     def ranker(self) -> SurrogateRanker:
         return self._ranker
-
-    def set_search_properties(self, metric, mode, config, **spec) -> bool:
-        return self._inner.set_search_properties(metric, mode, config, **spec)
 
     def suggest(self, trial_id: str) -> dict | None:
         explore = self._screen > 1 and self._rng.random() < self._explore
