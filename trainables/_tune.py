@@ -42,7 +42,9 @@ def robust_trainable(config: dict[str, Any]) -> None:
     weights = config.get("score_weights") or {}
     device = "cuda" if torch.cuda.is_available() and _assigned_gpus() else "cpu"
     notes: list[str] = []
-    runner = _restored_runner(trial_config, device, tune.get_checkpoint(), notes)
+    checkpoint = tune.get_checkpoint()
+    runner = _restored_runner(trial_config, device, checkpoint, notes)
+    resumed_from_epoch = runner.epoch
     node_id = _node_id()
     context = tune.get_context()
     failing = failing_epoch(
@@ -52,7 +54,7 @@ def robust_trainable(config: dict[str, Any]) -> None:
         max_epochs=trial_config.training.max_epochs,
     )
     while not runner.done:
-        maybe_fail(context.get_trial_dir(), runner.epoch + 1, failing)
+        maybe_fail(runner.epoch + 1, failing, restored=checkpoint is not None)
         try:
             metrics = runner.run_epoch()
         except DivergedError as error:
@@ -65,6 +67,7 @@ def robust_trainable(config: dict[str, Any]) -> None:
             metrics["score"] = scalarize(metrics, weights)
         metrics["diverged"] = False
         metrics["node_id"] = node_id
+        metrics["resumed_from_epoch"] = resumed_from_epoch  # 0: this attempt started from scratch
         if notes:  # restore problems go into the trial's results, not only a worker log
             metrics["restore_warning"] = "; ".join(notes)
             notes = []
