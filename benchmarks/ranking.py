@@ -63,6 +63,9 @@ NASLIB = {"params": "params", "macs": "flops", "synflow": "synflow", "nwot": "nw
 #: NASLib's zero-cost proxies other than the size measures params and flops.
 NASLIB_11 = ("epe_nas", "fisher", "grad_norm", "grasp", "jacov", "l2_norm", "nwot", "plain", "snip", "synflow", "zen")
 TARGETS = {"zero_shot_tau": 0.65, "surrogate_tau_100": 0.82, "cost_ratio": 0.02}
+#: Scorings of each cost-table candidate, each by a fresh scorer; the median counts (the first
+#: one also creates the kernels of the candidate's layer shapes).
+COST_REPEATS = 5
 
 
 def all_reachable(ops: tuple[str, ...]) -> bool:
@@ -195,7 +198,7 @@ def scoring_cost(args, count: int = 6) -> list[dict]:
     rows = []
     for config in configs:
         times = []
-        for _ in range(3):
+        for _ in range(COST_REPEATS):
             scorer = CandidateScorer(batch_size=32)
             start = time.process_time()
             scorer(config)
@@ -282,7 +285,7 @@ def body(report: dict, args) -> str:
                   "and carry the zero-shot vote."]
     lines += ["", "### Cost of screening one candidate (digits)", "",
               "CPU seconds (process time, 1 thread) of `CandidateScorer` with the default proxies "
-              f"({', '.join(DEFAULT_PROXIES)}; network build, pruning, batch of 32; median of 3) against one "
+              f"({', '.join(DEFAULT_PROXIES)}; network build, pruning, batch of 32; median of {COST_REPEATS}) against one "
               "`TrialRunner.run_epoch()` of the same config (training and evaluation).", "",
               "| cell | width | N | sparsity | attack | scoring s | epoch s | ratio |", "|---|---:|---:|---|---|---:|---:|---:|"]
     for r in report["cost"]:

@@ -1,12 +1,13 @@
 """Zero-cost proxies of a candidate configuration, on the real network built from it.
 
 ``CandidateScorer(config)`` decodes a flat trial config, builds its network with the same
-initialisation as the trial would (``torch.manual_seed(training.seed)`` in a forked RNG, as
-``TrialRunner``), prunes it once to the config's target sparsity with ``MaskSet`` when the
+initialisation as the trial would (the CPU RNG seeded with ``training.seed`` in a forked RNG,
+as ``TrialRunner``), prunes it once to the config's target sparsity with ``MaskSet`` when the
 schedule is not ``none`` (a gradual schedule is scored at its final sparsity), and scores it
-with the chosen proxies on a fixed batch of the config's data set. ``synflow`` is reported in
-NASLib's log form (``sign * ln|score|``). Scores are cached by ``config_key``, so isomorphic
-cells are scored once. Scoring runs torch on one thread (restored afterwards).
+with the chosen proxies on a fixed batch of the config's data set. Nobody else sees that
+network, so the proxies score it in place, without deep copies (same scores). ``synflow`` is
+reported in NASLib's log form (``sign * ln|score|``). Scores are cached by ``config_key``, so
+isomorphic cells are scored once. Scoring runs torch on one thread (restored afterwards).
 """
 
 from __future__ import annotations
@@ -38,9 +39,10 @@ __all__ = [
     "single_thread",
 ]
 
-#: Proxies scored for every candidate by default: the cheapest set (about 2% of a digits
-#: training epoch, build and pruning included) whose vote and surrogate rank robust accuracy
-#: on NAS-RobBench-201 as well as larger sets do (benchmarks/RESULTS.md).
+#: Proxies scored for every candidate by default: the cheapest set (build and pruning included,
+#: under 1% of a digits PGD or TRADES training epoch, 1.3-2.2% of an FGSM-RS one) whose vote and
+#: surrogate rank robust accuracy on NAS-RobBench-201 as well as larger sets do
+#: (benchmarks/RESULTS.md).
 DEFAULT_PROXIES: tuple[str, ...] = ("params", "synflow", "jacob_cov")
 
 
@@ -84,7 +86,7 @@ def network_of(
 ) -> tuple[nn.Module, dict[str, torch.Tensor] | None]:
     """The trial's freshly initialised network and its pruning masks (``None`` when dense)."""
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(trial.training.seed)
+        torch.default_generator.manual_seed(trial.training.seed)
         model = build_network(
             trial.genotype,
             width=trial.macro.width,
@@ -107,26 +109,22 @@ def score_network(
     masks: Mapping[str, torch.Tensor] | None = None,
     eps: float | None = None,
     seed: int = 0,
+    copy: bool = True,
 ) -> dict[str, float]:
     """``{name: score}`` in the order of ``names``; ``synflow`` in log form; one torch thread.
 
-    ``eps`` (a fraction of 1) is needed only by the ``*_adv`` proxies.
+    ``eps`` (a fraction of 1) is needed only by the ``*_adv`` proxies. ``copy=False`` scores
+    ``model`` itself, without deep copies, and leaves it changed (``compute_proxies``).
     """
     names = check_proxy_names(names)
-    rest = [n for n in names if n != "synflow"]
+    needs_eps = any(n in ADVERSARIAL for n in names)
     with single_thread():
-        scores = {}
-        if "synflow" in names:
-            shape = tuple(batch[0].shape[1:])
-            scores["synflow"] = _synflow.score(model, input_shape=shape, masks=masks, log=True)
-        if rest:
-            needs_eps = any(n in ADVERSARIAL for n in rest)
-            scores.update(
-                compute_proxies(
-                    model, batch, names=rest, masks=masks, eps=eps if needs_eps else None, seed=seed
-                )
-            )
-    return {name: scores[name] for name in names}
+        scores = compute_proxies(
+            model, batch, names=names, masks=masks, eps=eps if needs_eps else None, seed=seed, copy=copy
+        )
+    if "synflow" in scores:
+        scores["synflow"] = _synflow.log_form(scores["synflow"])
+    return scores
 
 
 def attack_eps(trial: TrialConfig) -> float:
@@ -169,7 +167,7 @@ class CandidateScorer:
             x, y, num_classes = self._batch(trial.training.dataset, trial.training.data_dir)
             model, masks = network_of(trial, in_channels=x.shape[1], num_classes=num_classes)
             return score_network(
-                model, (x, y), names=self.names, masks=masks, eps=attack_eps(trial), seed=self.seed
+                model, (x, y), names=self.names, masks=masks, eps=attack_eps(trial), seed=self.seed, copy=False
             )
         except ValueError:  # an invalid config fails as a trial too; it only loses its screen
             return dict.fromkeys(self.names, math.nan)

@@ -168,13 +168,9 @@ def _trainable(settings: SearchSettings):
     return tune.with_resources(trainable, resources)
 
 
-def _new_tuner(settings: SearchSettings, param_space: dict[str, Any]):
-    from ray import tune
-
-    from robnas.search._budget import BudgetedSearchGenerator
+def make_search_algorithm(settings: SearchSettings):
+    """The Tune ``Searcher`` of a search: the named searcher, deduplicated, screened when asked."""
     from robnas.search._dedup import DedupSearcher
-    from robnas.search._progress import FrontProgress
-    from robnas.search._schedulers import make_scheduler, state_callback
     from robnas.search._searchers import MULTI_OBJECTIVE_SEARCHERS, make_searcher
 
     searcher = make_searcher(
@@ -184,15 +180,24 @@ def _new_tuner(settings: SearchSettings, param_space: dict[str, Any]):
         from robnas.search._screening import ScreeningSearcher
 
         multi = settings.searcher in MULTI_OBJECTIVE_SEARCHERS
-        searcher = ScreeningSearcher(
+        return ScreeningSearcher(
             searcher,
             screen=settings.screen,
             objectives=settings.objectives if multi else None,
             modes=settings.modes if multi else None,
             seed=settings.seed,
         )
-    else:
-        searcher = DedupSearcher(searcher, objectives=settings.objectives)
+    return DedupSearcher(searcher, objectives=settings.objectives)
+
+
+def _new_tuner(settings: SearchSettings, param_space: dict[str, Any]):
+    from ray import tune
+
+    from robnas.search._budget import BudgetedSearchGenerator
+    from robnas.search._progress import FrontProgress
+    from robnas.search._schedulers import make_scheduler, state_callback
+
+    searcher = make_search_algorithm(settings)
     search_alg = BudgetedSearchGenerator(searcher)
     scheduler = make_scheduler(settings)
     callbacks = [

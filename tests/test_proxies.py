@@ -387,6 +387,24 @@ def test_compute_proxies_is_deterministic_and_matches_single_calls():
     assert other["ntk_cond"] != first["ntk_cond"] and other["snip"] == first["snip"]
 
 
+def test_compute_proxies_without_copies_scores_the_same_and_only_changes_its_model():
+    batch = _batch(8)
+    g = torch.Generator().manual_seed(5)
+    masks = {
+        name: torch.rand(p.shape, generator=g) > 0.3
+        for name, p in _small_cnn().named_parameters()
+        if name.endswith("weight") and p.dim() > 1
+    }
+    copied = compute_proxies(_small_cnn(), batch, eps=8 / 255, masks=masks, seed=3, ntk_samples=4)
+    owned = _small_cnn()
+    in_place = compute_proxies(owned, batch, eps=8 / 255, masks=masks, seed=3, ntk_samples=4, copy=False)
+    assert list(in_place) == list(PROXIES) and _same(copied, in_place)
+    assert next(owned.parameters()).dtype == torch.float64  # synflow ran on the model itself
+    model = _small_cnn()
+    compute_proxies(model, batch, names=["synflow"])  # copies again after an in-place call
+    assert next(model.parameters()).dtype == torch.float32
+
+
 def test_masked_weights_contribute_nothing():
     batch = _batch(8)
     model = _small_cnn()

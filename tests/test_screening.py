@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from ray.tune.search import Searcher
 
-from robnas.search._candidate_proxies import CandidateScorer, network_of
+from robnas.search._candidate_proxies import CandidateScorer, dataset_batch, network_of, score_network
 from robnas.search._dedup import config_key
 from robnas.search._encoding import decode_trial
 from robnas.search._screening import ScreeningSearcher
@@ -226,6 +226,17 @@ def test_candidate_scorer_builds_the_trial_network_and_caches_isomorphs():
     restored = pickle.loads(pickle.dumps(scorer))
     assert restored._batches == {} and restored.cache.keys() == scorer.cache.keys()
     assert restored({"arch": C}) == scorer({"arch": C})
+
+
+def test_candidate_scorer_scores_its_own_network_as_a_copying_call_would():
+    names = ("params", "synflow", "jacob_cov", "nwot", "snip_adv")
+    config = {"arch": C, "sparsity": 0.5, "sparsity_schedule": "oneshot", "attack": "pgd"}
+    trial = decode_trial(config)
+    model, masks = network_of(trial, in_channels=1, num_classes=10)
+    batch = dataset_batch(size=8, seed=1)
+    expected = score_network(model, batch, names=names, masks=masks, eps=trial.attack.eps / 255, seed=1)
+    assert CandidateScorer(names=names, batch_size=8, seed=1)(config) == expected
+    assert all(math.isfinite(v) for v in expected.values())
 
 
 def test_candidate_scorer_is_deterministic_and_leaves_the_thread_count():

@@ -1,12 +1,14 @@
 """Helpers shared by the zero-cost proxies: batches, masks, working copies, seeding.
 
 Every proxy scores a private ``copy.deepcopy`` of the model, so the caller's parameters,
-buffers (BN running statistics), ``.grad`` fields and train/eval mode are never touched.
+buffers (BN running statistics), ``.grad`` fields and train/eval mode are never touched;
+only inside ``in_place(model)`` do the proxies work on ``model`` itself.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import copy
 import math
 import operator
@@ -19,6 +21,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 Masks = Mapping[str, torch.Tensor]
+
+_IN_PLACE: contextvars.ContextVar[nn.Module | None] = contextvars.ContextVar("in_place", default=None)
 
 
 def finite(value: float) -> float:
@@ -92,7 +96,7 @@ def check_masks(model: nn.Module, masks: Masks | None) -> dict[str, torch.Tensor
             raise ValueError(
                 f"mask {name!r} has shape {tuple(mask.shape)}, parameter has {tuple(param.shape)}"
             )
-        if not bool(((mask == 0) | (mask == 1)).all()):
+        if mask.dtype != torch.bool and not bool(((mask == 0) | (mask == 1)).all()):
             raise ValueError(f"mask {name!r} must hold only 0 and 1")
         checked[name] = mask.to(device=param.device, dtype=param.dtype)
     return checked
@@ -108,10 +112,11 @@ def working_copy(
     """A deep copy of ``model`` in train or eval mode, pruned weights set to exactly zero.
 
     All parameters of the copy require gradients and have no ``.grad``. Returns the copy and
-    its checked masks (cast to ``dtype`` if given).
+    its checked masks (cast to ``dtype`` if given). Inside ``in_place(model)`` the "copy" is
+    ``model`` itself, prepared in place.
     """
     checked = check_masks(model, masks)
-    net = copy.deepcopy(model)
+    net = model if _IN_PLACE.get() is model else copy.deepcopy(model)
     if dtype is not None:
         net = net.to(dtype)
         checked = {name: m.to(dtype) for name, m in checked.items()}
@@ -123,6 +128,21 @@ def working_copy(
                 param.mul_(checked[name])
     net.train(train)
     return net, checked
+
+
+@contextlib.contextmanager
+def in_place(model: nn.Module) -> Iterator[None]:
+    """Let the proxies of a block work on ``model`` itself instead of deep copies of it.
+
+    For a caller that owns a throwaway network: the proxies change it (mode, ``.grad``,
+    BatchNorm statistics, and for ``synflow`` weights, dtype and BatchNorm), so the caller
+    must order them so that none reads what an earlier one changed (``compute_proxies``).
+    """
+    token = _IN_PLACE.set(model)
+    try:
+        yield
+    finally:
+        _IN_PLACE.reset(token)
 
 
 _PRUNABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
@@ -199,6 +219,6 @@ def seeded(seed: int) -> Iterator[None]:
         seed = operator.index(seed)
     except TypeError:
         raise ValueError(f"seed must be an int, got {seed!r}") from None
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed)
         yield

@@ -25,8 +25,11 @@ def score(model: nn.Module, batch: object = None, *, masks: Masks | None = None)
     total = 0
     with torch.no_grad():
         for name, param in model.named_parameters():
-            kept = checked[name] if name in checked else torch.ones_like(param)
-            if name in weights:
-                kept = kept * (param != 0)
-            total += int(torch.count_nonzero(kept))
+            if name in checked:
+                kept = checked[name] * (param != 0) if name in weights else checked[name]
+                total += int(torch.count_nonzero(kept))
+            elif name in weights:
+                total += int(torch.count_nonzero(param))
+            else:
+                total += param.numel()
     return float(total)

@@ -11,10 +11,13 @@ Each proxy works on its own deep copy of the model, in the mode it needs: train 
 (BatchNorm on batch statistics, as NASLib on a fresh network) for ``snip``, ``grasp``,
 ``fisher``, ``grad_norm``, ``jacob_cov``, ``nwot`` and the FGSM step; eval mode for the
 NTK (per-sample outputs) and ``macs``; BatchNorm bypassed, float64, for ``synflow``.
+``compute_proxies(..., copy=False)`` skips the copies for a caller that owns a throwaway
+model: the proxies then run in an order where none reads what an earlier one changed.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 
 import torch
@@ -35,7 +38,7 @@ from robnas.search.proxies import (
     _synflow,
 )
 from robnas.search.proxies._adversarial import adversarial
-from robnas.search.proxies._common import Masks, check_masks, input_shape_of, unpack
+from robnas.search.proxies._common import Masks, check_masks, in_place, input_shape_of, unpack
 from robnas.search.proxies._fgsm import check_eps, fgsm_batch
 
 __all__ = ["PROXIES", "DATA_FREE", "DATA_DEPENDENT", "ADVERSARIAL", "compute_proxies"]
@@ -64,6 +67,18 @@ PROXIES: dict[str, Callable[..., float]] = {
 }
 
 _NTK = {"ntk_cond": _ntk.cond_score, "ntk_min_eig": _ntk.min_eig_score}
+
+
+def _stage(name: str) -> int:
+    """When ``name`` runs on a shared model: 0 reads only weights and masks, 1 (the NTK)
+    also reads BatchNorm statistics, 2 (train mode) changes them, 3 (synflow) changes weights.
+    The FGSM batch is made before all of them, on a copy."""
+    base = name.removesuffix("_adv")
+    if base == "synflow":
+        return 3
+    if base in DATA_FREE:
+        return 0
+    return 1 if base in _NTK else 2
 
 
 def _selected(names: Sequence[str] | None, batch: object, eps: float | None) -> list[str]:
@@ -99,6 +114,7 @@ def compute_proxies(
     masks: Masks | None = None,
     input_shape: Sequence[int] | None = None,
     ntk_samples: int = 32,
+    copy: bool = True,
 ) -> dict[str, float]:
     """Score ``model`` with the named proxies (default: all that the arguments allow).
 
@@ -107,8 +123,10 @@ def compute_proxies(
     the FGSM batch is made once and shared, and each NTK spectrum is computed once for
     ``ntk_cond`` and ``ntk_min_eig``. ``seed`` drives every random choice (the NTK subset of
     ``ntk_samples`` <= 64 samples; dropout, if any). ``input_shape`` ``(C, H, W)`` is needed
-    only without a batch. The model is left unchanged. Returns ``{name: score}`` in the
-    order of ``names`` (registry order by default); undefined scores are ``nan``.
+    only without a batch. The model is left unchanged, unless ``copy=False``: then the
+    proxies work on ``model`` itself, without deep copies, and leave it changed (same scores).
+    Returns ``{name: score}`` in the order of ``names`` (registry order by default);
+    undefined scores are ``nan``.
     """
     chosen = _selected(names, batch, eps)
     check_masks(model, masks)
@@ -122,20 +140,21 @@ def compute_proxies(
         adv = fgsm_batch(model, batch, eps=eps, masks=masks, seed=seed)
     spectra: dict[bool, torch.Tensor] = {}
     scores: dict[str, float] = {}
-    for name in chosen:
-        is_adv = name in ADVERSARIAL
-        base = name.removesuffix("_adv") if is_adv else name
-        data = adv if is_adv else batch
-        if base == "params":
-            scores[name] = _params.score(model, masks=masks)
-        elif base in DATA_FREE:
-            scores[name] = PROXIES[base](model, input_shape=shape, masks=masks)
-        elif base in _NTK:
-            if is_adv not in spectra:
-                spectra[is_adv] = _ntk.ntk_eigenvalues(
-                    model, data[0], masks=masks, max_samples=ntk_samples, seed=seed
-                )
-            scores[name] = _NTK[base](spectra[is_adv])
-        else:
-            scores[name] = _CLEAN[base](model, data, masks=masks, seed=seed)
-    return scores
+    with contextlib.nullcontext() if copy else in_place(model):
+        for name in sorted(chosen, key=_stage):
+            is_adv = name in ADVERSARIAL
+            base = name.removesuffix("_adv") if is_adv else name
+            data = adv if is_adv else batch
+            if base == "params":
+                scores[name] = _params.score(model, masks=masks)
+            elif base in DATA_FREE:
+                scores[name] = PROXIES[base](model, input_shape=shape, masks=masks)
+            elif base in _NTK:
+                if is_adv not in spectra:
+                    spectra[is_adv] = _ntk.ntk_eigenvalues(
+                        model, data[0], masks=masks, max_samples=ntk_samples, seed=seed
+                    )
+                scores[name] = _NTK[base](spectra[is_adv])
+            else:
+                scores[name] = _CLEAN[base](model, data, masks=masks, seed=seed)
+    return {name: scores[name] for name in chosen}

@@ -35,7 +35,7 @@ from robnas.search.proxies._common import (
     working_copy,
 )
 
-__all__ = ["score"]
+__all__ = ["score", "log_form"]
 
 
 def score(
@@ -57,9 +57,14 @@ def score(
     device = next(net.parameters()).device
     output = logits_of(net(torch.ones((1, *shape), dtype=torch.float64, device=device)))
     grads = torch.autograd.grad(output.sum(), [w for _, w in weights], allow_unused=True)
-    total = sum(
-        float((w.detach() * g).abs().sum()) for (_, w), g in zip(weights, grads) if g is not None
+    total = finite(
+        sum(float((w.detach() * g).abs().sum()) for (_, w), g in zip(weights, grads) if g is not None)
     )
-    if log and math.isfinite(total) and total != 0.0:
-        total = math.copysign(math.log(abs(total)), total)
-    return finite(total)
+    return log_form(total) if log else total
+
+
+def log_form(value: float) -> float:
+    """NASLib's ``sign(value) * ln|value|``; 0 and ``nan`` stay as they are."""
+    if math.isfinite(value) and value != 0.0:
+        return math.copysign(math.log(abs(value)), value)
+    return value
