@@ -15,7 +15,7 @@ _FLAGS: dict[str, tuple[str, Any, str]] = {
     "--data-dir": ("data_dir", str, "local directory (or .npz file) holding the data set"),
     "--space": ("space", str, "comma-separated parts: cell,macro,sparsity,attack"),
     "--scheduler": ("scheduler", str, "moasha | asha | hyperband | fifo"),
-    "--searcher": ("searcher", str, "random | tpe | nsga2 | motpe"),
+    "--searcher": ("searcher", str, "random | tpe | nsga2 | motpe (default: tpe for one objective, motpe for several)"),
     "--objectives": ("objectives", str, "comma-separated, e.g. clean_acc,robust_acc,sparsity"),
     "--score": ("score_weights", str, "scalarised score for asha/hyperband/tpe, e.g. robust_acc=1"),
     "--num-samples": ("num_samples", int, "number of trials"),
@@ -28,7 +28,7 @@ _FLAGS: dict[str, tuple[str, Any, str]] = {
     "--max-failures": ("max_failures", int, "retries of a failed trial from its last checkpoint"),
     "--address": ("address", str, "Ray cluster address: auto or HOST:PORT (default: start Ray here)"),
     "--seed": ("seed", int, "seed of the searcher (reproducible sequence of configurations)"),
-    "--screen": ("screen", int, "score K candidates with zero-cost proxies per launched trial (0 = off)"),
+    "--screen": ("screen", int, "candidates scored with zero-cost proxies and a surrogate per launched trial, plus the best trial's one-change neighbours (default 32; 0 = off)"),
     "--backend": ("backend", str, "train (default) or table: replay a results table instead of training"),
     "--table": ("table", str, "results table (CSV or Parquet) replayed by --backend table"),
 }

@@ -12,7 +12,10 @@ fidelity (fraction of the trial's epochs behind a result; candidates are predict
   proxy; ``macs``, ``sparse_macs`` and ``epoch_time_s`` by ``macs`` or, without it, ``params``.
 * From then on, one scikit-learn ``ExtraTreesRegressor`` per objective (fixed
   ``random_state``) fitted on the latest result of every labelled configuration; it is refitted
-  lazily, on the next prediction after new results arrived.
+  lazily, on the next prediction after new results arrived. Size objectives (``params``,
+  ``macs``, ...) are known functions of the network, not learnt from scratch: a linear
+  regression on their size proxy and the cell's op counts (it maps the proxy's network, e.g.
+  the digits-sized one, onto the trial's).
 
 Predictions are in the objective's own units and direction (see ``modes``). A ranker is
 deterministic given its seed and the order of the results it was told.
@@ -27,15 +30,17 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
+from robnas.analysis._hypervolume import hypervolume
 from robnas.analysis._pareto import pareto_mask
 from robnas.search._encoding import FEATURE_NAMES
 
-__all__ = ["DEFAULT_VOTE", "SurrogateRanker", "best_candidate", "zero_shot_vote"]
+__all__ = ["DEFAULT_VOTE", "SurrogateRanker", "best_candidate", "hypervolume_gain", "zero_shot_vote"]
 
 #: Proxies whose mean rank is the zero-shot vote (all higher = better).
 DEFAULT_VOTE: tuple[str, ...] = ("params", "synflow", "jacob_cov")
 
 _SIZE_OBJECTIVES = ("macs", "sparse_macs", "epoch_time_s")
+_COUNTS = [i for i, name in enumerate(FEATURE_NAMES) if name.startswith("count[")]
 _EFFECTIVE_SPARSITY = FEATURE_NAMES.index("sparsity_effective")
 
 
@@ -67,21 +72,50 @@ def zero_shot_vote(proxies: np.ndarray) -> np.ndarray:
     return np.mean(ranks, axis=0)
 
 
-def best_candidate(predicted: np.ndarray, modes: Sequence[str]) -> int:
+def best_candidate(predicted: np.ndarray, modes: Sequence[str], observed: np.ndarray | None = None) -> int:
     """Index of the candidate to launch among the rows of ``predicted`` ``(n, m)``.
 
-    One objective: the best prediction. Several: among the predicted non-dominated rows, the
-    one with the best mean rank over the objectives (a balanced member of the front). Ties go
-    to the lower index.
+    One objective: the best prediction. Several, with ``observed`` ``(k, m)`` results in the
+    same units: the largest predicted hypervolume improvement over them (``hypervolume_gain``).
+    Otherwise, or when no candidate improves: among the predicted non-dominated rows, the one
+    with the best mean rank over the objectives (a balanced member of the front). Ties go to
+    the lower index.
     """
     predicted = np.asarray(predicted, dtype=float)
     signs = np.array([1.0 if mode == "max" else -1.0 for mode in modes])
     gain = predicted * signs
     if gain.shape[1] == 1:
         return int(np.argmax(gain[:, 0]))
+    if observed is not None and len(observed):
+        improvement = hypervolume_gain(predicted, observed, modes)
+        if improvement.max() > 0:
+            return int(np.argmax(improvement))
     front = pareto_mask(predicted, list(modes))
     mean_rank = np.mean([rankdata(gain[:, j]) for j in range(gain.shape[1])], axis=0)
     return int(np.argmax(np.where(front, mean_rank, -np.inf)))
+
+
+def hypervolume_gain(candidates: np.ndarray, observed: np.ndarray, modes: Sequence[str]) -> np.ndarray:
+    """Hypervolume each row of ``candidates`` ``(n, m)`` adds to the front of ``observed`` ``(k, m)``.
+
+    Reference point: per objective, the worst value of both sets moved out by a tenth of their
+    range (so the extreme points of the front still count). Returns ``(n,)``, >= 0.
+    """
+    maximize = [mode == "max" for mode in modes]
+    observed = np.asarray(observed, dtype=float)
+    observed = observed[np.all(np.isfinite(observed), axis=1)]
+    candidates = np.asarray(candidates, dtype=float)
+    both = np.vstack([observed, candidates])
+    low, high = np.nanmin(both, axis=0), np.nanmax(both, axis=0)
+    margin = 0.1 * np.where(high > low, high - low, np.maximum(np.abs(high), 1.0))
+    typical = np.median(observed, axis=0) if len(observed) else low - margin
+    reference = np.where(maximize, typical, high + margin)
+    front = observed[pareto_mask(observed, list(modes))] if len(observed) else observed
+    base = hypervolume(front, maximize, reference)
+    return np.array([
+        max(0.0, hypervolume(np.vstack([front, row]), maximize, reference) - base) if np.all(np.isfinite(row)) else 0.0
+        for row in candidates
+    ])
 
 
 class SurrogateRanker:
@@ -132,6 +166,12 @@ class SurrogateRanker:
     def num_labelled(self) -> int:
         return len(self._rows)
 
+    def is_fitted(self) -> bool:
+        """True when every objective is predicted by a regressor (in its own units)."""
+        if self._models is None:
+            self._models = self._fit()
+        return all(name in self._models for name in self.objectives)
+
     def proxy_row(self, proxies: Mapping[str, float]) -> np.ndarray:
         """``(len(proxy_names),)`` float array of a ``{name: score}`` mapping (missing = nan)."""
         return np.array([float(proxies.get(name, math.nan)) for name in self.proxy_names])
@@ -170,11 +210,28 @@ class SurrogateRanker:
         fidelity = np.array([r[3] for r in rows])
         return proxies, features, fidelity, np.array([r[2][objective] for r in rows])
 
+    def _size_proxy(self, name: str) -> int | None:
+        """Column of the proxy that measures size objective ``name`` (``macs``, else ``params``)."""
+        if name != "params" and name not in _SIZE_OBJECTIVES:
+            return None
+        for proxy in (("macs", "params") if name in _SIZE_OBJECTIVES else ("params",)):
+            if proxy in self.proxy_names:
+                return self.proxy_names.index(proxy)
+        return None
+
     def _fit(self) -> dict[str, Any]:
         models: dict[str, Any] = {}
         for name in self.objectives:
             proxies, features, fidelity, target = self._table(name)
             if len(target) < self.min_fit:
+                continue
+            column = self._size_proxy(name)
+            if column is not None and features.shape[1] == len(FEATURE_NAMES):
+                from sklearn.linear_model import LinearRegression
+
+                size = _impute(proxies[:, column])
+                model = LinearRegression().fit(np.column_stack([size, features[:, _COUNTS]]), target)
+                models[name] = (model, column, _median(proxies[:, column]))
                 continue
             from sklearn.ensemble import ExtraTreesRegressor
 
@@ -209,7 +266,11 @@ class SurrogateRanker:
             self._models = self._fit()
         columns = []
         for name, mode in zip(self.objectives, self.modes):
-            if name in self._models:
+            if name in self._models and len(self._models[name]) == 3:  # linear in the size proxy
+                model, column, median = self._models[name]
+                size = _impute(table[:, column], median)
+                columns.append(model.predict(np.column_stack([size, features[:, _COUNTS]])))
+            elif name in self._models:
                 model, medians = self._models[name]
                 design = self._design(table, features, np.ones(len(features)), medians)
                 columns.append(model.predict(design))

@@ -168,8 +168,12 @@ def _trainable(settings: SearchSettings):
     return tune.with_resources(trainable, resources)
 
 
-def make_search_algorithm(settings: SearchSettings):
-    """The Tune ``Searcher`` of a search: the named searcher, deduplicated, screened when asked."""
+def make_search_algorithm(settings: SearchSettings, *, scorer=None):
+    """The Tune ``Searcher`` of a search: the named searcher, deduplicated, screened when asked.
+
+    ``scorer``: the screening's ``config -> {proxy: score}`` (default: a new ``CandidateScorer``);
+    pass one to share its cache between searches.
+    """
     from robnas.search._dedup import DedupSearcher
     from robnas.search._searchers import MULTI_OBJECTIVE_SEARCHERS, make_searcher
 
@@ -179,13 +183,15 @@ def make_search_algorithm(settings: SearchSettings):
     if settings.screen > 1:
         from robnas.search._screening import ScreeningSearcher
 
-        multi = settings.searcher in MULTI_OBJECTIVE_SEARCHERS
+        # Random search has no objective of its own: screen for the search's objectives.
+        multi = settings.searcher in (*MULTI_OBJECTIVE_SEARCHERS, "random")
         return ScreeningSearcher(
             searcher,
             screen=settings.screen,
             objectives=settings.objectives if multi else None,
             modes=settings.modes if multi else None,
             seed=settings.seed,
+            scorer=scorer,
         )
     return DedupSearcher(searcher, objectives=settings.objectives)
 

@@ -1,16 +1,26 @@
 """A searcher wrapper that screens a pool of candidates with zero-cost proxies before launching.
 
-For every trial, ``ScreeningSearcher`` asks the inner searcher (random, TPE, NSGA-II, ...) for
-``screen`` candidates, drops those already launched or repeated in the pool (up to cell
-isomorphism, ``config_key``), scores the rest with proxies of their real networks
-(``CandidateScorer``), predicts the search objectives with a ``SurrogateRanker`` and launches
-the best one (several objectives: a member of the predicted non-dominated set). With
-probability ``explore`` it launches the inner searcher's next new candidate unscreened.
+For every trial, ``ScreeningSearcher`` builds a pool of ``screen`` candidates: ``asked`` of them
+proposed by the inner searcher (random, TPE, NSGA-II, ...), the rest drawn uniformly from the
+search space; with ``neighbours`` on, the pool also holds the one-change neighbours of the
+incumbent (the best finished trial; several objectives: a random member of the finished
+trials' Pareto front): every other value of one categorical dimension (a cell edge's op, ...),
+a fresh draw of one numeric dimension. It drops those already launched or repeated in the pool (up to cell isomorphism,
+``config_key``), scores the rest with proxies of their real networks (``CandidateScorer``),
+predicts the search objectives with a ``SurrogateRanker`` and launches the best one (several
+objectives: the largest predicted hypervolume improvement over the finished trials once every
+objective has a regressor, before that a balanced member of the predicted non-dominated set). With probability ``explore`` it
+launches the inner searcher's next new candidate unscreened.
 
-The inner searcher is told about every candidate it suggested:
+Asking an Optuna sampler costs time in proportion to its study's size, and every asked
+candidate stays in the study; drawing most of a large pool from the space keeps a search of
+``n`` trials at about ``n * asked`` study entries instead of ``n * screen``.
+
+The inner searcher is told about every candidate it suggested, and learns every launched one:
 
 * the launched one gets its trial's results (a NaN objective, a diverged trial, is told as
-  failed so that no sampler models a NaN);
+  failed so that no sampler models a NaN); a launched draw from the space is added to the
+  inner searcher's model as an evaluated point when it completes (Optuna searchers);
 * a duplicate of a finished trial gets that trial's final result, of an unfinished or failed
   one is told as failed;
 * a screened-out candidate is told as failed (``error=True``). Every Optuna sampler ignores
@@ -31,13 +41,18 @@ from typing import Any
 
 import numpy as np
 from ray.tune.search import Searcher
+from ray.tune.search.sample import Categorical, Domain
 
+from robnas.analysis._pareto import pareto_mask
 from robnas.search._candidate_proxies import DEFAULT_PROXIES, CandidateScorer
 from robnas.search._dedup import InnerSearcherState, config_key
 from robnas.search._encoding import FEATURE_NAMES, decode_trial, encode_config
 from robnas.search._ranker import DEFAULT_VOTE, SurrogateRanker, best_candidate
 
-__all__ = ["ScreeningSearcher"]
+__all__ = ["DEFAULT_ASKED", "ScreeningSearcher", "add_evaluated"]
+
+#: Candidates of a pool proposed by the inner searcher unless told otherwise.
+DEFAULT_ASKED = 8
 
 
 class ScreeningSearcher(InnerSearcherState):
@@ -47,9 +62,13 @@ class ScreeningSearcher(InnerSearcherState):
         inner: the searcher proposing candidates (not wrapped in a ``DedupSearcher``: this
             searcher deduplicates itself).
         screen: candidates scored per launched trial (1 = no screening, dedup only).
+        asked: candidates of the pool proposed by the inner searcher (default: ``screen``, at
+            most ``DEFAULT_ASKED``); the others are drawn uniformly from the search space.
+        neighbours: add the incumbent's one-change neighbours to every screened pool.
         objectives, modes: what the ranker predicts and the launch choice optimises (default:
             the inner searcher's ``metric`` and ``mode``).
-        seed: seed of the exploration draws, the proxies' batch and the regressors.
+        seed: seed of the exploration draws, the space draws and the regressors (the proxies'
+            batch is fixed, so proxies are a function of the config alone).
         explore: probability of launching an unscreened candidate, in [0, 1].
         proxy_names: proxies scored per candidate; vote: those of the zero-shot vote.
         batch_size: images in the fixed proxy batch of the config's data set.
@@ -64,6 +83,8 @@ class ScreeningSearcher(InnerSearcherState):
         inner: Searcher,
         *,
         screen: int,
+        asked: int | None = None,
+        neighbours: bool = True,
         objectives: Sequence[str] | None = None,
         modes: Sequence[str] | None = None,
         seed: int = 0,
@@ -81,12 +102,18 @@ class ScreeningSearcher(InnerSearcherState):
             raise ValueError(f"screen must be an integer >= 1, got {screen!r}")
         if isinstance(explore, bool) or not isinstance(explore, (int, float)) or not 0 <= explore <= 1:
             raise ValueError(f"explore must be a number in [0, 1], got {explore!r}")
+        asked = min(screen, DEFAULT_ASKED) if asked is None else asked
+        if isinstance(asked, bool) or not isinstance(asked, int) or not 1 <= asked <= screen:
+            raise ValueError(f"asked must be an integer in [1, screen={screen}], got {asked!r}")
         objectives, modes = _objectives_of(inner, objectives, modes)
         self._inner = inner
         self._screen = screen
+        self._asked = asked
+        self._neighbours = bool(neighbours)
+        self._domains: dict[str, Domain] = {}
         self._explore = float(explore)
         self._max_retries = max_retries
-        self._scorer = scorer or CandidateScorer(names=proxy_names, batch_size=batch_size, seed=seed)
+        self._scorer = scorer or CandidateScorer(names=proxy_names, batch_size=batch_size)
         self._ranker = SurrogateRanker(
             objectives, modes, proxy_names=proxy_names, vote=vote, min_fit=min_fit, seed=seed,
             n_estimators=n_estimators,
@@ -94,7 +121,8 @@ class ScreeningSearcher(InnerSearcherState):
         self._rng = np.random.default_rng(seed)
         self._launched: dict[str, str] = {}  # config key -> trial id
         self._key_of: dict[str, str] = {}  # trial id -> config key
-        self._inner_id: dict[str, str] = {}  # trial id -> id the inner searcher knows
+        self._inner_id: dict[str, str | None] = {}  # trial id -> id the inner knows (None: drawn)
+        self._configs: dict[str, dict] = {}  # trial id -> launched config
         self._max_epochs: dict[str, int] = {}  # trial id -> the trial's epochs (fidelity unit)
         self._results: dict[str, dict] = {}  # trial id -> final result
         self._candidates: dict[str, tuple[dict[str, float], np.ndarray]] = {}  # key -> features
@@ -106,6 +134,10 @@ class ScreeningSearcher(InnerSearcherState):
     def ranker(self) -> SurrogateRanker:
         return self._ranker
 
+    def set_search_properties(self, metric, mode, config, **spec) -> bool:
+        self._domains = {k: v for k, v in (config or {}).items() if isinstance(v, Domain)}
+        return super().set_search_properties(metric, mode, config, **spec)
+
     def suggest(self, trial_id: str) -> dict | None:
         explore = self._screen > 1 and self._rng.random() < self._explore
         pool, end = self._pool(trial_id, 1 if explore else self._screen)
@@ -116,23 +148,26 @@ class ScreeningSearcher(InnerSearcherState):
         for i, (attempt_id, _, _) in enumerate(pool):
             if i != chosen:
                 self.num_screened_out += 1
-                self._inner.on_trial_complete(attempt_id, result=None, error=True)
+                if attempt_id is not None:
+                    self._inner.on_trial_complete(attempt_id, result=None, error=True)
         attempt_id, config, key = pool[chosen]
         self._launched[key] = trial_id
         self._key_of[trial_id] = key
         self._inner_id[trial_id] = attempt_id
+        self._configs[trial_id] = config
         self._max_epochs[trial_id] = _max_epochs(config)
         self._features(key, config)
         return config
 
-    def _pool(self, trial_id: str, size: int) -> tuple[list[tuple[str, dict, str]], Any]:
-        """Up to ``size`` new candidates ``(attempt id, config, key)``, and what ended the
-        asking early: ``None`` (inner has nothing now), ``FINISHED`` (inner or retries done)."""
-        pool: list[tuple[str, dict, str]] = []
+    def _pool(self, trial_id: str, size: int) -> tuple[list[tuple[str | None, dict, str]], Any]:
+        """Up to ``size`` new candidates ``(attempt id or None if drawn, config, key)``, and what
+        ended the asking early: ``None`` (inner has nothing now), ``FINISHED`` (inner or
+        retries done)."""
+        pool: list[tuple[str | None, dict, str]] = []
         keys: set[str] = set()
         duplicates = 0
         attempt = 0
-        while len(pool) < size:
+        while len(pool) < min(size, self._asked):
             if duplicates >= self._max_retries:
                 return pool, Searcher.FINISHED
             attempt_id = f"{trial_id}_c{attempt}"
@@ -149,7 +184,49 @@ class ScreeningSearcher(InnerSearcherState):
                 continue
             keys.add(key)
             pool.append((attempt_id, config, key))
+        duplicates = 0
+        while len(pool) < size and self._domains and duplicates < self._max_retries:
+            config = {name: domain.sample(random_state=self._rng) for name, domain in self._domains.items()}
+            key = config_key(config)
+            if key in self._launched or key in keys:
+                duplicates += 1
+                continue
+            keys.add(key)
+            pool.append((None, config, key))
+        if size > 1 and self._neighbours:
+            for config in self._incumbent_neighbours():
+                key = config_key(config)
+                if key not in self._launched and key not in keys:
+                    keys.add(key)
+                    pool.append((None, config, key))
         return pool, None
+
+    def _incumbent_neighbours(self) -> list[dict]:
+        """One-change neighbours of the incumbent, in the order of the space's dimensions."""
+        finished = [t for t in self._results if t in self._configs]
+        if not finished or not self._domains:
+            return []
+        gains = np.array([
+            [(1.0 if mode == "max" else -1.0) * float(self._results[t].get(name, math.nan))
+             for name, mode in zip(self._ranker.objectives, self._ranker.modes)]
+            for t in finished
+        ])
+        gains = np.where(np.isfinite(gains), gains, -np.inf)
+        if gains.shape[1] == 1:
+            best = [int(np.argmax(gains[:, 0]))]
+        else:
+            best = np.flatnonzero(pareto_mask(gains, ["max"] * gains.shape[1])).tolist()
+        incumbent = self._configs[finished[best[int(self._rng.integers(len(best)))]]]
+        neighbours = []
+        for name, domain in self._domains.items():
+            if name not in incumbent:
+                continue
+            if isinstance(domain, Categorical):
+                values = [v for v in domain.categories if v != incumbent[name]]
+            else:
+                values = [domain.sample(random_state=self._rng)]
+            neighbours += [{**incumbent, name: value} for value in values]
+        return neighbours
 
     def _features(self, key: str, config: Mapping[str, Any]) -> tuple[dict[str, float], np.ndarray]:
         if key not in self._candidates:
@@ -164,26 +241,36 @@ class ScreeningSearcher(InnerSearcherState):
     def _choose(self, configs: Sequence[Mapping[str, Any]]) -> int:
         rows = [self._features(config_key(c), c) for c in configs]
         predicted = self._ranker.predict([p for p, _ in rows], np.stack([f for _, f in rows]))
-        return best_candidate(predicted, self._ranker.modes)
+        observed = None
+        if len(self._ranker.objectives) > 1 and self._ranker.is_fitted():
+            observed = np.array([
+                [float(result.get(name, math.nan)) for name in self._ranker.objectives]
+                for result in self._results.values()
+            ])
+        return best_candidate(predicted, self._ranker.modes, observed)
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if trial_id not in self._inner_id:
             return
         self._observe(trial_id, result)
-        if not self._is_nan(result):
-            self._inner.on_trial_result(self._inner_id[trial_id], result)
+        inner_id = self._inner_id[trial_id]
+        if inner_id is not None and not self._is_nan(result):
+            self._inner.on_trial_result(inner_id, result)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        inner_id = self._inner_id.get(trial_id)
-        if inner_id is None:
+        if trial_id not in self._inner_id:
             return
+        inner_id = self._inner_id[trial_id]
         if result is not None and self._is_nan(result):
             result, error = None, True
         if result is not None:
             self._observe(trial_id, result)
             if not error:
                 self._results[trial_id] = copy.deepcopy(result)
-        self._inner.on_trial_complete(inner_id, result=result, error=error)
+        if inner_id is not None:
+            self._inner.on_trial_complete(inner_id, result=result, error=error)
+        elif result is not None and not error:
+            add_evaluated(self._inner, self._configs[trial_id], result)
 
     def _observe(self, trial_id: str, result: Mapping[str, Any]) -> None:
         key = self._key_of[trial_id]
@@ -199,6 +286,31 @@ class ScreeningSearcher(InnerSearcherState):
         names = set(self._ranker.objectives) | set(_names(self.metric))
         return any(isinstance(v, float) and math.isnan(v) for v in (result.get(n) for n in names))
 
+
+
+def add_evaluated(searcher: Searcher, config: Mapping[str, Any], result: Mapping[str, Any]) -> bool:
+    """Add a configuration ``searcher`` did not suggest, and its result, to the searcher's model.
+
+    Ray's ``OptunaSearch.add_evaluated_point`` takes one value; a multi-objective study gets a
+    trial with all its values through the study itself. Returns False (nothing added) for
+    other searchers, or when the result lacks one of the searcher's metrics.
+    """
+    study = getattr(searcher, "_ot_study", None)
+    space = getattr(searcher, "_space", None)
+    metrics = _names(searcher.metric)
+    values = [result.get(name) for name in metrics]
+    if study is None or not isinstance(space, dict) or not metrics or any(
+        not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) for v in values
+    ):
+        return False
+    import optuna
+
+    params = {name: config[name] for name in space if name in config}
+    if len(params) != len(space):
+        return False
+    trial = optuna.trial.create_trial(params=params, distributions=space, values=[float(v) for v in values])
+    study.add_trial(trial)
+    return True
 
 
 def _names(metric: str | Sequence[str] | None) -> tuple[str, ...]:

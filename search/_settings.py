@@ -23,6 +23,8 @@ BACKENDS = ("train", "table")
 DEFAULT_SPACE = ("cell", "macro", "sparsity", "attack")
 DEFAULT_MAX_EPOCHS = 4
 DEFAULT_STORAGE = "robnas_results"
+#: Candidates screened per launched trial by default (benchmarks/RESULTS.md, search quality).
+DEFAULT_SCREEN = 32
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,8 +34,11 @@ class SearchSettings:
     ``trial`` holds fixed trial keys (anything ``robnas.spaces.decode`` accepts, e.g.
     ``eval_steps``, ``batch_size``) that every trial of the search shares.
 
-    ``screen=K`` (K >= 2) scores K candidates with zero-cost proxies and a surrogate model per
-    launched trial (0 = off).
+    ``searcher=None`` picks ``tpe`` for one objective, ``motpe`` for several.
+
+    ``screen=K`` (K >= 2, default ``DEFAULT_SCREEN``) scores K candidates, plus the one-change
+    neighbours of the best trial so far, with zero-cost proxies and a surrogate model per
+    launched trial (0 = off; see ``robnas.search._screening``).
 
     ``backend="table"`` replays the results table ``table`` instead of training: the space
     defaults to the cell, ``max_epochs`` to the table's epochs, and ``objectives`` must be given
@@ -46,7 +51,7 @@ class SearchSettings:
     data_dir: str | None = None
     space: tuple[str, ...] | None = None
     scheduler: str = "moasha"
-    searcher: str = "motpe"
+    searcher: str | None = None
     objectives: tuple[str, ...] | None = None
     score_weights: Mapping[str, float] | None = None
     num_samples: int = 12
@@ -62,7 +67,7 @@ class SearchSettings:
     seed: int = 0
     backend: str = "train"
     table: str | None = None
-    screen: int = 0
+    screen: int = DEFAULT_SCREEN
     trial: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -85,6 +90,8 @@ class SearchSettings:
         known = self.known_objectives
         set_("objectives", parse_objectives(self.objectives or DEFAULT_OBJECTIVES, known))
         _choose("scheduler", self.scheduler, SCHEDULERS)
+        if self.searcher is None:
+            set_("searcher", "motpe" if len(self.objectives) > 1 else "tpe")
         _choose("searcher", self.searcher, SEARCHERS)
         for field in ("num_samples", "max_epochs", "grace_period", "max_concurrent", "seed"):
             _integer(field, getattr(self, field), minimum=0 if field == "seed" else 1)
@@ -167,6 +174,7 @@ class SearchSettings:
             "space": ("backend",),
             "max_epochs": ("backend", "table"),
             "objectives": ("backend", "table"),
+            "searcher": ("objectives", "backend", "table"),
         }
         current = self.to_dict()
         for field, sources in derived.items():
