@@ -1,11 +1,10 @@
 """Search quality of robnas's strategies on a table of published results: regret and hypervolume.
 
-Every strategy is a searcher as ``robnas search --backend table`` builds it
-(``make_search_algorithm``: random, TPE, NSGA-II or MO-TPE, with or without ``--screen``),
-driven one trial at a time as Tune drives it with one trial running and a FIFO scheduler:
-``suggest``, every epoch's report of the replayed table (``on_trial_result``), the final
-report (``on_trial_complete``). Ray's actors add time per trial and nothing to the sequence of
-configurations, so they are left out. No strategy depends on its budget, so budget ``b`` is
+Every strategy is a searcher as ``robnas search --backend table`` builds it (random, TPE,
+NSGA-II or MO-TPE, with or without ``--screen``), driven by ``robnas.search._simulate``: one
+trial at a time, as Tune drives it with one trial running and a FIFO scheduler (the test suite
+checks that both launch the same cells). Ray's actors add time per trial and nothing to the
+sequence of configurations, so they are left out. No strategy depends on its budget, so budget ``b`` is
 the first ``b`` trials of a run at the largest budget. Proxies are a function of the config
 alone; one scorer (and its cache) serves every run.
 
@@ -44,8 +43,8 @@ from _results import current_command, record_section  # noqa: E402
 from robnas.analysis import hypervolume  # noqa: E402
 from robnas.analysis._pareto import pareto_mask  # noqa: E402
 from robnas.search._candidate_proxies import CandidateScorer  # noqa: E402
-from robnas.search._run import _param_space, make_search_algorithm  # noqa: E402
 from robnas.search._settings import DEFAULT_SCREEN, SearchSettings  # noqa: E402
+from robnas.search._simulate import simulate  # noqa: E402
 from robnas.spaces._genotype import Genotype  # noqa: E402
 from robnas.trainables._network import nb201_param_count  # noqa: E402
 from robnas.trainables._table import ResultTable, replay  # noqa: E402
@@ -105,11 +104,10 @@ class Task:
         """The replayed reports of ``cell``, with its parameter count for ``num_classes``."""
         params = nb201_param_count(cell, width=16, cells_per_stage=5, num_classes=self.num_classes)
         reports = replay(cell, self.table)
-        for iteration, report in enumerate(reports, start=1):
+        for report in reports:
             report["params"] = params
             if score_weights:
                 report["score"] = sum(w * report[name] for name, w in score_weights.items())
-            report["training_iteration"] = iteration
         return reports
 
     def values_of(self, reports: list[dict[str, Any]]) -> tuple[float, ...]:
@@ -133,22 +131,10 @@ def settings_of(strategy: str, task: Task, table_path: str, seed: int, budget: i
 
 def run_search(settings: SearchSettings, task: Task, scorer: CandidateScorer) -> np.ndarray:
     """Objective values ``(n, len(objectives))`` of the trials in launch order."""
-    space = _param_space(settings)
-    fixed = {key: value for key, value in space.items() if not hasattr(value, "sample")}
-    searcher = make_search_algorithm(settings, scorer=scorer)
-    searcher.set_search_properties(None, None, space)
-    found = []
-    for number in range(settings.num_samples):
-        trial_id = f"t{number:05d}"
-        config = searcher.suggest(trial_id)
-        if not isinstance(config, dict):  # None or FINISHED: the space is exhausted
-            break
-        reports = task.report(Genotype.from_config({**fixed, **config}), fixed["score_weights"])
-        for report in reports:
-            searcher.on_trial_result(trial_id, report)
-        searcher.on_trial_complete(trial_id, reports[-1])
-        found.append(task.values_of(reports))
-    return np.array(found)
+    def reports_of(config):
+        return task.report(Genotype.from_config(config), config["score_weights"])
+
+    return np.array([task.values_of(reports) for _, reports in simulate(settings, reports_of, scorer=scorer)])
 
 
 def applies(strategy: str, task: Task) -> bool:

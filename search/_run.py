@@ -199,12 +199,15 @@ def make_search_algorithm(settings: SearchSettings, *, scorer=None):
 def _new_tuner(settings: SearchSettings, param_space: dict[str, Any]):
     from ray import tune
 
+    from ray.tune.search import ConcurrencyLimiter
+
     from robnas.search._budget import BudgetedSearchGenerator
     from robnas.search._progress import FrontProgress
     from robnas.search._schedulers import make_scheduler, state_callback
 
     searcher = make_search_algorithm(settings)
-    search_alg = BudgetedSearchGenerator(searcher)
+    # Tune ignores max_concurrent_trials for a SearchGenerator: limit the searcher itself.
+    search_alg = BudgetedSearchGenerator(ConcurrencyLimiter(searcher, max_concurrent=settings.max_concurrent))
     scheduler = make_scheduler(settings)
     callbacks = [
         FrontProgress(settings.objectives, settings.modes, settings.num_samples, max_epochs=settings.max_epochs)
@@ -219,7 +222,6 @@ def _new_tuner(settings: SearchSettings, param_space: dict[str, Any]):
             search_alg=search_alg,
             scheduler=scheduler,
             num_samples=settings.num_samples,
-            max_concurrent_trials=settings.max_concurrent,
             reuse_actors=True,
             trial_dirname_creator=trial_dirname,
         ),

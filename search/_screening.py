@@ -135,7 +135,8 @@ class ScreeningSearcher(InnerSearcherState):
         return self._ranker
 
     def set_search_properties(self, metric, mode, config, **spec) -> bool:
-        self._domains = {k: v for k, v in (config or {}).items() if isinstance(v, Domain)}
+        # Sorted: draws must not depend on the order in which Tune hands the space over.
+        self._domains = {k: v for k, v in sorted((config or {}).items()) if isinstance(v, Domain)}
         return super().set_search_properties(metric, mode, config, **spec)
 
     def suggest(self, trial_id: str) -> dict | None:

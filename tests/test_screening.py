@@ -278,4 +278,102 @@ def test_screened_search_runs_and_resumes_on_digits(ray_session, tmp_path):
     with open(latest, "rb") as file:
         state = pickle.load(file)
     assert len(state["_launched"]) == 6 and state["_ranker"].num_labelled == 6
-    assert state["num_screened_out"] + 3 * state["num_explored"] == 3 * 6
+    assert len(state["_configs"]) == 6
+    # Each screened launch closed at least its 3 rivals (more once neighbours join the pool).
+    assert state["num_screened_out"] >= 3 * (6 - state["num_explored"])
+
+
+def cell_space():
+    from robnas.spaces._compose import build_space
+
+    return build_space(("cell",))
+
+
+def test_pool_mixes_inner_proposals_space_draws_and_incumbent_neighbours():
+    inner = ScriptedSearcher(seed=0)
+    searcher = screening(inner, screen=6, asked=2, scorer=CountingScorer())
+    searcher.set_search_properties(None, None, cell_space())
+    pools = []
+    original = searcher._choose
+    searcher._choose = lambda configs: (pools.append(list(configs)), original(configs))[1]
+    first = searcher.suggest("t0")
+    assert len(inner.asked) == 2 and len(pools[0]) == 6  # 2 asked, 4 drawn, no incumbent yet
+    searcher.on_trial_complete("t0", {"robust_acc": 0.5, "epoch": 1})
+    searcher.suggest("t1")
+    incumbent = Genotype.from_config(first)
+    launched = {config_key(first)}
+    neighbours = {
+        config_key(c) for c in pools[1]
+        if sum(a != b for a, b in zip(Genotype.from_config(c).ops, incumbent.ops)) == 1
+    }
+    # Every one-change neighbour of the incumbent that is new (not launched, not isomorphic to
+    # another) is in the second pool, besides the 2 asked and 4 drawn candidates.
+    expected = set()
+    for i in range(6):
+        for op in OPS:
+            if op != incumbent.ops[i]:
+                ops = list(incumbent.ops)
+                ops[i] = op
+                expected.add(config_key(Genotype(tuple(ops)).to_config()))
+    assert neighbours == expected - launched and len(pools[1]) >= 6 + len(neighbours) - 6
+
+
+def test_without_neighbours_the_pool_is_exactly_screen_candidates():
+    inner = ScriptedSearcher(seed=1)
+    searcher = screening(inner, screen=5, asked=1, neighbours=False, scorer=CountingScorer())
+    searcher.set_search_properties(None, None, cell_space())
+    sizes = []
+    original = searcher._choose
+    searcher._choose = lambda configs: (sizes.append(len(configs)), original(configs))[1]
+    for i in range(4):
+        searcher.suggest(f"t{i}")
+        searcher.on_trial_complete(f"t{i}", {"robust_acc": 0.1 * i, "epoch": 1})
+    assert sizes == [5, 5, 5, 5] and len(inner.asked) == 4
+    with pytest.raises(ValueError, match="asked"):
+        screening(ScriptedSearcher(), screen=3, asked=4)
+
+
+def test_a_launched_space_draw_is_added_to_the_optuna_searcher():
+    inner = make_searcher("tpe", objectives=["robust_acc"], modes=["max"], seed=0)
+    searcher = screening(inner, screen=6, asked=1, scorer=CountingScorer())
+    space = cell_space()
+    searcher.set_search_properties(None, None, space)
+    study = inner._ot_study
+    for i in range(5):
+        config = searcher.suggest(f"t{i}")
+        result = {"score": float(i), "robust_acc": float(i), "epoch": 1, "training_iteration": 1}
+        searcher.on_trial_result(f"t{i}", result)
+        searcher.on_trial_complete(f"t{i}", result)
+    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    # Each launched trial, asked or drawn, is a complete trial of the study with its value.
+    assert sorted(t.value for t in complete) == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert {config_key(t.params) for t in complete} == set(searcher._launched)
+
+
+def test_hypervolume_gain_of_known_points():
+    from robnas.search._ranker import hypervolume_gain
+
+    observed = np.array([[1.0, 3.0], [3.0, 1.0], [0.0, 0.0]])  # max, max; median (1, 1)
+    candidates = np.array([[2.0, 2.0], [0.5, 0.5], [3.0, 3.0]])
+    gain = hypervolume_gain(candidates, observed, ["max", "max"])
+    # Reference (median 1, median 1): front {(1,3), (3,1)} covers 0; (2,2) adds 1; (3,3) adds 4.
+    assert gain == pytest.approx([1.0, 0.0, 4.0])
+
+
+def test_ranker_predicts_size_objectives_linearly_from_the_size_proxy():
+    from robnas.search._encoding import encode_config
+    from robnas.search._ranker import SurrogateRanker
+
+    rng = np.random.default_rng(0)
+    ranker = SurrogateRanker(("robust_acc", "params"), ("max", "min"), proxy_names=("params",), min_fit=4)
+    configs = [Genotype(tuple(OPS[i] for i in rng.integers(0, 5, size=6))).to_config() for i in range(30)]
+    # The proxy's network and the trial's differ in size; both are linear in the cell's convolutions.
+    proxy = [1000.0 + 90.0 * list(c.values()).count("nor_conv_3x3") + 10.0 * list(c.values()).count("nor_conv_1x1")
+             for c in configs]
+    truth = [50_000.0 + 36_000.0 * list(c.values()).count("nor_conv_3x3") + 4_000.0 * list(c.values()).count("nor_conv_1x1")
+             for c in configs]
+    for i in range(8):
+        ranker.observe(str(i), {"params": proxy[i]}, encode_config(configs[i]), {"robust_acc": 0.5, "params": truth[i]})
+    predicted = ranker.predict([{"params": p} for p in proxy[8:]], np.stack([encode_config(c) for c in configs[8:]]))
+    assert ranker.is_fitted()
+    assert predicted[:, 1] == pytest.approx(truth[8:], rel=1e-6)

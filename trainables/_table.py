@@ -36,7 +36,9 @@ from robnas.spaces._genotype import EDGE_KEYS, Genotype
 from robnas.trainables._network import nb201_param_count
 from robnas.trainables._tune import RUNTIME_KEYS, scalarize
 
-__all__ = ["COST_COLUMNS", "REPLAY_CHECKPOINT", "ResultTable", "metric_mode", "replay", "table_trainable"]
+__all__ = [
+    "COST_COLUMNS", "REPLAY_CHECKPOINT", "ResultTable", "config_reports", "metric_mode", "replay", "table_trainable",
+]
 
 #: Names of the cost column (seconds per epoch), in order of preference.
 COST_COLUMNS = ("cost_s", "epoch_time_s")
@@ -266,15 +268,7 @@ def table_trainable(config: dict[str, Any]) -> None:
     other trial keys are accepted and ignored, unknown keys rejected. Reports once per epoch
     with a tiny checkpoint, and continues after the checkpointed epoch when Tune restores it.
     """
-    table = _config_table(config)
-    reports = replay(
-        _config_cell(config),
-        table,
-        config.get("max_epochs"),
-        width=config.get("width", 16),
-        cells_per_stage=config.get("cells_per_stage", 5),
-        score_weights=config.get("score_weights") or None,
-    )
+    reports = config_reports(config)
     from ray import tune
 
     start = 0
@@ -286,6 +280,18 @@ def table_trainable(config: dict[str, Any]) -> None:
         with tempfile.TemporaryDirectory() as directory:
             (Path(directory) / REPLAY_CHECKPOINT).write_text(json.dumps({"epoch": report["epoch"]}))
             tune.report(report, checkpoint=tune.Checkpoint.from_directory(directory))
+
+
+def config_reports(config: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The reports ``table_trainable`` makes for the Tune config ``config``, one per epoch."""
+    return replay(
+        _config_cell(config),
+        _config_table(config),
+        config.get("max_epochs"),
+        width=config.get("width", 16),
+        cells_per_stage=config.get("cells_per_stage", 5),
+        score_weights=config.get("score_weights") or None,
+    )
 
 
 def _config_table(config: Mapping[str, Any]) -> ResultTable:
