@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as storage:
         start = time.perf_counter()
         grid = run(backend="table", table=args.table, objectives="clean_acc,pgd_eps8_acc",
-                   scheduler="fifo", searcher=args.searcher, num_samples=args.trials,
+                   scheduler="fifo", searcher=args.searcher, screen=0,  # Tune's own cost, no screening
+                   num_samples=args.trials,
                    max_concurrent=args.concurrency, cpus_per_trial=1, storage_path=storage, name="load")
         wall = time.perf_counter() - start
         errors = sum(r.error is not None for r in grid)

@@ -1,7 +1,7 @@
 """Per-trial overhead of a robnas search on Ray Tune.
 
-Runs ``robnas.search.run(...)`` on digits (fifo scheduler, random searcher, >= 40 short trials,
-2 concurrent) and compares its wall time with the time the trials spend inside the trainable:
+Runs ``robnas.search.run(...)`` on digits (fifo scheduler, random searcher, no screening,
+>= 40 short trials, 2 concurrent) and compares its wall time with the time the trials spend inside the trainable:
 
 - trial compute ``C`` = sum over trials of Tune's ``time_total_s`` (time inside the function
   trainable, from its first ``step()`` to its last report: config decoding, data set and model
@@ -173,7 +173,8 @@ def run_search(variant: str, args: argparse.Namespace) -> Measured:
     with tempfile.TemporaryDirectory(prefix="robnas-overhead-") as storage, instrumented(variant, timeline):
         timeline.origin = time.perf_counter()
         grid = run(storage_path=storage, name=f"overhead-{variant}", dataset="digits", scheduler="fifo",
-                   searcher="random", num_samples=args.num_samples, max_epochs=args.max_epochs,
+                   searcher="random", screen=0,  # orchestration only: no proxy scoring
+                   num_samples=args.num_samples, max_epochs=args.max_epochs,
                    max_concurrent=args.concurrency, seed=args.seed)
         wall = timeline.now()
         compute, epochs = {}, {}
@@ -235,7 +236,7 @@ def body(results: list[Measured], args: argparse.Namespace) -> str:
     variants = "\n".join(f"- `{m.variant}`: {VARIANTS[m.variant]}" for m in results)
     return "\n".join([
         f"Setup: `robnas.search.run` on digits, default space (cell, macro, sparsity, attack), "
-        f"fifo scheduler, random searcher (seed {args.seed}), {args.num_samples} trials x "
+        f"fifo scheduler, random searcher without screening (seed {args.seed}), {args.num_samples} trials x "
         f"{args.max_epochs} epoch(s), {args.concurrency} concurrent, 1 CPU per trial, "
         f"`ray.init(num_cpus={args.concurrency}, include_dashboard=False)` before timing; wall = the "
         "`run(...)` call only. Trial compute = sum of Tune's `time_total_s` per trial (time inside "

@@ -30,11 +30,10 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
-from robnas.analysis._hypervolume import hypervolume
 from robnas.analysis._pareto import pareto_mask
 from robnas.search._encoding import FEATURE_NAMES
 
-__all__ = ["DEFAULT_VOTE", "SurrogateRanker", "best_candidate", "hypervolume_gain", "zero_shot_vote"]
+__all__ = ["DEFAULT_VOTE", "SurrogateRanker", "best_candidate", "gains", "random_thresholds", "zero_shot_vote"]
 
 #: Proxies whose mean rank is the zero-shot vote (all higher = better).
 DEFAULT_VOTE: tuple[str, ...] = ("params", "synflow", "jacob_cov")
@@ -72,50 +71,39 @@ def zero_shot_vote(proxies: np.ndarray) -> np.ndarray:
     return np.mean(ranks, axis=0)
 
 
-def best_candidate(predicted: np.ndarray, modes: Sequence[str], observed: np.ndarray | None = None) -> int:
+def best_candidate(predicted: np.ndarray, modes: Sequence[str], thresholds: np.ndarray | None = None) -> int:
     """Index of the candidate to launch among the rows of ``predicted`` ``(n, m)``.
 
-    One objective: the best prediction. Several, with ``observed`` ``(k, m)`` results in the
-    same units: the largest predicted hypervolume improvement over them (``hypervolume_gain``).
-    Otherwise, or when no candidate improves: among the predicted non-dominated rows, the one
-    with the best mean rank over the objectives (a balanced member of the front). Ties go to
-    the lower index.
+    One objective: the best prediction. Several, with ``thresholds`` ``(m - 1,)`` (gains, see
+    ``gains``): the best first objective among the rows whose other objectives reach their
+    thresholds (an epsilon-constraint); if none does, the row closest to doing so. Several,
+    without thresholds: among the predicted non-dominated rows, the one with the best mean rank
+    over the objectives (a balanced member of the front). Ties go to the lower index.
     """
-    predicted = np.asarray(predicted, dtype=float)
-    signs = np.array([1.0 if mode == "max" else -1.0 for mode in modes])
-    gain = predicted * signs
+    gain = gains(predicted, modes)
     if gain.shape[1] == 1:
         return int(np.argmax(gain[:, 0]))
-    if observed is not None and len(observed):
-        improvement = hypervolume_gain(predicted, observed, modes)
-        if improvement.max() > 0:
-            return int(np.argmax(improvement))
+    if thresholds is not None:
+        slack = np.min(gain[:, 1:] - np.asarray(thresholds, dtype=float), axis=1)
+        feasible = slack >= 0
+        if feasible.any():
+            return int(np.argmax(np.where(feasible, gain[:, 0], -np.inf)))
+        return int(np.argmax(slack))
     front = pareto_mask(predicted, list(modes))
     mean_rank = np.mean([rankdata(gain[:, j]) for j in range(gain.shape[1])], axis=0)
     return int(np.argmax(np.where(front, mean_rank, -np.inf)))
 
 
-def hypervolume_gain(candidates: np.ndarray, observed: np.ndarray, modes: Sequence[str]) -> np.ndarray:
-    """Hypervolume each row of ``candidates`` ``(n, m)`` adds to the front of ``observed`` ``(k, m)``.
+def gains(values: np.ndarray, modes: Sequence[str]) -> np.ndarray:
+    """``values`` ``(n, m)`` turned into gains (higher = better): minimised objectives negated."""
+    values = np.asarray(values, dtype=float)
+    return values * np.array([1.0 if mode == "max" else -1.0 for mode in modes])
 
-    Reference point: per objective, the worst value of both sets moved out by a tenth of their
-    range (so the extreme points of the front still count). Returns ``(n,)``, >= 0.
-    """
-    maximize = [mode == "max" for mode in modes]
-    observed = np.asarray(observed, dtype=float)
-    observed = observed[np.all(np.isfinite(observed), axis=1)]
-    candidates = np.asarray(candidates, dtype=float)
-    both = np.vstack([observed, candidates])
-    low, high = np.nanmin(both, axis=0), np.nanmax(both, axis=0)
-    margin = 0.1 * np.where(high > low, high - low, np.maximum(np.abs(high), 1.0))
-    typical = np.median(observed, axis=0) if len(observed) else low - margin
-    reference = np.where(maximize, typical, high + margin)
-    front = observed[pareto_mask(observed, list(modes))] if len(observed) else observed
-    base = hypervolume(front, maximize, reference)
-    return np.array([
-        max(0.0, hypervolume(np.vstack([front, row]), maximize, reference) - base) if np.all(np.isfinite(row)) else 0.0
-        for row in candidates
-    ])
+
+def random_thresholds(gain: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Thresholds ``(m - 1,)`` for objectives 2..m, each uniform in the range of ``gain[:, j]``."""
+    low, high = np.nanmin(gain[:, 1:], axis=0), np.nanmax(gain[:, 1:], axis=0)
+    return low + rng.uniform(size=len(low)) * (high - low)
 
 
 class SurrogateRanker:

@@ -3,14 +3,18 @@
 For every trial, ``ScreeningSearcher`` builds a pool of ``screen`` candidates: ``asked`` of them
 proposed by the inner searcher (random, TPE, NSGA-II, ...), the rest drawn uniformly from the
 search space; with ``neighbours`` on, the pool also holds the one-change neighbours of the
-incumbent (the best finished trial; several objectives: a random member of the finished
-trials' Pareto front): every other value of one categorical dimension (a cell edge's op, ...),
-a fresh draw of one numeric dimension. It drops those already launched or repeated in the pool (up to cell isomorphism,
-``config_key``), scores the rest with proxies of their real networks (``CandidateScorer``),
-predicts the search objectives with a ``SurrogateRanker`` and launches the best one (several
-objectives: the largest predicted hypervolume improvement over the finished trials once every
-objective has a regressor, before that a balanced member of the predicted non-dominated set). With probability ``explore`` it
-launches the inner searcher's next new candidate unscreened.
+incumbent (the best finished trial): every other value of one categorical dimension (a cell
+edge's op, ...), a fresh draw of one numeric dimension. It drops those already launched or
+repeated in the pool (up to cell isomorphism, ``config_key``), scores the rest with proxies of
+their real networks (``CandidateScorer``), predicts the search objectives with a
+``SurrogateRanker`` and launches the best one. With probability ``explore`` it launches the
+inner searcher's next new candidate unscreened.
+
+Several objectives: a random epsilon-constraint per launch. Thresholds for objectives 2..m
+are drawn uniformly over their predicted range; the incumbent is the finished trial with the
+best first objective among those predicted to reach them, and the launch is the candidate with
+the best predicted first objective among those that do. List the objective to push first
+(e.g. ``robust_acc`` before ``params``); the draws spread the launches over the front.
 
 Asking an Optuna sampler costs time in proportion to its study's size, and every asked
 candidate stays in the study; drawing most of a large pool from the space keeps a search of
@@ -43,11 +47,10 @@ import numpy as np
 from ray.tune.search import Searcher
 from ray.tune.search.sample import Categorical, Domain
 
-from robnas.analysis._pareto import pareto_mask
 from robnas.search._candidate_proxies import DEFAULT_PROXIES, CandidateScorer
 from robnas.search._dedup import InnerSearcherState, config_key
 from robnas.search._encoding import FEATURE_NAMES, decode_trial, encode_config
-from robnas.search._ranker import DEFAULT_VOTE, SurrogateRanker, best_candidate
+from robnas.search._ranker import DEFAULT_VOTE, SurrogateRanker, best_candidate, gains, random_thresholds
 
 __all__ = ["DEFAULT_ASKED", "ScreeningSearcher", "add_evaluated"]
 
@@ -144,7 +147,7 @@ class ScreeningSearcher(InnerSearcherState):
         pool, end = self._pool(trial_id, 1 if explore else self._screen)
         if not pool:
             return end
-        chosen = 0 if len(pool) == 1 else self._choose([config for _, config, _ in pool])
+        chosen = 0 if explore or self._screen == 1 else self._screen_pool(pool)
         self.num_explored += int(explore)
         for i, (attempt_id, _, _) in enumerate(pool):
             if i != chosen:
@@ -194,30 +197,30 @@ class ScreeningSearcher(InnerSearcherState):
                 continue
             keys.add(key)
             pool.append((None, config, key))
-        if size > 1 and self._neighbours:
-            for config in self._incumbent_neighbours():
-                key = config_key(config)
-                if key not in self._launched and key not in keys:
-                    keys.add(key)
-                    pool.append((None, config, key))
         return pool, None
 
-    def _incumbent_neighbours(self) -> list[dict]:
-        """One-change neighbours of the incumbent, in the order of the space's dimensions."""
+    def _incumbent(self, thresholds: np.ndarray | None) -> dict | None:
+        """The launched config whose neighbours join the pool: the best finished trial (several
+        objectives: the best first objective among those predicted to reach ``thresholds``)."""
         finished = [t for t in self._results if t in self._configs]
-        if not finished or not self._domains:
+        if not finished:
+            return None
+        observed = gains(
+            [[float(self._results[t].get(name, math.nan)) for name in self._ranker.objectives] for t in finished],
+            self._ranker.modes,
+        )
+        score = np.where(np.isfinite(observed[:, 0]), observed[:, 0], -np.inf)
+        if thresholds is not None:
+            predicted = self._gains([self._configs[t] for t in finished])
+            score = np.where(np.all(predicted[:, 1:] >= thresholds, axis=1), score, -np.inf)
+            if not np.isfinite(score).any():
+                return None
+        return self._configs[finished[int(np.argmax(score))]]
+
+    def _neighbours_of(self, incumbent: Mapping[str, Any] | None) -> list[dict]:
+        """One-change neighbours of ``incumbent``, in the order of the space's dimensions."""
+        if incumbent is None or not self._neighbours:
             return []
-        gains = np.array([
-            [(1.0 if mode == "max" else -1.0) * float(self._results[t].get(name, math.nan))
-             for name, mode in zip(self._ranker.objectives, self._ranker.modes)]
-            for t in finished
-        ])
-        gains = np.where(np.isfinite(gains), gains, -np.inf)
-        if gains.shape[1] == 1:
-            best = [int(np.argmax(gains[:, 0]))]
-        else:
-            best = np.flatnonzero(pareto_mask(gains, ["max"] * gains.shape[1])).tolist()
-        incumbent = self._configs[finished[best[int(self._rng.integers(len(best)))]]]
         neighbours = []
         for name, domain in self._domains.items():
             if name not in incumbent:
@@ -239,16 +242,34 @@ class ScreeningSearcher(InnerSearcherState):
             self._candidates[key] = (proxies, encoded)
         return self._candidates[key]
 
-    def _choose(self, configs: Sequence[Mapping[str, Any]]) -> int:
+    def _gains(self, configs: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """Predicted objectives of ``configs`` as gains ``(n, m)`` (higher = better)."""
         rows = [self._features(config_key(c), c) for c in configs]
         predicted = self._ranker.predict([p for p, _ in rows], np.stack([f for _, f in rows]))
-        observed = None
-        if len(self._ranker.objectives) > 1 and self._ranker.is_fitted():
-            observed = np.array([
-                [float(result.get(name, math.nan)) for name in self._ranker.objectives]
-                for result in self._results.values()
-            ])
-        return best_candidate(predicted, self._ranker.modes, observed)
+        return gains(predicted, self._ranker.modes)
+
+    def _screen_pool(self, pool: list[tuple[str | None, dict, str]]) -> int:
+        """Add the incumbent's neighbours to ``pool`` (in place); index of the one to launch.
+
+        Several objectives: thresholds for objectives 2..m drawn uniformly over the predicted
+        range of the pool and the launched configs (a random epsilon-constraint), so that
+        launches spread over the front instead of crowding one trade-off.
+        """
+        thresholds = None
+        if len(self._ranker.objectives) > 1:
+            configs = [c for _, c, _ in pool] + list(self._configs.values())
+            thresholds = random_thresholds(self._gains(configs), self._rng)
+        keys = {key for _, _, key in pool}
+        for config in self._neighbours_of(self._incumbent(thresholds)):
+            key = config_key(config)
+            if key not in self._launched and key not in keys:
+                keys.add(key)
+                pool.append((None, config, key))
+        if len(pool) == 1:
+            return 0
+        predicted = self._gains([c for _, c, _ in pool])
+        signs = np.where(np.array(self._ranker.modes) == "max", 1.0, -1.0)
+        return best_candidate(predicted * signs, self._ranker.modes, thresholds)
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if trial_id not in self._inner_id:

@@ -10,7 +10,7 @@ import pytest
 from scipy.stats import kendalltau
 
 from robnas.search._encoding import CELL_FEATURES, FEATURE_NAMES, cell_features, encode_config
-from robnas.search._ranker import SurrogateRanker, best_candidate, zero_shot_vote
+from robnas.search._ranker import SurrogateRanker, best_candidate, random_thresholds, zero_shot_vote
 from robnas.spaces._genotype import OPS, Genotype
 
 # Two isomorphic cells (dead ops differ) and a third, different one.
@@ -89,6 +89,18 @@ def test_vote_imputes_nan_by_the_column_median_and_averages_ties():
     # column 0 -> [2, 1, 3]; column 1 ties -> [1.5, 1.5, 3]
     assert np.allclose(zero_shot_vote(table), [(2 + 1.5) / 6, (1 + 1.5) / 6, 1.0])
     assert np.array_equal(zero_shot_vote(np.empty((2, 0))), [1.0, 1.0])
+
+
+def test_best_candidate_under_thresholds_is_an_epsilon_constraint():
+    predicted = np.array([[0.9, 100.0], [0.8, 50.0], [0.5, 10.0]])  # (robust_acc max, params min)
+    assert best_candidate(predicted, ["max", "min"], np.array([-60.0])) == 1  # params <= 60
+    assert best_candidate(predicted, ["max", "min"], np.array([-200.0])) == 0  # any params
+    assert best_candidate(predicted, ["max", "min"], np.array([-5.0])) == 2  # none fits: closest
+    rng = np.random.default_rng(0)
+    gain = np.array([[1.0, -100.0, 0.1], [0.0, -10.0, 0.9]])
+    for _ in range(20):
+        low_params, low_sparsity = random_thresholds(gain, rng) - np.array([-100.0, 0.1])
+        assert 0 <= low_params <= 90 and 0 <= low_sparsity <= 0.8
 
 
 def test_best_candidate_single_and_multi_objective():

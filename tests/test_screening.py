@@ -294,8 +294,8 @@ def test_pool_mixes_inner_proposals_space_draws_and_incumbent_neighbours():
     searcher = screening(inner, screen=6, asked=2, scorer=CountingScorer())
     searcher.set_search_properties(None, None, cell_space())
     pools = []
-    original = searcher._choose
-    searcher._choose = lambda configs: (pools.append(list(configs)), original(configs))[1]
+    original = searcher._screen_pool
+    searcher._screen_pool = lambda pool: (original(pool), pools.append([c for _, c, _ in pool]))[0]
     first = searcher.suggest("t0")
     assert len(inner.asked) == 2 and len(pools[0]) == 6  # 2 asked, 4 drawn, no incumbent yet
     searcher.on_trial_complete("t0", {"robust_acc": 0.5, "epoch": 1})
@@ -323,8 +323,8 @@ def test_without_neighbours_the_pool_is_exactly_screen_candidates():
     searcher = screening(inner, screen=5, asked=1, neighbours=False, scorer=CountingScorer())
     searcher.set_search_properties(None, None, cell_space())
     sizes = []
-    original = searcher._choose
-    searcher._choose = lambda configs: (sizes.append(len(configs)), original(configs))[1]
+    original = searcher._screen_pool
+    searcher._screen_pool = lambda pool: (original(pool), sizes.append(len(pool)))[0]
     for i in range(4):
         searcher.suggest(f"t{i}")
         searcher.on_trial_complete(f"t{i}", {"robust_acc": 0.1 * i, "epoch": 1})
@@ -350,14 +350,26 @@ def test_a_launched_space_draw_is_added_to_the_optuna_searcher():
     assert {config_key(t.params) for t in complete} == set(searcher._launched)
 
 
-def test_hypervolume_gain_of_known_points():
-    from robnas.search._ranker import hypervolume_gain
+def _launched_convs(objectives, modes):
+    searcher = screening(ScriptedSearcher(seed=2), screen=8, asked=2, objectives=objectives, modes=modes,
+                         scorer=CountingScorer(), min_fit=4, seed=5)
+    searcher.set_search_properties(None, None, cell_space())
+    convs = []
+    for i in range(16):
+        n = Genotype.from_config(searcher.suggest(f"t{i}")).canonical().ops.count("nor_conv_3x3")
+        convs.append(n)
+        # Robust accuracy grows with the 3x3 convolutions, and so do the parameters: a trade-off.
+        searcher.on_trial_complete(f"t{i}", {"robust_acc": 0.1 * n, "params": 1000.0 * n + 10.0, "epoch": 1})
+    return convs
 
-    observed = np.array([[1.0, 3.0], [3.0, 1.0], [0.0, 0.0]])  # max, max; median (1, 1)
-    candidates = np.array([[2.0, 2.0], [0.5, 0.5], [3.0, 3.0]])
-    gain = hypervolume_gain(candidates, observed, ["max", "max"])
-    # Reference (median 1, median 1): front {(1,3), (3,1)} covers 0; (2,2) adds 1; (3,3) adds 4.
-    assert gain == pytest.approx([1.0, 0.0, 4.0])
+
+def test_several_objectives_spread_launches_over_the_front():
+    single = _launched_convs(("robust_acc",), ("max",))
+    both = _launched_convs(("robust_acc", "params"), ("max", "min"))
+    # One objective pushes towards more convolutions; random thresholds on params also launch
+    # small networks, so the launches cover the trade-off.
+    assert np.mean(single) > np.mean(both)
+    assert min(both) == 0 and len(set(both)) >= 3
 
 
 def test_ranker_predicts_size_objectives_linearly_from_the_size_proxy():
