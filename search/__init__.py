@@ -1,12 +1,14 @@
 """Ray Tune orchestration: schedulers, searchers, resume and the ``robnas`` command line.
 
 ``run(...)`` starts a search and ``resume(path)`` continues one; both return Ray Tune's
-``ResultGrid``. Importing this package does not start or import Ray.
+``ResultGrid``. ``simulate(settings)`` drives the same searcher without Ray, one trial at a
+time, on a results table (``--backend table``). Importing this package does not start Ray.
 """
 
 from robnas.search._run import ExperimentExistsError, read_settings, resume, run
 from robnas.search._settings import SCHEDULERS, SearchSettings
 from robnas.search._searchers import SEARCHERS
+from robnas.search._simulate import simulate
 
 __all__ = [
     "SCHEDULERS",
@@ -16,4 +18,5 @@ __all__ = [
     "read_settings",
     "resume",
     "run",
+    "simulate",
 ]
