@@ -44,5 +44,5 @@ def make_searcher(
 
     sampler = make_sampler(name, seed=seed, population_size=population_size)
     if name in MULTI_OBJECTIVE_SEARCHERS:
-        return OptunaSearch(metric=list(objectives), mode=list(modes), sampler=sampler, seed=seed)
-    return OptunaSearch(metric="score", mode="max", sampler=sampler, seed=seed)
+        return OptunaSearch(metric=list(objectives), mode=list(modes), sampler=sampler)
+    return OptunaSearch(metric="score", mode="max", sampler=sampler)
