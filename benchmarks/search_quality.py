@@ -48,6 +48,7 @@ from robnas.search._simulate import simulate  # noqa: E402
 from robnas.spaces._genotype import Genotype  # noqa: E402
 from robnas.trainables._network import nb201_param_count  # noqa: E402
 from robnas.trainables._table import ResultTable, replay  # noqa: E402
+from robnas.trainables._tune import scalarize  # noqa: E402
 
 TITLE = "Search quality on NAS-RobBench-201 (table backend)"
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -107,7 +108,7 @@ class Task:
         for report in reports:
             report["params"] = params
             if score_weights:
-                report["score"] = sum(w * report[name] for name, w in score_weights.items())
+                report["score"] = scalarize(report, score_weights)
         return reports
 
     def values_of(self, reports: list[dict[str, Any]]) -> tuple[float, ...]:

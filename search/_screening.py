@@ -242,11 +242,14 @@ class ScreeningSearcher(InnerSearcherState):
             self._candidates[key] = (proxies, encoded)
         return self._candidates[key]
 
+    def _predict(self, configs: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """Predicted objectives ``(n, m)`` of ``configs``."""
+        rows = [self._features(config_key(c), c) for c in configs]
+        return self._ranker.predict([p for p, _ in rows], np.stack([f for _, f in rows]))
+
     def _gains(self, configs: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """Predicted objectives of ``configs`` as gains ``(n, m)`` (higher = better)."""
-        rows = [self._features(config_key(c), c) for c in configs]
-        predicted = self._ranker.predict([p for p, _ in rows], np.stack([f for _, f in rows]))
-        return gains(predicted, self._ranker.modes)
+        return gains(self._predict(configs), self._ranker.modes)
 
     def _screen_pool(self, pool: list[tuple[str | None, dict, str]]) -> int:
         """Add the incumbent's neighbours to ``pool`` (in place); index of the one to launch.
@@ -267,9 +270,7 @@ class ScreeningSearcher(InnerSearcherState):
                 pool.append((None, config, key))
         if len(pool) == 1:
             return 0
-        predicted = self._gains([c for _, c, _ in pool])
-        signs = np.where(np.array(self._ranker.modes) == "max", 1.0, -1.0)
-        return best_candidate(predicted * signs, self._ranker.modes, thresholds)
+        return best_candidate(self._predict([c for _, c, _ in pool]), self._ranker.modes, thresholds)
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if trial_id not in self._inner_id:
@@ -307,7 +308,6 @@ class ScreeningSearcher(InnerSearcherState):
     def _is_nan(self, result: Mapping[str, Any]) -> bool:
         names = set(self._ranker.objectives) | set(_names(self.metric))
         return any(isinstance(v, float) and math.isnan(v) for v in (result.get(n) for n in names))
-
 
 
 def add_evaluated(searcher: Searcher, config: Mapping[str, Any], result: Mapping[str, Any]) -> bool:
