@@ -198,7 +198,6 @@ def make_search_algorithm(settings: SearchSettings, *, scorer=None):
 
 def _new_tuner(settings: SearchSettings, param_space: dict[str, Any]):
     from ray import tune
-
     from ray.tune.search import ConcurrencyLimiter
 
     from robnas.search._budget import BudgetedSearchGenerator
@@ -206,8 +205,11 @@ def _new_tuner(settings: SearchSettings, param_space: dict[str, Any]):
     from robnas.search._schedulers import make_scheduler, state_callback
 
     searcher = make_search_algorithm(settings)
-    # Tune ignores max_concurrent_trials for a SearchGenerator: limit the searcher itself.
-    search_alg = BudgetedSearchGenerator(ConcurrencyLimiter(searcher, max_concurrent=settings.max_concurrent))
+    if settings.scheduler != "hyperband":
+        # Tune ignores max_concurrent_trials for a SearchGenerator: limit the searcher itself.
+        # Not under HyperBand: its paused trials count as live and would stall the search.
+        searcher = ConcurrencyLimiter(searcher, max_concurrent=settings.max_concurrent)
+    search_alg = BudgetedSearchGenerator(searcher)
     scheduler = make_scheduler(settings)
     callbacks = [
         FrontProgress(settings.objectives, settings.modes, settings.num_samples, max_epochs=settings.max_epochs)
@@ -222,6 +224,7 @@ def _new_tuner(settings: SearchSettings, param_space: dict[str, Any]):
             search_alg=search_alg,
             scheduler=scheduler,
             num_samples=settings.num_samples,
+            max_concurrent_trials=settings.max_concurrent,
             reuse_actors=True,
             trial_dirname_creator=trial_dirname,
         ),
