@@ -6,8 +6,9 @@ as ``TrialRunner``), prunes it once to the config's target sparsity with ``MaskS
 schedule is not ``none`` (a gradual schedule is scored at its final sparsity), and scores it
 with the chosen proxies on a fixed batch of the config's data set. Nobody else sees that
 network, so the proxies score it in place, without deep copies (same scores). ``synflow`` is
-reported in NASLib's log form (``sign * ln|score|``). Scores are cached by ``config_key``, so
-isomorphic cells are scored once. Scoring runs torch on one thread (restored afterwards).
+reported in NASLib's log form (``sign * ln|score|``). Scores are cached by the exact config: isomorphic
+cells build networks with their weights drawn in another order (and dead edges may hold
+parameters), so each is scored as itself and a score never depends on what was scored before. Scoring runs torch on one thread (restored afterwards).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from robnas.search._dedup import config_key
 from robnas.search._encoding import decode_trial
 from robnas.search.proxies import _synflow
 from robnas.search.proxies._registry import ADVERSARIAL, PROXIES, compute_proxies
@@ -135,7 +135,7 @@ def attack_eps(trial: TrialConfig) -> float:
 
 
 class CandidateScorer:
-    """Proxies of flat trial configs, cached by ``config_key``.
+    """Proxies of flat trial configs, cached by the exact config.
 
     Args:
         names: proxies to compute (default ``DEFAULT_PROXIES``).
@@ -156,7 +156,7 @@ class CandidateScorer:
 
     def __call__(self, config: Mapping[str, Any]) -> dict[str, float]:
         """The proxies of ``config``; all ``nan`` when it cannot be decoded or built."""
-        key = config_key(config)
+        key = repr(sorted(config.items()))
         if key not in self.cache:
             self.cache[key] = self._score(config)
         return dict(self.cache[key])

@@ -1,8 +1,9 @@
 """The surrogate ranker: predicts each search objective of candidate configurations.
 
 Features of a candidate are its zero-cost proxy scores (``nan`` imputed by the column median of
-the labelled rows) followed by its encoded configuration (``robnas.search._encoding``) and the
-fidelity (fraction of the trial's epochs behind a result; candidates are predicted at 1).
+the labelled rows) followed by its encoded configuration (``robnas.search._encoding``; for the
+trees, without the one-hot op of each edge: the op counts and path statistics, which isomorphic
+cells share, describe the cell) and the fidelity (fraction of the trial's epochs behind a result; candidates are predicted at 1).
 
 * Before ``min_fit`` labelled results of an objective exist, that objective is predicted
   zero-shot: accuracy-like objectives (``clean_acc``, ``robust_acc``, ``score``, anything not
@@ -41,6 +42,11 @@ DEFAULT_VOTE: tuple[str, ...] = ("params", "synflow", "jacob_cov")
 _SIZE_OBJECTIVES = ("macs", "sparse_macs", "epoch_time_s")
 _COUNTS = [i for i, name in enumerate(FEATURE_NAMES) if name.startswith("count[")]
 _EFFECTIVE_SPARSITY = FEATURE_NAMES.index("sparsity_effective")
+# Features of the trees: all but the one-hot op of each edge. Op counts and path statistics
+# describe the cell without depending on how its nodes are numbered (isomorphic cells, which
+# train alike, get the same values), and thirty sparse columns would dilute the trees' feature
+# sampling at tens of results.
+_TREE_FEATURES = [i for i, name in enumerate(FEATURE_NAMES) if not name.startswith("op[")]
 
 
 def _median(column: np.ndarray) -> float:
@@ -100,10 +106,37 @@ def gains(values: np.ndarray, modes: Sequence[str]) -> np.ndarray:
     return values * np.array([1.0 if mode == "max" else -1.0 for mode in modes])
 
 
-def random_thresholds(gain: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Thresholds ``(m - 1,)`` for objectives 2..m, each uniform in the range of ``gain[:, j]``."""
-    low, high = np.nanmin(gain[:, 1:], axis=0), np.nanmax(gain[:, 1:], axis=0)
-    return low + rng.uniform(size=len(low)) * (high - low)
+def random_thresholds(
+    gain: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    typical: float | None = None,
+    incumbent: np.ndarray | None = None,
+) -> np.ndarray:
+    """Thresholds ``(m - 1,)`` on objectives 2..m of a random epsilon-constraint (gains, see ``gains``).
+
+    ``gain`` ``(n, m)``: predicted gains of the configurations in view (candidates and launched
+    trials). With probability ``1 / m`` there is no constraint (all ``-inf``): the launch pushes
+    the first objective alone. Otherwise threshold ``j`` is uniform in ``[low_j, high_j]``:
+
+    * ``high_j``: the best gain ``j`` among rows whose first objective reaches ``typical``
+      (e.g. the median predicted first objective of a random pool), or among all rows without
+      it; constraints no row that clears ``typical`` can meet only launch weak networks;
+    * ``low_j``: the gain ``j`` of ``incumbent`` (the trial with the best first objective, beyond
+      which a constraint binds nothing on the observed front) or, without it, the lowest gain.
+    """
+    gain = np.asarray(gain, dtype=float)
+    m = gain.shape[1]
+    if rng.random() < 1.0 / m:
+        return np.full(m - 1, -np.inf)
+    strong = gain if typical is None else gain[gain[:, 0] >= typical]
+    strong = strong if len(strong) else gain
+    high = np.nanmax(strong[:, 1:], axis=0)
+    low = np.nanmin(gain[:, 1:], axis=0)
+    if incumbent is not None:
+        low = np.maximum(low, np.nan_to_num(np.asarray(incumbent, dtype=float)[1:], nan=-np.inf))
+    low = np.minimum(low, high)
+    return low + rng.uniform(size=m - 1) * (high - low)
 
 
 class SurrogateRanker:
@@ -237,6 +270,8 @@ class SurrogateRanker:
     @staticmethod
     def _design(proxies: np.ndarray, features: np.ndarray, fidelity: np.ndarray, medians: np.ndarray) -> np.ndarray:
         filled = [_impute(proxies[:, j], medians[j]) for j in range(proxies.shape[1])]
+        if features.shape[1] == len(FEATURE_NAMES):
+            features = features[:, _TREE_FEATURES]
         return np.column_stack([*filled, np.nan_to_num(features, nan=0.0), fidelity])
 
     def predict(self, proxies: Sequence[Mapping[str, float]] | np.ndarray, features: np.ndarray) -> np.ndarray:

@@ -10,11 +10,16 @@ their real networks (``CandidateScorer``), predicts the search objectives with a
 ``SurrogateRanker`` and launches the best one. With probability ``explore`` it launches the
 inner searcher's next new candidate unscreened.
 
-Several objectives: a random epsilon-constraint per launch. Thresholds for objectives 2..m
-are drawn uniformly over their predicted range; the incumbent is the finished trial with the
-best first objective among those predicted to reach them, and the launch is the candidate with
-the best predicted first objective among those that do. List the objective to push first
-(e.g. ``robust_acc`` before ``params``); the draws spread the launches over the front.
+Several objectives (``m``): each launch is a random epsilon-constraint. With probability
+``1 / m`` it pushes the first objective alone; otherwise thresholds for objectives 2..m are
+drawn uniformly between the predicted values of the finished trial with the best first
+objective and the best values predicted among configurations whose first objective is
+predicted above the pool's median (once the ranker is fitted; before, over the whole predicted
+range). The incumbent is the finished trial with the best first objective among those
+predicted to meet the thresholds, and the launch is the candidate with the best predicted
+first objective among those that do. List the objective to push first (e.g. ``robust_acc``
+before ``params``); the draws spread the launches over the part of the front that beats a
+typical configuration, rather than over networks too weak to matter.
 
 Asking an Optuna sampler costs time in proportion to its study's size, and every asked
 candidate stays in the study; drawing most of a large pool from the space keeps a search of
@@ -251,6 +256,23 @@ class ScreeningSearcher(InnerSearcherState):
         """Predicted objectives of ``configs`` as gains ``(n, m)`` (higher = better)."""
         return gains(self._predict(configs), self._ranker.modes)
 
+    def _thresholds(self, pool: list[tuple[str | None, dict, str]]) -> np.ndarray:
+        """A random epsilon-constraint (``random_thresholds``) on objectives 2..m, in gains.
+
+        Once the ranker predicts in the objectives' units, the constraint spans the predicted
+        trade-offs between the finished trial with the best first objective and the smallest
+        (cheapest, ...) configuration predicted to beat the pool's median first objective.
+        """
+        pool_gain = self._gains([c for _, c, _ in pool])
+        launched = list(self._configs.values())
+        gain = np.vstack([pool_gain, self._gains(launched)]) if launched else pool_gain
+        typical = incumbent = None
+        if self._ranker.is_fitted():
+            typical = float(np.nanmedian(pool_gain[:, 0]))
+            best = self._incumbent(None)
+            incumbent = None if best is None else self._gains([best])[0]
+        return random_thresholds(gain, self._rng, typical=typical, incumbent=incumbent)
+
     def _screen_pool(self, pool: list[tuple[str | None, dict, str]]) -> int:
         """Add the incumbent's neighbours to ``pool`` (in place); index of the one to launch.
 
@@ -258,10 +280,7 @@ class ScreeningSearcher(InnerSearcherState):
         range of the pool and the launched configs (a random epsilon-constraint), so that
         launches spread over the front instead of crowding one trade-off.
         """
-        thresholds = None
-        if len(self._ranker.objectives) > 1:
-            configs = [c for _, c, _ in pool] + list(self._configs.values())
-            thresholds = random_thresholds(self._gains(configs), self._rng)
+        thresholds = self._thresholds(pool) if len(self._ranker.objectives) > 1 else None
         keys = {key for _, _, key in pool}
         for config in self._neighbours_of(self._incumbent(thresholds)):
             key = config_key(config)

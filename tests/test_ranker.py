@@ -96,11 +96,22 @@ def test_best_candidate_under_thresholds_is_an_epsilon_constraint():
     assert best_candidate(predicted, ["max", "min"], np.array([-60.0])) == 1  # params <= 60
     assert best_candidate(predicted, ["max", "min"], np.array([-200.0])) == 0  # any params
     assert best_candidate(predicted, ["max", "min"], np.array([-5.0])) == 2  # none fits: closest
+
+
+def test_random_thresholds_free_the_first_objective_or_span_the_strong_trade_offs():
     rng = np.random.default_rng(0)
-    gain = np.array([[1.0, -100.0, 0.1], [0.0, -10.0, 0.9]])
-    for _ in range(20):
-        low_params, low_sparsity = random_thresholds(gain, rng) - np.array([-100.0, 0.1])
-        assert 0 <= low_params <= 90 and 0 <= low_sparsity <= 0.8
+    # (robust_acc, -params, sparsity) as gains of four configs.
+    gain = np.array([[1.0, -100.0, 0.1], [0.0, -10.0, 0.9], [0.6, -40.0, 0.5], [0.7, -60.0, 0.3]])
+    draws = np.array([random_thresholds(gain, rng) for _ in range(300)])
+    free = np.all(draws == -np.inf, axis=1)
+    assert 0.25 < free.mean() < 0.42  # 1/m = 1/3 of the launches push robust_acc alone
+    assert np.all(draws[~free] >= [-100.0, 0.1]) and np.all(draws[~free] <= [-10.0, 0.9])
+    # Only configs reaching ``typical`` bound the constraint; ``incumbent`` (the best robust_acc
+    # so far) bounds it from below: beyond it, a constraint binds nothing on the observed front.
+    draws = np.array([random_thresholds(gain, rng, typical=0.5, incumbent=gain[3]) for _ in range(300)])
+    bound = draws[np.all(np.isfinite(draws), axis=1)]
+    assert np.all(bound >= [-60.0, 0.3]) and np.all(bound <= [-40.0, 0.5])
+    assert np.ptp(bound[:, 0]) > 15 and np.ptp(bound[:, 1]) > 0.15
 
 
 def test_best_candidate_single_and_multi_objective():

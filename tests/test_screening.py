@@ -210,10 +210,15 @@ def test_save_and_restore_give_identical_next_suggestions(tmp_path):
 # ------------------------------------------------------------------ real proxies
 
 
-def test_candidate_scorer_builds_the_trial_network_and_caches_isomorphs():
+def test_candidate_scorer_builds_the_trial_network_and_caches_each_config():
     scorer = CandidateScorer(names=("params", "synflow", "nwot"), batch_size=16)
     dense = scorer({"arch": A})
-    assert scorer({"arch": B}) == dense and len(scorer.cache) == 1
+    assert scorer({"arch": A}) == dense and len(scorer.cache) == 1
+    # B is isomorphic to A (the edges where they differ are dead), but its network holds other
+    # parameters: it is scored as itself, whatever was scored before.
+    other = scorer({"arch": B})
+    assert len(scorer.cache) == 2 and other["params"] != dense["params"]
+    assert CandidateScorer(names=("params", "synflow", "nwot"), batch_size=16)({"arch": B}) == other
     trial = decode_trial({"arch": A})
     model, masks = network_of(trial, in_channels=1, num_classes=10)
     assert masks is None and dense["params"] == count_parameters(model)
@@ -367,9 +372,10 @@ def test_several_objectives_spread_launches_over_the_front():
     single = _launched_convs(("robust_acc",), ("max",))
     both = _launched_convs(("robust_acc", "params"), ("max", "min"))
     # One objective pushes towards more convolutions; random thresholds on params also launch
-    # small networks, so the launches cover the trade-off.
+    # smaller networks than the one-objective search settles on, so the launches cover the
+    # trade-off.
     assert np.mean(single) > np.mean(both)
-    assert min(both) == 0 and len(set(both)) >= 3
+    assert min(both) < min(single[4:]) and len(set(both)) >= 3
 
 
 def test_ranker_predicts_size_objectives_linearly_from_the_size_proxy():
