@@ -31,10 +31,16 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
-from robnas.analysis._pareto import pareto_mask
 from robnas.search._encoding import FEATURE_NAMES
 
-__all__ = ["DEFAULT_VOTE", "SurrogateRanker", "best_candidate", "gains", "random_thresholds", "zero_shot_vote"]
+__all__ = [
+    "DEFAULT_VOTE",
+    "SurrogateRanker",
+    "front_reference",
+    "gains",
+    "hypervolume_improvements",
+    "zero_shot_vote",
+]
 
 #: Proxies whose mean rank is the zero-shot vote (all higher = better).
 DEFAULT_VOTE: tuple[str, ...] = ("params", "synflow", "jacob_cov")
@@ -77,66 +83,39 @@ def zero_shot_vote(proxies: np.ndarray) -> np.ndarray:
     return np.mean(ranks, axis=0)
 
 
-def best_candidate(predicted: np.ndarray, modes: Sequence[str], thresholds: np.ndarray | None = None) -> int:
-    """Index of the candidate to launch among the rows of ``predicted`` ``(n, m)``.
-
-    One objective: the best prediction. Several, with ``thresholds`` ``(m - 1,)`` (gains, see
-    ``gains``): the best first objective among the rows whose other objectives reach their
-    thresholds (an epsilon-constraint); if none does, the row closest to doing so. Several,
-    without thresholds: among the predicted non-dominated rows, the one with the best mean rank
-    over the objectives (a balanced member of the front). Ties go to the lower index.
-    """
-    gain = gains(predicted, modes)
-    if gain.shape[1] == 1:
-        return int(np.argmax(gain[:, 0]))
-    if thresholds is not None:
-        slack = np.min(gain[:, 1:] - np.asarray(thresholds, dtype=float), axis=1)
-        feasible = slack >= 0
-        if feasible.any():
-            return int(np.argmax(np.where(feasible, gain[:, 0], -np.inf)))
-        return int(np.argmax(slack))
-    front = pareto_mask(predicted, list(modes))
-    mean_rank = np.mean([rankdata(gain[:, j]) for j in range(gain.shape[1])], axis=0)
-    return int(np.argmax(np.where(front, mean_rank, -np.inf)))
-
-
 def gains(values: np.ndarray, modes: Sequence[str]) -> np.ndarray:
     """``values`` ``(n, m)`` turned into gains (higher = better): minimised objectives negated."""
     values = np.asarray(values, dtype=float)
     return values * np.array([1.0 if mode == "max" else -1.0 for mode in modes])
 
 
-def random_thresholds(
-    gain: np.ndarray,
-    rng: np.random.Generator,
-    *,
-    typical: float | None = None,
-    incumbent: np.ndarray | None = None,
-) -> np.ndarray:
-    """Thresholds ``(m - 1,)`` on objectives 2..m of a random epsilon-constraint (gains, see ``gains``).
+def front_reference(gain: np.ndarray, *, typical: np.ndarray) -> np.ndarray:
+    """Reference point ``(m,)`` in gains for the hypervolume of a predicted front.
 
-    ``gain`` ``(n, m)``: predicted gains of the configurations in view (candidates and launched
-    trials). With probability ``1 / m`` there is no constraint (all ``-inf``): the launch pushes
-    the first objective alone. Otherwise threshold ``j`` is uniform in ``[low_j, high_j]``:
-
-    * ``high_j``: the best gain ``j`` among rows whose first objective reaches ``typical``
-      (e.g. the median predicted first objective of a random pool), or among all rows without
-      it; constraints no row that clears ``typical`` can meet only launch weak networks;
-    * ``low_j``: the gain ``j`` of ``incumbent`` (the trial with the best first objective, beyond
-      which a constraint binds nothing on the observed front) or, without it, the lowest gain.
+    First objective: the median of ``typical`` (e.g. its predictions for a random pool), so that
+    only configurations better than a typical one count. Others: 1 % of their range below the
+    worst row of ``gain`` ``(n, m)``.
     """
     gain = np.asarray(gain, dtype=float)
-    m = gain.shape[1]
-    if rng.random() < 1.0 / m:
-        return np.full(m - 1, -np.inf)
-    strong = gain if typical is None else gain[gain[:, 0] >= typical]
-    strong = strong if len(strong) else gain
-    high = np.nanmax(strong[:, 1:], axis=0)
-    low = np.nanmin(gain[:, 1:], axis=0)
-    if incumbent is not None:
-        low = np.maximum(low, np.nan_to_num(np.asarray(incumbent, dtype=float)[1:], nan=-np.inf))
-    low = np.minimum(low, high)
-    return low + rng.uniform(size=m - 1) * (high - low)
+    low, high = np.nanmin(gain[:, 1:], axis=0), np.nanmax(gain[:, 1:], axis=0)
+    return np.concatenate([[float(np.nanmedian(typical))], low - 0.01 * (high - low)])
+
+
+def hypervolume_improvements(front: np.ndarray, candidates: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Hypervolume ``(n,)`` each row of ``candidates`` ``(n, m)`` would add to ``front`` ``(k, m)``.
+
+    All in gains (higher = better), bounded by ``reference`` ``(m,)``; rows with a ``nan`` add 0.
+    """
+    from robnas.analysis import hypervolume
+
+    front = np.asarray(front, dtype=float)
+    front = front[np.all(np.isfinite(front), axis=1)]
+    maximize = [True] * len(reference)
+    base = hypervolume(front, maximize, reference) if len(front) else 0.0
+    return np.array([
+        hypervolume(np.vstack([front, row]), maximize, reference) - base if np.all(np.isfinite(row)) else 0.0
+        for row in np.asarray(candidates, dtype=float)
+    ])
 
 
 class SurrogateRanker:

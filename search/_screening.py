@@ -14,8 +14,7 @@ Several objectives (``m``): each launch is a random epsilon-constraint. With pro
 ``1 / m`` it pushes the first objective alone; otherwise thresholds for objectives 2..m are
 drawn uniformly between the predicted values of the finished trial with the best first
 objective and the best values predicted among configurations whose first objective is
-predicted above the pool's median (once the ranker is fitted; before, over the whole predicted
-range). The incumbent is the finished trial with the best first objective among those
+predicted above the pool's median. The incumbent is the finished trial with the best first objective among those
 predicted to meet the thresholds, and the launch is the candidate with the best predicted
 first objective among those that do. List the objective to push first (e.g. ``robust_acc``
 before ``params``); the draws spread the launches over the part of the front that beats a
@@ -55,7 +54,14 @@ from ray.tune.search.sample import Categorical, Domain
 from robnas.search._candidate_proxies import DEFAULT_PROXIES, CandidateScorer
 from robnas.search._dedup import InnerSearcherState, config_key
 from robnas.search._encoding import FEATURE_NAMES, decode_trial, encode_config
-from robnas.search._ranker import DEFAULT_VOTE, SurrogateRanker, best_candidate, gains, random_thresholds
+from robnas.analysis._pareto import pareto_mask
+from robnas.search._ranker import (
+    DEFAULT_VOTE,
+    SurrogateRanker,
+    front_reference,
+    gains,
+    hypervolume_improvements,
+)
 
 __all__ = ["DEFAULT_ASKED", "ScreeningSearcher", "add_evaluated"]
 
@@ -204,23 +210,15 @@ class ScreeningSearcher(InnerSearcherState):
             pool.append((None, config, key))
         return pool, None
 
-    def _incumbent(self, thresholds: np.ndarray | None) -> dict | None:
-        """The launched config whose neighbours join the pool: the best finished trial (several
-        objectives: the best first objective among those predicted to reach ``thresholds``)."""
+    def _finished(self) -> tuple[list[dict], np.ndarray]:
+        """Configs of the finished trials and their observed objectives as gains ``(n, m)``."""
         finished = [t for t in self._results if t in self._configs]
-        if not finished:
-            return None
         observed = gains(
-            [[float(self._results[t].get(name, math.nan)) for name in self._ranker.objectives] for t in finished],
+            np.array([[float(self._results[t].get(n, math.nan)) for n in self._ranker.objectives] for t in finished])
+            .reshape(len(finished), len(self._ranker.objectives)),
             self._ranker.modes,
         )
-        score = np.where(np.isfinite(observed[:, 0]), observed[:, 0], -np.inf)
-        if thresholds is not None:
-            predicted = self._gains([self._configs[t] for t in finished])
-            score = np.where(np.all(predicted[:, 1:] >= thresholds, axis=1), score, -np.inf)
-            if not np.isfinite(score).any():
-                return None
-        return self._configs[finished[int(np.argmax(score))]]
+        return [self._configs[t] for t in finished], observed
 
     def _neighbours_of(self, incumbent: Mapping[str, Any] | None) -> list[dict]:
         """One-change neighbours of ``incumbent``, in the order of the space's dimensions."""
@@ -256,40 +254,60 @@ class ScreeningSearcher(InnerSearcherState):
         """Predicted objectives of ``configs`` as gains ``(n, m)`` (higher = better)."""
         return gains(self._predict(configs), self._ranker.modes)
 
-    def _thresholds(self, pool: list[tuple[str | None, dict, str]]) -> np.ndarray:
-        """A random epsilon-constraint (``random_thresholds``) on objectives 2..m, in gains.
-
-        Once the ranker predicts in the objectives' units, the constraint spans the predicted
-        trade-offs between the finished trial with the best first objective and the smallest
-        (cheapest, ...) configuration predicted to beat the pool's median first objective.
-        """
-        pool_gain = self._gains([c for _, c, _ in pool])
-        launched = list(self._configs.values())
-        gain = np.vstack([pool_gain, self._gains(launched)]) if launched else pool_gain
-        typical = incumbent = None
-        if self._ranker.is_fitted():
-            typical = float(np.nanmedian(pool_gain[:, 0]))
-            best = self._incumbent(None)
-            incumbent = None if best is None else self._gains([best])[0]
-        return random_thresholds(gain, self._rng, typical=typical, incumbent=incumbent)
-
-    def _screen_pool(self, pool: list[tuple[str | None, dict, str]]) -> int:
-        """Add the incumbent's neighbours to ``pool`` (in place); index of the one to launch.
-
-        Several objectives: thresholds for objectives 2..m drawn uniformly over the predicted
-        range of the pool and the launched configs (a random epsilon-constraint), so that
-        launches spread over the front instead of crowding one trade-off.
-        """
-        thresholds = self._thresholds(pool) if len(self._ranker.objectives) > 1 else None
+    def _join(self, pool: list[tuple[str | None, dict, str]], incumbent: Mapping[str, Any] | None) -> None:
+        """Add the one-change neighbours of ``incumbent`` not launched yet to ``pool`` (in place)."""
         keys = {key for _, _, key in pool}
-        for config in self._neighbours_of(self._incumbent(thresholds)):
+        for config in self._neighbours_of(incumbent):
             key = config_key(config)
             if key not in self._launched and key not in keys:
                 keys.add(key)
                 pool.append((None, config, key))
+
+    def _screen_pool(self, pool: list[tuple[str | None, dict, str]]) -> int:
+        """Add an incumbent's neighbours to ``pool`` (in place); index of the one to launch.
+
+        One objective, and with probability ``1 / m`` of several: the best predicted first
+        objective, the incumbent being the finished trial with the best first objective.
+        Otherwise: the largest predicted hypervolume improvement (``_improve_front``).
+        """
+        objectives = len(self._ranker.objectives)
+        if objectives > 1 and self._rng.random() >= 1.0 / objectives:
+            return self._improve_front(pool)
+        launched, observed = self._finished()
+        first = np.nan_to_num(observed[:, 0], nan=-np.inf)
+        self._join(pool, launched[int(np.argmax(first))] if launched else None)
         if len(pool) == 1:
             return 0
-        return best_candidate(self._predict([c for _, c, _ in pool]), self._ranker.modes, thresholds)
+        return int(np.argmax(np.nan_to_num(self._gains([c for _, c, _ in pool])[:, 0], nan=-np.inf)))
+
+    def _improve_front(self, pool: list[tuple[str | None, dict, str]]) -> int:
+        """Index of the candidate of ``pool`` predicted to add the most hypervolume to the front.
+
+        The front is that of the finished trials (their predictions while the ranker is
+        zero-shot, so that votes, ranks within one scored set, compare). The reference point
+        (``front_reference``) is the pool's median predicted first objective, and just below
+        the worst predicted value of each other objective: the front worth improving is the
+        part that beats a typical configuration. A random member of it lends its neighbours to
+        the pool. When no candidate improves the front, the best predicted first objective.
+        """
+        launched, observed = self._finished()
+        fitted = self._ranker.is_fitted()
+        size = len(pool)
+
+        def view() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            predicted = self._gains([c for _, c, _ in pool] + launched)
+            reference = front_reference(predicted, typical=predicted[:size, 0])
+            return predicted[: len(pool)], observed if fitted else predicted[len(pool):], reference
+
+        _, front, reference = view()
+        members = np.flatnonzero(pareto_mask(front, [True] * front.shape[1]) & np.all(front > reference, axis=1))
+        if members.size:
+            self._join(pool, launched[int(self._rng.choice(members))])
+        candidates, front, reference = view()
+        improvement = hypervolume_improvements(front, candidates, reference)
+        if not np.any(improvement > 0):
+            return int(np.argmax(np.nan_to_num(candidates[:, 0], nan=-np.inf)))
+        return int(np.argmax(improvement))
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if trial_id not in self._inner_id:

@@ -10,7 +10,7 @@ import pytest
 from scipy.stats import kendalltau
 
 from robnas.search._encoding import CELL_FEATURES, FEATURE_NAMES, cell_features, encode_config
-from robnas.search._ranker import SurrogateRanker, best_candidate, random_thresholds, zero_shot_vote
+from robnas.search._ranker import SurrogateRanker, front_reference, hypervolume_improvements, zero_shot_vote
 from robnas.spaces._genotype import OPS, Genotype
 
 # Two isomorphic cells (dead ops differ) and a third, different one.
@@ -91,41 +91,20 @@ def test_vote_imputes_nan_by_the_column_median_and_averages_ties():
     assert np.array_equal(zero_shot_vote(np.empty((2, 0))), [1.0, 1.0])
 
 
-def test_best_candidate_under_thresholds_is_an_epsilon_constraint():
-    predicted = np.array([[0.9, 100.0], [0.8, 50.0], [0.5, 10.0]])  # (robust_acc max, params min)
-    assert best_candidate(predicted, ["max", "min"], np.array([-60.0])) == 1  # params <= 60
-    assert best_candidate(predicted, ["max", "min"], np.array([-200.0])) == 0  # any params
-    assert best_candidate(predicted, ["max", "min"], np.array([-5.0])) == 2  # none fits: closest
+def test_front_reference_is_the_typical_first_objective_and_just_below_the_worst_others():
+    gain = np.array([[0.9, -100.0, 0.2], [0.5, -10.0, 0.6], [0.1, -50.0, math.nan]])
+    reference = front_reference(gain, typical=np.array([0.2, 0.4, 0.6]))
+    assert reference == pytest.approx([0.4, -100.0 - 0.9, 0.2 - 0.004])
 
 
-def test_random_thresholds_free_the_first_objective_or_span_the_strong_trade_offs():
-    rng = np.random.default_rng(0)
-    # (robust_acc, -params, sparsity) as gains of four configs.
-    gain = np.array([[1.0, -100.0, 0.1], [0.0, -10.0, 0.9], [0.6, -40.0, 0.5], [0.7, -60.0, 0.3]])
-    draws = np.array([random_thresholds(gain, rng) for _ in range(300)])
-    free = np.all(draws == -np.inf, axis=1)
-    assert 0.25 < free.mean() < 0.42  # 1/m = 1/3 of the launches push robust_acc alone
-    assert np.all(draws[~free] >= [-100.0, 0.1]) and np.all(draws[~free] <= [-10.0, 0.9])
-    # Only configs reaching ``typical`` bound the constraint; ``incumbent`` (the best robust_acc
-    # so far) bounds it from below: beyond it, a constraint binds nothing on the observed front.
-    draws = np.array([random_thresholds(gain, rng, typical=0.5, incumbent=gain[3]) for _ in range(300)])
-    bound = draws[np.all(np.isfinite(draws), axis=1)]
-    assert np.all(bound >= [-60.0, 0.3]) and np.all(bound <= [-40.0, 0.5])
-    assert np.ptp(bound[:, 0]) > 15 and np.ptp(bound[:, 1]) > 0.15
-
-
-def test_best_candidate_single_and_multi_objective():
-    assert best_candidate(np.array([[1.0], [3.0], [2.0]]), ["max"]) == 1
-    assert best_candidate(np.array([[1.0], [3.0], [0.5]]), ["min"]) == 2
-    assert best_candidate(np.array([[2.0], [2.0]]), ["max"]) == 0
-    # Rows 0, 1, 2 form the front; mean ranks: (1 + 4) / 2, (3 + 3) / 2, (4 + 1) / 2, (2 + 2) / 2.
-    predicted = np.array([[0.1, 0.9], [0.6, 0.6], [0.9, 0.1], [0.5, 0.5]])
-    assert best_candidate(predicted, ["max", "max"]) == 1
-    # Minimising both: the front is rows 0, 1, 2 (row 3 is dominated by row 2); mean ranks of
-    # the gains (-value): 2.5, 2.5, 3, 2.
-    predicted = np.array([[1.0, 0.0], [0.0, 1.0], [0.9, 0.9], [0.95, 0.95]])
-    assert best_candidate(predicted, ["min", "min"]) == 2
-    assert best_candidate(predicted, ["max", "min"]) == 0
+def test_hypervolume_improvements_count_only_what_a_candidate_adds_beyond_the_reference():
+    front = np.array([[2.0, 1.0], [1.0, 2.0]])  # gains; dominated area above (0, 0): 3
+    candidates = np.array([[3.0, 3.0], [1.5, 1.5], [0.5, 0.5], [-1.0, 5.0], [math.nan, 9.0], [2.0, 1.0]])
+    improvement = hypervolume_improvements(front, candidates, np.zeros(2))
+    # (3, 3) dominates everything: 9 - 3; (1.5, 1.5) adds the square (1, 1)-(1.5, 1.5);
+    # dominated, beyond the reference, nan or already on the front: nothing.
+    assert improvement == pytest.approx([6.0, 0.25, 0.0, 0.0, 0.0, 0.0])
+    assert hypervolume_improvements(np.empty((0, 2)), candidates[:2], np.zeros(2)) == pytest.approx([9.0, 2.25])
 
 
 # ------------------------------------------------------------------ the ranker
