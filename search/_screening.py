@@ -3,22 +3,21 @@
 For every trial, ``ScreeningSearcher`` builds a pool of ``screen`` candidates: ``asked`` of them
 proposed by the inner searcher (random, TPE, NSGA-II, ...), the rest drawn uniformly from the
 search space; with ``neighbours`` on, the pool also holds the one-change neighbours of the
-incumbent (the best finished trial): every other value of one categorical dimension (a cell
+incumbent (the best finished trial; a front member, below): every other value of one categorical dimension (a cell
 edge's op, ...), a fresh draw of one numeric dimension. It drops those already launched or
 repeated in the pool (up to cell isomorphism, ``config_key``), scores the rest with proxies of
 their real networks (``CandidateScorer``), predicts the search objectives with a
 ``SurrogateRanker`` and launches the best one. With probability ``explore`` it launches the
 inner searcher's next new candidate unscreened.
 
-Several objectives (``m``): each launch is a random epsilon-constraint. With probability
-``1 / m`` it pushes the first objective alone; otherwise thresholds for objectives 2..m are
-drawn uniformly between the predicted values of the finished trial with the best first
-objective and the best values predicted among configurations whose first objective is
-predicted above the pool's median. The incumbent is the finished trial with the best first objective among those
-predicted to meet the thresholds, and the launch is the candidate with the best predicted
-first objective among those that do. List the objective to push first (e.g. ``robust_acc``
-before ``params``); the draws spread the launches over the part of the front that beats a
-typical configuration, rather than over networks too weak to matter.
+Several objectives (``m``): with probability ``1 / m`` a launch pushes the first objective
+alone, as above; otherwise it is the candidate with the largest predicted hypervolume
+improvement over the finished trials' front. The reference point is the pool's median predicted
+first objective (the pool is mostly random draws: a typical configuration) and just below the
+worst predicted value of each other objective, so launches spread over the part of the front
+that beats a typical configuration rather than over networks too weak to matter; a random
+member of that front lends its neighbours to the pool. List the objective to push first (e.g.
+``robust_acc`` before ``params``).
 
 Asking an Optuna sampler costs time in proportion to its study's size, and every asked
 candidate stays in the study; drawing most of a large pool from the space keeps a search of
