@@ -1,14 +1,15 @@
 """Zero-cost proxies of a candidate configuration, on the real network built from it.
 
 ``CandidateScorer(config)`` decodes a flat trial config, builds its network with the same
-initialisation as the trial would (the CPU RNG seeded with ``training.seed`` in a forked RNG,
-as ``TrialRunner``), prunes it once to the config's target sparsity with ``MaskSet`` when the
+initialisation as the trial would (the CPU RNG seeded with ``training.seed`` in a forked RNG, as
+``TrialRunner``), prunes it once to the config's target sparsity with ``MaskSet`` when the
 schedule is not ``none`` (a gradual schedule is scored at its final sparsity), and scores it
 with the chosen proxies on a fixed batch of the config's data set. Nobody else sees that
 network, so the proxies score it in place, without deep copies (same scores). ``synflow`` is
-reported in NASLib's log form (``sign * ln|score|``). Scores are cached by the exact config: isomorphic
-cells build networks with their weights drawn in another order (and dead edges may hold
-parameters), so each is scored as itself and a score never depends on what was scored before. Scoring runs torch on one thread (restored afterwards).
+reported in NASLib's log form (``sign * ln|score|``). Scores are cached by the exact config:
+isomorphic cells build networks with their weights drawn in another order (and dead edges may
+hold parameters), so each is scored as itself and a score never depends on what was scored
+before. Scoring runs torch on one thread (restored afterwards).
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 Features of a candidate are its zero-cost proxy scores (``nan`` imputed by the column median of
 the labelled rows) followed by its encoded configuration (``robnas.search._encoding``; for the
 trees, without the one-hot op of each edge: the op counts and path statistics, which isomorphic
-cells share, describe the cell) and the fidelity (fraction of the trial's epochs behind a result; candidates are predicted at 1).
+cells share, describe the cell) and the fidelity (fraction of the trial's epochs behind a
+result; candidates are predicted at 1).
 
 * Before ``min_fit`` labelled results of an objective exist, that objective is predicted
   zero-shot: accuracy-like objectives (``clean_acc``, ``robust_acc``, ``score``, anything not

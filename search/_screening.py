@@ -3,12 +3,12 @@
 For every trial, ``ScreeningSearcher`` builds a pool of ``screen`` candidates: ``asked`` of them
 proposed by the inner searcher (random, TPE, NSGA-II, ...), the rest drawn uniformly from the
 search space; with ``neighbours`` on, the pool also holds the one-change neighbours of the
-incumbent (the best finished trial; a front member, below): every other value of one categorical dimension (a cell
-edge's op, ...), a fresh draw of one numeric dimension. It drops those already launched or
-repeated in the pool (up to cell isomorphism, ``config_key``), scores the rest with proxies of
-their real networks (``CandidateScorer``), predicts the search objectives with a
-``SurrogateRanker`` and launches the best one. With probability ``explore`` it launches the
-inner searcher's next new candidate unscreened.
+incumbent (the best finished trial; with several objectives, see below): every other value of
+one categorical dimension (a cell edge's op, ...), a fresh draw of one numeric dimension. It
+drops those already launched or repeated in the pool (up to cell isomorphism, ``config_key``),
+scores the rest with proxies of their real networks (``CandidateScorer``), predicts the search
+objectives with a ``SurrogateRanker`` and launches the best one. With probability ``explore`` it
+launches the inner searcher's next new candidate unscreened.
 
 Several objectives (``m``): with probability ``1 / m`` a launch pushes the first objective
 alone, as above; otherwise it is the candidate with the largest predicted hypervolume
@@ -50,10 +50,10 @@ import numpy as np
 from ray.tune.search import Searcher
 from ray.tune.search.sample import Categorical, Domain
 
+from robnas.analysis._pareto import pareto_mask
 from robnas.search._candidate_proxies import DEFAULT_PROXIES, CandidateScorer
 from robnas.search._dedup import InnerSearcherState, config_key
 from robnas.search._encoding import FEATURE_NAMES, decode_trial, encode_config
-from robnas.analysis._pareto import pareto_mask
 from robnas.search._ranker import (
     DEFAULT_VOTE,
     SurrogateRanker,
