@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
+from robnas.analysis import hypervolume
 from robnas.search._encoding import FEATURE_NAMES
 
 __all__ = [
@@ -107,8 +108,6 @@ def hypervolume_improvements(front: np.ndarray, candidates: np.ndarray, referenc
 
     All in gains (higher = better), bounded by ``reference`` ``(m,)``; rows with a ``nan`` add 0.
     """
-    from robnas.analysis import hypervolume
-
     front = np.asarray(front, dtype=float)
     front = front[np.all(np.isfinite(front), axis=1)]
     maximize = [True] * len(reference)

@@ -273,11 +273,10 @@ class ScreeningSearcher(InnerSearcherState):
         if objectives > 1 and self._rng.random() >= 1.0 / objectives:
             return self._improve_front(pool)
         launched, observed = self._finished()
-        first = np.nan_to_num(observed[:, 0], nan=-np.inf)
-        self._join(pool, launched[int(np.argmax(first))] if launched else None)
+        self._join(pool, launched[_best_first(observed)] if launched else None)
         if len(pool) == 1:
             return 0
-        return int(np.argmax(np.nan_to_num(self._gains([c for _, c, _ in pool])[:, 0], nan=-np.inf)))
+        return _best_first(self._gains([c for _, c, _ in pool]))
 
     def _improve_front(self, pool: list[tuple[str | None, dict, str]]) -> int:
         """Index of the candidate of ``pool`` predicted to add the most hypervolume to the front.
@@ -305,7 +304,7 @@ class ScreeningSearcher(InnerSearcherState):
         candidates, front, reference = view()
         improvement = hypervolume_improvements(front, candidates, reference)
         if not np.any(improvement > 0):
-            return int(np.argmax(np.nan_to_num(candidates[:, 0], nan=-np.inf)))
+            return _best_first(candidates)
         return int(np.argmax(improvement))
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
@@ -369,6 +368,11 @@ def add_evaluated(searcher: Searcher, config: Mapping[str, Any], result: Mapping
     trial = optuna.trial.create_trial(params=params, distributions=space, values=[float(v) for v in values])
     study.add_trial(trial)
     return True
+
+
+def _best_first(gain: np.ndarray) -> int:
+    """Row of ``gain`` ``(n, m)`` with the best first objective (``nan`` counts as worst)."""
+    return int(np.argmax(np.nan_to_num(gain[:, 0], nan=-np.inf)))
 
 
 def _names(metric: str | Sequence[str] | None) -> tuple[str, ...]:

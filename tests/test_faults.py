@@ -91,8 +91,8 @@ def test_trials_failing_once_are_retried_from_their_checkpoint(ray_session, tmp_
     assert all(r.metrics_dataframe["resumed_from_epoch"].iloc[0] == 0 for r in grid)
     for directory in (tmp_path / "faults").glob("trial_*"):
         # No epoch trained twice, and every trial finished. Ray may not log the result reported
-        # just before the crash (seen once: [1, 3], the retry having resumed
-        # from epoch 2's checkpoint), so a missing line is allowed, a repeated one is not.
+        # just before the crash (seen once: [1, 3], the retry having resumed from epoch 2's
+        # checkpoint), so a missing line is allowed, a repeated one is not.
         epochs = epochs_of(directory)
         assert epochs == sorted(set(epochs)) and epochs[0] == 1 and epochs[-1] == 3, directory.name
 

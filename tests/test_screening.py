@@ -371,9 +371,9 @@ def _launched_convs(objectives, modes):
 def test_several_objectives_spread_launches_over_the_front():
     single = _launched_convs(("robust_acc",), ("max",))
     both = _launched_convs(("robust_acc", "params"), ("max", "min"))
-    # One objective pushes towards more convolutions; random thresholds on params also launch
-    # smaller networks than the one-objective search settles on, so the launches cover the
-    # trade-off.
+    # One objective pushes towards more convolutions; hypervolume-improving launches on params
+    # also try smaller networks than the one-objective search settles on, so the launches cover
+    # the trade-off.
     assert np.mean(single) > np.mean(both)
     assert min(both) < min(single[4:]) and len(set(both)) >= 3
 
