@@ -8,6 +8,7 @@ package stays cheap (no pandas, matplotlib or torch until needed).
 
 from robnas.analysis._hypervolume import hypervolume
 from robnas.analysis._knee import knee_point
+from robnas.spaces._objectives import Objective, parse_objectives
 from robnas.analysis._pareto import (
     crowding_distance,
     epsilon_net_order,
@@ -21,10 +22,9 @@ _LAZY = {
     "Experiment": "_load",
     "load_experiment": "_load",
     "FrontResult": "_front",
-    "Objective": "_front",
     "analyze_trials": "_front",
     "default_reference_point": "_front",
-    "parse_objectives": "_front",
+    "objectives_of": "_front",
     "SearchAnalysis": "_analyze",
     "analyze": "_analyze",
     "export_model": "_export",
@@ -60,6 +60,7 @@ __all__ = [
     "load_model",
     "multiobjective_order",
     "nondominated_ranks",
+    "objectives_of",
     "parse_objectives",
     "pareto_mask",
     "select_trial",

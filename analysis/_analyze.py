@@ -21,18 +21,18 @@ import pandas as pd
 from robnas.analysis._files import atomic_write_bytes, atomic_write_json, atomic_write_text
 from robnas.analysis._front import (
     FrontResult,
-    Objective,
     analyze_trials,
     check_reference_point,
     default_reference_point,
     exclusion_reasons,
     numeric_columns,
     objective_values,
-    parse_objectives,
+    objectives_of,
 )
 from robnas.analysis._load import CONFIG_PREFIX, Experiment, load_experiment
 from robnas.analysis._report import render_report, summary_facts
 from robnas.spaces._genotype import EDGE_KEYS
+from robnas.spaces._objectives import Objective
 
 ANALYSIS_DIR = "analysis"
 COMPARE_DIR = "compare"
@@ -114,7 +114,7 @@ def _finite_or_none(value: Any) -> float | None:
 
 def _objectives(experiments: Sequence[Experiment], spec) -> tuple[Objective, ...]:
     available = set().union(*(numeric_columns(e.trials) for e in experiments))
-    chosen = parse_objectives(spec if spec is not None else experiments[0].objectives, available)
+    chosen = objectives_of(spec if spec is not None else experiments[0].objectives, available)
     for experiment in experiments:
         missing = [o.name for o in chosen if o.name not in experiment.trials]
         if missing and not experiment.results.empty:
@@ -129,7 +129,7 @@ def _common_reference(experiments, objectives, all_fidelities) -> np.ndarray:
         reasons = exclusion_reasons(e.trials, objectives, max_epochs=e.max_epochs,
                                     all_fidelities=all_fidelities)
         values.append(objective_values(e.trials, objectives)[(reasons == "").to_numpy(bool)])
-    return default_reference_point(np.concatenate(values), [o.mode for o in objectives])
+    return default_reference_point(np.concatenate(values), [o.direction for o in objectives])
 
 
 def _csv(frame: pd.DataFrame) -> str:

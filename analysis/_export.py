@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from robnas.analysis._files import atomic_write_bytes
-from robnas.analysis._front import analyze_trials, numeric_columns, parse_objectives
+from robnas.analysis._front import analyze_trials, numeric_columns, objectives_of
 from robnas.analysis._load import Experiment, load_experiment, read_results
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ def select_trial(
             raise ValueError(f"no trial {trial_id!r} in {experiment.path}; trials: {shown or 'none'}")
         return str(trial_id)
     spec = best if best is not None else (objectives or experiment.objectives)
-    chosen = parse_objectives(spec, numeric_columns(experiment.trials))
+    chosen = objectives_of(spec, numeric_columns(experiment.trials))
     if best is not None and len(chosen) != 1:
         raise ValueError(f"best takes one objective, got {best!r}")
     result = analyze_trials(experiment.trials, chosen, max_epochs=experiment.max_epochs,

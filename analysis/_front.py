@@ -18,24 +18,11 @@ import pandas as pd
 from robnas.analysis._hypervolume import hypervolume
 from robnas.analysis._knee import knee_point
 from robnas.analysis._pareto import _to_minimization, nondominated_ranks
-from robnas.search._objectives import TRIAL_OBJECTIVES
+from robnas.spaces._objectives import TRIAL_OBJECTIVES, Objective, parse_objectives
 
-MODES = ("max", "min")
 #: Columns of ``trials`` that are bookkeeping, never objectives.
 _NOT_OBJECTIVES = frozenset(("epoch", "done", "diverged", "started_at", "finished_at", "timestamp",
                              "training_iteration", "wall_time_s", "complete", "stopped_early"))
-
-
-@dataclass(frozen=True)
-class Objective:
-    """A metric column and its direction, ``"max"`` or ``"min"``."""
-
-    name: str
-    mode: str
-
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"direction {self.mode!r} of objective {self.name!r} is not one of max, min")
 
 
 def numeric_columns(trials: pd.DataFrame) -> list[str]:
@@ -47,27 +34,9 @@ def numeric_columns(trials: pd.DataFrame) -> list[str]:
     ]
 
 
-def parse_objectives(spec: str | Sequence[str], available: Collection[str]) -> tuple[Objective, ...]:
-    """Objectives from ``"clean_acc,robust_acc,pgd_eps8_acc:max"`` or a sequence of such names.
-
-    A name's direction is ``TRIAL_OBJECTIVES``'s or, for other metric columns, ``max`` unless
-    given as ``name:min``. Every name must be a known objective or in ``available``.
-    """
-    items = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else [str(s).strip() for s in spec]
-    if not items or any(not s for s in items):
-        raise ValueError(f"objectives must be a non-empty comma-separated list, got {spec!r}")
-    objectives = []
-    for item in items:
-        name, _, mode = (part.strip() for part in item.partition(":"))
-        if name not in TRIAL_OBJECTIVES and name not in available:
-            choices = list(TRIAL_OBJECTIVES) + sorted(set(available) - set(TRIAL_OBJECTIVES))
-            raise ValueError(f"unknown objective {name!r}; choose from {', '.join(choices)} "
-                             "(direction as name:max or name:min)")
-        objectives.append(Objective(name, mode or TRIAL_OBJECTIVES.get(name, "max")))
-    names = [o.name for o in objectives]
-    if len(set(names)) != len(names):
-        raise ValueError(f"objectives must not repeat, got {', '.join(names)}")
-    return tuple(objectives)
+def objectives_of(spec: str | Sequence[str | Objective], available: Collection[str]) -> tuple[Objective, ...]:
+    """``parse_objectives`` over a trial's metrics and the metric columns in ``available``."""
+    return parse_objectives(spec, [*TRIAL_OBJECTIVES, *sorted(set(available) - set(TRIAL_OBJECTIVES))])
 
 
 def default_reference_point(values: object, modes: Sequence[str]) -> np.ndarray:
@@ -174,7 +143,7 @@ def analyze_trials(
     ``all_fidelities``, not failed or diverged, every objective finite.
     """
     objectives = tuple(objectives)
-    modes = [o.mode for o in objectives]
+    modes = [o.direction for o in objectives]
     trials = trials.copy()
     trials["excluded"] = exclusion_reasons(
         trials, objectives, max_epochs=max_epochs, all_fidelities=all_fidelities
@@ -219,7 +188,7 @@ def _summary(trials, objectives, front, reference, *, max_epochs, all_fidelities
         "max_epochs": int(max_epochs),
         "fidelity": "all" if all_fidelities else "max",
         "objectives": [o.name for o in objectives],
-        "directions": [o.mode for o in objectives],
+        "directions": [o.direction for o in objectives],
         "n_pareto": len(front),
         "pareto": front["trial_id"].astype(str).tolist(),
         "reference_point": [float(v) for v in reference],
@@ -247,7 +216,7 @@ def _best(eligible: pd.DataFrame, objectives: Sequence[Objective]) -> dict[str, 
             best[o.name] = None
             continue
         column = eligible[o.name].astype(float)
-        index = column.idxmax() if o.mode == "max" else column.idxmin()
+        index = column.idxmax() if o.direction == "max" else column.idxmin()
         best[o.name] = {"trial_id": str(eligible.loc[index, "trial_id"]), "value": _plain(column[index])}
     return best
 
@@ -268,7 +237,7 @@ def hypervolume_curve(
     ``trials`` needs the ``eligible`` column. Columns: ``n_finished``, ``trial_id``,
     ``wall_time_s`` (since the search started, s), ``hypervolume``, ``n_pareto``.
     """
-    modes = [o.mode for o in objectives]
+    modes = [o.direction for o in objectives]
     finished = finished_order(trials, max_epochs=max_epochs)
     values = objective_values(finished, objectives)
     eligible = finished["eligible"].to_numpy(bool)

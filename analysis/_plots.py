@@ -16,7 +16,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from robnas.analysis._front import FrontResult, Objective, objective_values
+from robnas.analysis._front import FrontResult, objective_values
+from robnas.spaces._objectives import Objective
 
 DPI = 100
 _COLOURS = ("tab:red", "tab:blue", "tab:green", "tab:orange", "tab:purple", "tab:brown",
@@ -33,7 +34,7 @@ def _png(figure: Figure) -> bytes:
 
 
 def _label(objective: Objective) -> str:
-    return f"{objective.name} ({objective.mode})"
+    return f"{objective.name} ({objective.direction})"
 
 
 def scatter_matrix(results: Sequence[tuple[str, FrontResult]]) -> bytes:

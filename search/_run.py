@@ -178,7 +178,7 @@ def make_search_algorithm(settings: SearchSettings, *, scorer=None):
     from robnas.search._searchers import MULTI_OBJECTIVE_SEARCHERS, make_searcher
 
     searcher = make_searcher(
-        settings.searcher, objectives=settings.objectives, modes=settings.modes, seed=settings.seed
+        settings.searcher, objectives=settings.objective_names, modes=settings.directions, seed=settings.seed
     )
     if settings.screen > 1:
         from robnas.search._screening import ScreeningSearcher
@@ -188,12 +188,12 @@ def make_search_algorithm(settings: SearchSettings, *, scorer=None):
         return ScreeningSearcher(
             searcher,
             screen=settings.screen,
-            objectives=settings.objectives if multi else None,
-            modes=settings.modes if multi else None,
+            objectives=settings.objective_names if multi else None,
+            modes=settings.directions if multi else None,
             seed=settings.seed,
             scorer=scorer,
         )
-    return DedupSearcher(searcher, objectives=settings.objectives)
+    return DedupSearcher(searcher, objectives=settings.objective_names)
 
 
 def _new_tuner(settings: SearchSettings, param_space: dict[str, Any]):
@@ -212,7 +212,7 @@ def _new_tuner(settings: SearchSettings, param_space: dict[str, Any]):
     search_alg = BudgetedSearchGenerator(searcher)
     scheduler = make_scheduler(settings)
     callbacks = [
-        FrontProgress(settings.objectives, settings.modes, settings.num_samples, max_epochs=settings.max_epochs)
+        FrontProgress(settings.objective_names, settings.directions, settings.num_samples, max_epochs=settings.max_epochs)
     ]
     callbacks += [c for c in [state_callback(scheduler)] if c is not None]
     os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = _STATE_PERIOD_S

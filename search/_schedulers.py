@@ -47,8 +47,8 @@ def make_scheduler(settings: SearchSettings):
 
         return MultiObjectiveASHA(
             time_attr=TIME_ATTR,
-            objectives=settings.objectives,
-            modes=settings.modes,
+            objectives=settings.objective_names,
+            modes=settings.directions,
             max_t=settings.max_epochs,
             grace_period=settings.grace_period,
             reduction_factor=settings.reduction_factor,

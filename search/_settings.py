@@ -8,15 +8,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from robnas.search._objectives import (
+from robnas.search._searchers import MULTI_OBJECTIVE_SEARCHERS, SEARCHERS
+from robnas.spaces._objectives import (
     DEFAULT_OBJECTIVES,
     TRIAL_OBJECTIVES,
+    Objective,
     default_score_weights,
-    modes_of,
     parse_objectives,
     parse_score_weights,
 )
-from robnas.search._searchers import MULTI_OBJECTIVE_SEARCHERS, SEARCHERS
 
 SCHEDULERS = ("moasha", "asha", "hyperband", "fifo")
 BACKENDS = ("train", "table")
@@ -52,7 +52,7 @@ class SearchSettings:
     space: tuple[str, ...] | None = None
     scheduler: str = "moasha"
     searcher: str | None = None
-    objectives: tuple[str, ...] | None = None
+    objectives: tuple[Objective, ...] | None = None
     score_weights: Mapping[str, float] | None = None
     num_samples: int = 12
     max_epochs: int | None = None
@@ -113,25 +113,27 @@ class SearchSettings:
         weights = self.score_weights
         set_(
             "score_weights",
-            parse_score_weights(weights, known) if weights else default_score_weights(self.objectives, known),
+            parse_score_weights(weights, known) if weights else default_score_weights(self.objectives),
         )
         if not isinstance(self.trial, Mapping):
             raise ValueError(f"trial must be a mapping of trial keys, got {self.trial!r}")
         set_("trial", dict(self.trial))
 
     @property
-    def modes(self) -> tuple[str, ...]:
-        return modes_of(self.objectives, self.known_objectives)
+    def objective_names(self) -> tuple[str, ...]:
+        return tuple(o.name for o in self.objectives)
 
     @property
-    def known_objectives(self) -> dict[str, str]:
-        """Objective name -> "max" or "min": a trial's metrics, or the replayed table's."""
-        if self.backend != "table":
-            return dict(TRIAL_OBJECTIVES)
-        from robnas.trainables._table import metric_mode
+    def directions(self) -> tuple[str, ...]:
+        """``"max"`` or ``"min"`` per objective."""
+        return tuple(o.direction for o in self.objectives)
 
-        names = (*self.result_table().metrics, "params")
-        return {name: metric_mode(name) for name in names}
+    @property
+    def known_objectives(self) -> tuple[str, ...]:
+        """Metrics that can be objectives: a trial's, or the replayed table's (and ``params``)."""
+        if self.backend != "table":
+            return tuple(TRIAL_OBJECTIVES)
+        return (*self.result_table().metrics, "params")
 
     def result_table(self):
         """The replayed ``ResultTable`` (cached per process); table backend only."""
@@ -150,7 +152,7 @@ class SearchSettings:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict; ``SearchSettings.from_mapping(s.to_dict()) == s``."""
         data = dataclasses.asdict(self)
-        data["space"], data["objectives"] = list(self.space), list(self.objectives)
+        data["space"], data["objectives"] = list(self.space), [str(o) for o in self.objectives]
         if self.table is not None:
             data["table"] = str(Path(self.table).expanduser().resolve())
         data["score_weights"], data["trial"] = dict(self.score_weights), dict(self.trial)

@@ -21,6 +21,13 @@ from robnas.spaces._compose import (
 from robnas.spaces._evaluation import EvalConfig
 from robnas.spaces._genotype import EDGE_KEYS, EDGES, OPS, Genotype
 from robnas.spaces._macro import MacroConfig, macro_space
+from robnas.spaces._objectives import (
+    DEFAULT_OBJECTIVES,
+    TRIAL_OBJECTIVES,
+    Objective,
+    default_direction,
+    parse_objectives,
+)
 from robnas.spaces._sparsity import (
     SPARSITY_GRANULARITIES,
     SPARSITY_SCHEDULES,
@@ -34,6 +41,7 @@ __all__ = [
     "CONFIG_KEYS",
     "DATASETS",
     "DATASET_DEFAULTS",
+    "DEFAULT_OBJECTIVES",
     "DEFAULT_ARCH",
     "EDGES",
     "EDGE_KEYS",
@@ -41,7 +49,9 @@ __all__ = [
     "SPACE_PARTS",
     "SPARSITY_GRANULARITIES",
     "SPARSITY_SCHEDULES",
+    "TRIAL_OBJECTIVES",
     "AttackConfig",
+    "Objective",
     "EvalConfig",
     "Genotype",
     "MacroConfig",
@@ -52,7 +62,9 @@ __all__ = [
     "build_space",
     "cell_space",
     "decode",
+    "default_direction",
     "encode",
     "macro_space",
+    "parse_objectives",
     "sparsity_space",
 ]

@@ -19,12 +19,9 @@ import pandas as pd
 import pytest
 
 from robnas.analysis._analyze import analyze, write_comparison
-from robnas.analysis._front import (
-    Objective,
-    analyze_trials,
-    default_reference_point,
-    parse_objectives,
-)
+from robnas.analysis._front import analyze_trials, default_reference_point
+from robnas.analysis._front import objectives_of as parse_objectives
+from robnas.spaces import Objective
 from robnas.analysis._load import error_message, load_experiment
 from robnas.search.cli import main
 
@@ -225,7 +222,7 @@ def test_not_a_search_is_a_one_line_value_error(tmp_path, setup, message):
 
 def test_parse_objectives_directions_and_errors():
     available = ["clean_acc", "pgd_eps8_acc", "train_loss"]
-    assert parse_objectives("clean_acc,params,pgd_eps8_acc,train_loss:min", available) == (
+    assert parse_objectives("clean_acc,params,pgd_eps8_acc,train_loss", available) == (
         Objective("clean_acc", "max"), Objective("params", "min"),
         Objective("pgd_eps8_acc", "max"), Objective("train_loss", "min"))
     assert parse_objectives(["robust_acc:min"], available) == (Objective("robust_acc", "min"),)

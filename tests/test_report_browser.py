@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 
 from robnas.analysis._analyze import SearchAnalysis, write_search
-from robnas.analysis._front import analyze_trials, parse_objectives
+from robnas.analysis._front import analyze_trials
+from robnas.analysis._front import objectives_of as parse_objectives
 from robnas.analysis._load import Experiment
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from robnas.search._objectives import default_score_weights, parse_objectives, parse_score_weights
+from robnas.spaces._objectives import Objective, default_score_weights, parse_objectives, parse_score_weights
 from robnas.search._settings import SearchSettings
 from robnas.search.cli import main
 
@@ -15,8 +15,8 @@ from robnas.search.cli import main
 def test_defaults_are_a_small_multi_objective_digits_search():
     settings = SearchSettings()
     assert settings.dataset == "digits"
-    assert settings.objectives == ("clean_acc", "robust_acc", "sparsity")
-    assert settings.modes == ("max", "max", "max")
+    assert settings.objective_names == ("clean_acc", "robust_acc", "sparsity")
+    assert settings.directions == ("max", "max", "max")
     assert settings.scheduler == "moasha"
 
 
@@ -24,7 +24,8 @@ def test_round_trip_through_dict():
     settings = SearchSettings(name="x", space="cell,macro", objectives="robust_acc,params", searcher="nsga2")
     assert SearchSettings.from_mapping(settings.to_dict()) == settings
     assert settings.space == ("cell", "macro")
-    assert settings.modes == ("max", "min")
+    assert settings.directions == ("max", "min")
+    assert settings.to_dict()["objectives"] == ["robust_acc:max", "params:min"]
 
 
 @pytest.mark.parametrize(
@@ -52,8 +53,10 @@ def test_bad_settings_name_the_problem(options, message):
 
 def test_score_weights():
     assert parse_score_weights("robust_acc=0.7, clean_acc=0.3") == {"robust_acc": 0.7, "clean_acc": 0.3}
-    assert default_score_weights(("robust_acc", "params")) == {"robust_acc": 0.5, "params": -0.5}
-    assert parse_objectives("clean_acc, robust_acc") == ("clean_acc", "robust_acc")
+    two = parse_objectives("robust_acc, params")
+    assert two == (Objective("robust_acc", "max"), Objective("params", "min"))
+    assert default_score_weights(two) == {"robust_acc": 0.5, "params": -0.5}
+    assert parse_objectives("clean_acc:min, cost_s", None) == (Objective("clean_acc", "min"), Objective("cost_s", "min"))
 
 
 @pytest.mark.parametrize(

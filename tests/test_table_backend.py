@@ -12,7 +12,8 @@ import pytest
 
 from robnas.spaces._genotype import Genotype
 from robnas.trainables._network import nb201_param_count
-from robnas.trainables._table import ResultTable, metric_mode, replay, table_trainable
+from robnas.spaces import default_direction as metric_mode
+from robnas.trainables._table import ResultTable, replay, table_trainable
 
 ROBBENCH = "nasrobbench201_cifar10.csv"
 ROBBENCH_METRICS = (

@@ -14,8 +14,8 @@ with one row per cell, or per (cell, epoch) for learning curves. Its columns are
   and ``Unnamed: ...`` (a DataFrame index written to CSV).
 - every other column is a metric and must be numeric; NaN is allowed (a diverged trial).
 
-A metric's direction (``metric_mode``) follows its name: ``"min"`` for names ending in ``_s``,
-``loss``, ``params``, ``macs``, ``flops`` or ``cost``, ``"max"`` otherwise (accuracies).
+A metric's direction is ``robnas.spaces.default_direction`` of its name: ``"min"`` for times,
+losses, sizes and costs, ``"max"`` otherwise (accuracies).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from robnas.trainables._network import nb201_param_count
 from robnas.trainables._tune import RUNTIME_KEYS, scalarize
 
 __all__ = [
-    "COST_COLUMNS", "REPLAY_CHECKPOINT", "ResultTable", "config_reports", "metric_mode", "replay", "table_trainable",
+    "COST_COLUMNS", "REPLAY_CHECKPOINT", "ResultTable", "config_reports", "replay", "table_trainable",
 ]
 
 #: Names of the cost column (seconds per epoch), in order of preference.
@@ -45,13 +45,7 @@ COST_COLUMNS = ("cost_s", "epoch_time_s")
 #: File of the replay trainable's checkpoint: ``{"epoch": k}``, the last epoch reported.
 REPLAY_CHECKPOINT = "replay.json"
 _INDEX_NAMES = ("uid", "index", "id")
-_MIN_SUFFIXES = ("_s", "loss", "params", "macs", "flops", "cost")
 _READERS = {".csv": pd.read_csv, ".parquet": pd.read_parquet, ".pq": pd.read_parquet}
-
-
-def metric_mode(name: str) -> str:
-    """``"min"`` for times, losses, sizes and costs (by name suffix), ``"max"`` otherwise."""
-    return "min" if name.endswith(_MIN_SUFFIXES) else "max"
 
 
 def _is_index_like(name: str) -> bool:
