@@ -83,7 +83,7 @@ def resume(path: str | os.PathLike, *, num_samples: int | None = None):
     """
     from ray import tune
 
-    from robnas.search._budget import budget_on_restore
+    from robnas.search._study import set_budget
 
     path = Path(path).expanduser().resolve()
     settings = read_settings(path)
@@ -96,16 +96,16 @@ def resume(path: str | os.PathLike, *, num_samples: int | None = None):
     _init_ray(settings)
     os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = _STATE_PERIOD_S
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    with budget_on_restore(num_samples):
-        tuner = tune.Tuner.restore(
-            str(path),
-            trainable=_trainable(settings),
-            resume_unfinished=True,
-            resume_errored=True,
-        )
-        if num_samples is not None:
-            _write_settings(path, settings)
-        return tuner.fit()
+    if num_samples is not None:
+        set_budget(path, num_samples)
+        _write_settings(path, settings)
+    tuner = tune.Tuner.restore(
+        str(path),
+        trainable=_trainable(settings),
+        resume_unfinished=True,
+        resume_errored=True,
+    )
+    return tuner.fit()
 
 
 def read_settings(path: str | os.PathLike) -> SearchSettings:
@@ -169,38 +169,36 @@ def _trainable(settings: SearchSettings):
 
 
 def make_search_algorithm(settings: SearchSettings, *, scorer=None):
-    """The Tune ``Searcher`` of a search: the named searcher, deduplicated, screened when asked.
+    """The Tune ``Searcher`` of a search: the named sampler behind a ``StudySearcher`` that
+    deduplicates, screens when asked, and stops at ``num_samples`` trials.
 
     ``scorer``: the screening's ``config -> {proxy: score}`` (default: a new ``CandidateScorer``);
     pass one to share its cache between searches.
     """
-    from robnas.search._dedup import DedupSearcher
-    from robnas.search._searchers import MULTI_OBJECTIVE_SEARCHERS, make_searcher
+    from robnas.search._searchers import MULTI_OBJECTIVE_SEARCHERS
+    from robnas.search._study import StudySearcher
 
-    searcher = make_searcher(
-        settings.searcher, objectives=settings.objective_names, modes=settings.directions, seed=settings.seed
-    )
+    multi = settings.searcher in MULTI_OBJECTIVE_SEARCHERS
+    screen = None
     if settings.screen > 1:
-        from robnas.search._screening import ScreeningSearcher
+        from robnas.search._screening import Screen
 
         # Random search has no objective of its own: screen for the search's objectives.
-        multi = settings.searcher in (*MULTI_OBJECTIVE_SEARCHERS, "random")
-        return ScreeningSearcher(
-            searcher,
-            screen=settings.screen,
-            objectives=settings.objective_names if multi else None,
-            modes=settings.directions if multi else None,
-            seed=settings.seed,
-            scorer=scorer,
-        )
-    return DedupSearcher(searcher, objectives=settings.objective_names)
+        screened = settings.objectives if multi or settings.searcher == "random" else ("score:max",)
+        screen = Screen(screened, size=settings.screen, seed=settings.seed, scorer=scorer)
+    return StudySearcher(
+        settings.searcher,
+        objectives=settings.objectives if multi else None,
+        seed=settings.seed,
+        budget=settings.num_samples,
+        screen=screen,
+    )
 
 
 def _new_tuner(settings: SearchSettings, param_space: dict[str, Any]):
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter
 
-    from robnas.search._budget import BudgetedSearchGenerator
     from robnas.search._progress import FrontProgress
     from robnas.search._schedulers import make_scheduler, state_callback
 
@@ -209,7 +207,6 @@ def _new_tuner(settings: SearchSettings, param_space: dict[str, Any]):
         # Tune ignores max_concurrent_trials for a SearchGenerator: limit the searcher itself.
         # Not under HyperBand: its paused trials count as live and would stall the search.
         searcher = ConcurrencyLimiter(searcher, max_concurrent=settings.max_concurrent)
-    search_alg = BudgetedSearchGenerator(searcher)
     scheduler = make_scheduler(settings)
     callbacks = [
         FrontProgress(settings.objective_names, settings.directions, settings.num_samples, max_epochs=settings.max_epochs)
@@ -221,9 +218,9 @@ def _new_tuner(settings: SearchSettings, param_space: dict[str, Any]):
         _trainable(settings),
         param_space=param_space,
         tune_config=tune.TuneConfig(
-            search_alg=search_alg,
+            search_alg=searcher,
             scheduler=scheduler,
-            num_samples=settings.num_samples,
+            num_samples=-1,  # the searcher ends the search at its budget (extendable on resume)
             max_concurrent_trials=settings.max_concurrent,
             reuse_actors=True,
             trial_dirname_creator=trial_dirname,

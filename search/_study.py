@@ -1,0 +1,339 @@
+"""``StudySearcher``: a Ray Tune searcher that owns an Optuna study through ask/tell.
+
+The study holds the trials the search launched (``RUNNING`` until Tune reports them, then
+``COMPLETE`` with their objective values or ``FAIL``), plus isomorphic duplicates of finished
+trials, told the original's values (user attribute ``duplicate_of``). Candidates are proposed
+by the sampler in a private *proposal study* that mirrors the finished trials of the real one,
+rebuilt for every launch, so that candidates which are never launched (duplicates, screened
+out) leave no trial in the study. Each proposal gets a fresh sampler seeded from ``(seed,
+round)``: a search is reproducible, and a restored search proposes exactly what the
+uninterrupted one would have.
+
+A configuration is launched at most once up to cell isomorphism (``robnas.spaces`` ``config_key``);
+with a :class:`~robnas.search._screening.Screen` the launch is the best predicted of a pool.
+``budget`` caps the trials launched: the search ends when it is reached or when the space is
+exhausted (``max_retries`` duplicates in a row).
+
+State is JSON (:mod:`robnas.search._json_state`), written to
+``robnas-searcher-state-<session>.json`` beside Tune's experiment state and validated on load.
+"""
+
+from __future__ import annotations
+
+import glob
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ray.tune.search import Searcher
+
+from robnas.search._domains import draw, searched_domains, to_distribution
+from robnas.search._json_state import StateError, number_map_in, number_map_out, read_state, require, write_state
+from robnas.search._screening import Candidate, Screen, finite_values
+from robnas.search._searchers import make_sampler
+from robnas.spaces._keys import config_key
+from robnas.spaces._objectives import Objective
+
+__all__ = ["StudySearcher", "set_budget"]
+
+STATE_KIND = "searcher"
+STATE_VERSION = 1
+STATE_PATTERN = "robnas-searcher-state-{}.json"
+
+
+@dataclass
+class _Launch:
+    """A launched trial: its study trial number, config key and searched config."""
+
+    number: int
+    key: str
+    config: dict[str, Any]
+    done: bool = False
+
+
+class StudySearcher(Searcher):
+    """Propose with an Optuna sampler, deduplicate, screen, and tell the study what was measured.
+
+    Args:
+        sampler: ``random``, ``tpe``, ``motpe`` or ``nsga2`` (see ``make_sampler``).
+        objectives: what the study optimises (default: ``score``, maximised).
+        seed: seed of the samplers and of the searcher's own draws.
+        budget: trials to launch at most (None: no limit).
+        screen: the screening of candidates (None: launch the first new proposal).
+        points_to_evaluate: configurations proposed before any sampler proposal.
+        max_retries: duplicates tolerated in a row before the space counts as exhausted.
+    """
+
+    CKPT_FILE_TMPL = STATE_PATTERN
+
+    def __init__(
+        self,
+        sampler: str = "tpe",
+        *,
+        objectives: Sequence[Objective | str] | None = None,
+        seed: int = 0,
+        budget: int | None = None,
+        screen: Screen | None = None,
+        points_to_evaluate: Sequence[Mapping[str, Any]] = (),
+        max_retries: int = 200,
+    ) -> None:
+        self.objectives = tuple(Objective.parse(o) for o in (objectives or ("score:max",)))
+        names = [o.name for o in self.objectives]
+        directions = [o.direction for o in self.objectives]
+        super().__init__(metric=names[0] if len(names) == 1 else names,
+                         mode=directions[0] if len(names) == 1 else directions)
+        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
+            raise ValueError(f"budget must be an integer >= 1, got {budget!r}")
+        make_sampler(sampler, seed=seed)  # a bad name fails now, not at the first proposal
+        self.sampler_name, self.seed, self.budget, self.screen = sampler, int(seed), budget, screen
+        self.max_retries = max_retries
+        self._points = [dict(p) for p in points_to_evaluate]
+        self._domains: dict[str, Any] = {}
+        self._distributions: dict[str, Any] = {}
+        self._rng = np.random.default_rng(seed)
+        self._rounds = 0
+        self._launched: dict[str, _Launch] = {}  # trial id -> launch
+        self._by_key: dict[str, str] = {}  # config key -> trial id
+        self._results: dict[str, dict[str, float]] = {}  # trial id -> final values, completion order
+        self.num_duplicates = self.num_screened_out = self.num_explored = 0
+        self.study = self._new_study()
+        self._proposals = None  # the proposal study of the pool being built
+
+    # ------------------------------------------------------------------ Tune's searcher API
+
+    def set_search_properties(self, metric, mode, config, **spec) -> bool:
+        """Adopt the searched domains of Tune's ``param_space`` (fixed keys come from Tune)."""
+        self._domains = searched_domains(config)
+        self._distributions = {name: to_distribution(name, d) for name, d in self._domains.items()}
+        return True
+
+    def suggest(self, trial_id: str) -> dict | None:
+        if self.budget is not None and len(self._launched) >= self.budget:
+            return Searcher.FINISHED
+        screen = self.screen
+        explore = screen is not None and screen.size > 1 and self._rng.random() < screen.explore
+        size = 1 if screen is None or explore else screen.size
+        pool = self._pool(size, screen.asked if screen is not None else 1)
+        if not pool:
+            return Searcher.FINISHED
+        chosen = 0
+        if screen is not None and not explore and screen.size > 1:
+            chosen = screen.choose(
+                pool, [(self._launched[t].config, values) for t, values in self._results.items()],
+                domains=self._domains, launched=self._by_key.__contains__, rng=self._rng,
+            )
+        self.num_explored += int(explore)
+        self.num_screened_out += len(pool) - 1
+        return self._launch(trial_id, pool[chosen])
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        launch = self._launched.get(trial_id)
+        if launch is not None and self.screen is not None and not self._is_nan(result):
+            self.screen.observe(launch.key, launch.config, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        launch = self._launched.get(trial_id)
+        if launch is None or launch.done:
+            return
+        launch.done = True
+        if result is not None and self._is_nan(result):
+            result, error = None, True  # diverged: no sampler models a NaN
+        if result is not None and self.screen is not None:
+            self.screen.observe(launch.key, launch.config, result)
+        values = None if result is None or error else finite_values(result, self._needed)
+        if values is None or any(o.name not in values for o in self.objectives):
+            self.study.tell(launch.number, state=_state("FAIL"))
+            return
+        self._results[trial_id] = values
+        self.study.tell(launch.number, [values[o.name] for o in self.objectives])
+
+    # ------------------------------------------------------------------ proposals
+
+    def _pool(self, size: int, asked: int) -> list[Candidate]:
+        """Up to ``size`` new candidates: ``asked`` from points and the sampler, then space draws."""
+        pool: list[Candidate] = []
+        keys: set[str] = set()
+        duplicates = 0
+        self._proposals = None
+        while len(pool) < min(size, asked) and duplicates < self.max_retries:
+            candidate = self._propose()
+            if candidate is None:
+                break
+            if candidate.key in self._by_key or candidate.key in keys:
+                duplicates += 1
+                self.num_duplicates += 1
+                self._add_duplicate(candidate)
+                continue
+            keys.add(candidate.key)
+            pool.append(candidate)
+        duplicates = 0
+        while len(pool) < size and self._domains and duplicates < self.max_retries:
+            config = draw(self._domains, self._rng)
+            key = config_key(config)
+            if key in self._by_key or key in keys:
+                duplicates += 1
+                continue
+            keys.add(key)
+            pool.append(Candidate(config, key, "drawn"))
+        return pool
+
+    def _propose(self) -> Candidate | None:
+        """The next of ``points_to_evaluate``, else the sampler's next proposal (None: none left)."""
+        if self._points:
+            config = self._points.pop(0)
+            return Candidate(config, config_key(config), "point")
+        if not self._distributions:
+            return None
+        if self._proposals is None:
+            self._proposals = self._new_study()
+            self._proposals.add_trials(self.study.get_trials(deepcopy=False, states=(_state("COMPLETE"),)))
+        self._proposals.sampler = make_sampler(self.sampler_name, seed=self._round_seed())
+        self._rounds += 1
+        trial = self._proposals.ask(fixed_distributions=self._distributions)
+        frozen = self._proposals.get_trials(deepcopy=False)[trial.number]
+        config = dict(trial.params)
+        return Candidate(config, config_key(config), "asked", dict(frozen.system_attrs))
+
+    def _round_seed(self) -> int:
+        return int(np.random.SeedSequence([self.seed, self._rounds]).generate_state(1)[0])
+
+    def _add_duplicate(self, candidate: Candidate) -> None:
+        """A proposal isomorphic to a finished trial is a finished trial too: the study learns
+        the original's values for it."""
+        original = self._by_key.get(candidate.key)
+        values = self._results.get(original) if original is not None else None
+        if values is None or candidate.origin == "drawn":
+            return
+        self._add_trial("COMPLETE", candidate, values=[values[o.name] for o in self.objectives],
+                        user_attrs={"duplicate_of": original})
+
+    def _launch(self, trial_id: str, candidate: Candidate) -> dict:
+        number = self._add_trial("RUNNING", candidate, user_attrs={"trial_id": trial_id, "origin": candidate.origin})
+        self._launched[trial_id] = _Launch(number, candidate.key, candidate.config)
+        self._by_key[candidate.key] = trial_id
+        return dict(candidate.config)
+
+    def _add_trial(self, state: str, candidate: Candidate, *, values=None, user_attrs=None) -> int:
+        import optuna
+
+        params = {k: v for k, v in candidate.config.items() if k in self._distributions}
+        self.study.add_trial(optuna.trial.create_trial(
+            state=_state(state), params=params, values=values,
+            distributions={k: self._distributions[k] for k in params},
+            system_attrs=candidate.system_attrs, user_attrs=user_attrs or {},
+        ))
+        return len(self.study.get_trials(deepcopy=False)) - 1
+
+    def _new_study(self):
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        directions = ["maximize" if o.maximize else "minimize" for o in self.objectives]
+        return optuna.create_study(directions=directions, sampler=make_sampler(self.sampler_name, seed=self.seed))
+
+    @property
+    def _needed(self) -> tuple[str, ...]:
+        screened = self.screen.names if self.screen is not None else ()
+        return tuple(dict.fromkeys([*(o.name for o in self.objectives), *screened]))
+
+    def _is_nan(self, result: Mapping[str, Any]) -> bool:
+        return any(isinstance(v, float) and math.isnan(v) for v in (result.get(n) for n in self._needed))
+
+    # ------------------------------------------------------------------ JSON state
+
+    def save(self, checkpoint_path: str) -> None:
+        write_state(checkpoint_path, STATE_KIND, STATE_VERSION, self.get_state())
+
+    def restore(self, checkpoint_path: str) -> None:
+        self.set_state(read_state(checkpoint_path, STATE_KIND, STATE_VERSION), where=str(checkpoint_path))
+
+    def get_state(self) -> dict[str, Any]:
+        from optuna.distributions import distribution_to_json
+
+        trials = [{
+            "state": t.state.name, "values": t.values, "params": t.params,
+            "distributions": {k: distribution_to_json(d) for k, d in t.distributions.items()},
+            "system_attrs": t.system_attrs, "user_attrs": t.user_attrs,
+        } for t in self.study.get_trials(deepcopy=False)]
+        return {
+            "sampler": self.sampler_name, "seed": self.seed, "budget": self.budget,
+            "objectives": [str(o) for o in self.objectives], "rounds": self._rounds,
+            "rng": self._rng.bit_generator.state, "points": self._points, "trials": trials,
+            "launched": {t: {"number": l.number, "key": l.key, "config": l.config, "done": l.done}
+                         for t, l in self._launched.items()},
+            "results": {t: number_map_out(v) for t, v in self._results.items()},
+            "counters": [self.num_duplicates, self.num_screened_out, self.num_explored],
+            "screen": self.screen.state() if self.screen is not None else None,
+        }
+
+    def set_state(self, state: Mapping[str, Any], *, where: str = "searcher state") -> None:
+        """Load :meth:`get_state`; the sampler, seed and objectives must be this searcher's."""
+        try:
+            self._load(state, where)
+        except StateError:
+            raise
+        except (TypeError, ValueError, KeyError, AttributeError) as error:
+            raise StateError(f"{where}: damaged searcher state ({type(error).__name__}: {error})") from None
+
+    def _load(self, state: Mapping[str, Any], where: str) -> None:
+        import optuna
+        from optuna.distributions import json_to_distribution
+
+        mine = {"sampler": self.sampler_name, "seed": self.seed, "objectives": [str(o) for o in self.objectives]}
+        for key, value in mine.items():
+            if state.get(key) != value:
+                raise StateError(f"{where}: saved {key} {state.get(key)!r} differs from this search's {value!r}")
+        budget = state.get("budget")
+        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
+            raise StateError(f"{where}: budget must be null or an integer >= 1")
+        study = self._new_study()
+        for trial in require(state, "trials", list, where):
+            study.add_trial(optuna.trial.create_trial(
+                state=_state(trial["state"]), values=trial["values"], params=trial["params"],
+                distributions={k: json_to_distribution(d) for k, d in trial["distributions"].items()},
+                system_attrs=trial["system_attrs"], user_attrs=trial["user_attrs"],
+            ))
+        launched = {
+            str(t): _Launch(int(v["number"]), str(v["key"]), dict(v["config"]), bool(v["done"]))
+            for t, v in require(state, "launched", dict, where).items()
+        }
+        numbers = len(study.get_trials(deepcopy=False))
+        if any(not 0 <= launch.number < numbers for launch in launched.values()):
+            raise StateError(f"{where}: a launched trial's number is not in the study")
+        self._rng = np.random.default_rng()
+        self._rng.bit_generator.state = require(state, "rng", dict, where)
+        if self.screen is not None:
+            self.screen.load_state(require(state, "screen", dict, where), where)
+        self.budget, self.study = budget, study
+        self._rounds = int(require(state, "rounds", int, where))
+        self._points = [dict(p) for p in require(state, "points", list, where)]
+        self._launched = launched
+        self._by_key = {launch.key: t for t, launch in launched.items()}
+        self._results = {str(t): number_map_in(v, where) for t, v in require(state, "results", dict, where).items()}
+        self.num_duplicates, self.num_screened_out, self.num_explored = (
+            int(c) for c in require(state, "counters", list, where))
+
+
+def set_budget(experiment_dir: str | os.PathLike, budget: int) -> Path:
+    """Set the trial budget in the newest searcher state of a search (to extend it on resume)."""
+    paths = glob.glob(os.path.join(glob.escape(str(experiment_dir)), STATE_PATTERN.format("*")))
+    if not paths:
+        raise StateError(f"{experiment_dir} has no saved searcher state ({STATE_PATTERN.format('*')})")
+    path = max(paths)
+    state = read_state(path, STATE_KIND, STATE_VERSION)
+    state["budget"] = int(budget)
+    write_state(path, STATE_KIND, STATE_VERSION, {k: v for k, v in state.items() if k not in ("kind", "version")})
+    return Path(path)
+
+
+def _state(name: str):
+    from optuna.trial import TrialState
+
+    try:
+        return TrialState[name]
+    except KeyError:
+        raise StateError(f"unknown trial state {name!r}") from None
