@@ -20,6 +20,7 @@ from robnas.spaces._compose import (
 )
 from robnas.spaces._evaluation import EvalConfig
 from robnas.spaces._genotype import EDGE_KEYS, EDGES, OPS, Genotype
+from robnas.spaces._keys import config_key
 from robnas.spaces._macro import MacroConfig, macro_space
 from robnas.spaces._objectives import (
     DEFAULT_OBJECTIVES,
@@ -61,6 +62,7 @@ __all__ = [
     "attack_space",
     "build_space",
     "cell_space",
+    "config_key",
     "decode",
     "default_direction",
     "encode",

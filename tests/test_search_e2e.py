@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from robnas.search import SearchSettings, read_settings, resume, run
-from robnas.search._dedup import config_key
+from robnas.spaces._keys import config_key
 
 pytestmark = pytest.mark.slow
 

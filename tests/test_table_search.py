@@ -4,7 +4,7 @@ that drives a searcher without Ray launching what Ray launches."""
 from __future__ import annotations
 
 import itertools
-import pickle
+import json
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from robnas.search import run
-from robnas.search._dedup import config_key
+from robnas.spaces._keys import config_key
 from robnas.search._settings import SearchSettings
 from robnas.search._simulate import simulate
 from robnas.spaces._genotype import EDGE_KEYS, OPS, Genotype
@@ -42,8 +42,9 @@ def table_path(tmp_path_factory):
 
 def _launch_order(experiment: Path) -> list[str]:
     """Config keys in the order the search's (screening) searcher launched them."""
-    with open(max(experiment.glob("searcher-state-*.pkl")), "rb") as file:
-        return list(pickle.load(file)["_launched"])
+    state = json.loads(max(experiment.glob("robnas-searcher-state-*.json")).read_text())
+    launched = sorted(state["launched"].values(), key=lambda launch: launch["number"])
+    return [launch["key"] for launch in launched]
 
 
 @pytest.mark.parametrize(
