@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from robnas.search._searchers import MULTI_OBJECTIVE_SEARCHERS, SEARCHERS
+from robnas.spaces._defaults import DATASETS, dataset_default
 from robnas.spaces._objectives import (
     DEFAULT_OBJECTIVES,
     TRIAL_OBJECTIVES,
@@ -21,7 +22,6 @@ from robnas.spaces._objectives import (
 SCHEDULERS = ("moasha", "asha", "hyperband", "fifo")
 BACKENDS = ("train", "table")
 DEFAULT_SPACE = ("cell", "macro", "sparsity", "attack")
-DEFAULT_MAX_EPOCHS = 4
 DEFAULT_STORAGE = "robnas_results"
 #: Candidates screened per launched trial by default (benchmarks/RESULTS.md, search quality).
 DEFAULT_SCREEN = 32
@@ -75,6 +75,7 @@ class SearchSettings:
         if self.name is not None:
             _check_name(self.name)
         _choose("backend", self.backend, BACKENDS)
+        _choose("dataset", self.dataset, DATASETS)
         replay = self.backend == "table"
         if replay:
             if not isinstance(self.table, str) or not self.table:
@@ -86,7 +87,7 @@ class SearchSettings:
             raise ValueError("--table is used only with --backend table")
         set_("space", _as_names(self.space or (("cell",) if replay else DEFAULT_SPACE), "space"))
         if self.max_epochs is None:
-            set_("max_epochs", self.result_table().epochs if replay else DEFAULT_MAX_EPOCHS)
+            set_("max_epochs", self.result_table().epochs if replay else int(dataset_default(self.dataset, "max_epochs")))
         known = self.known_objectives
         set_("objectives", parse_objectives(self.objectives or DEFAULT_OBJECTIVES, known))
         _choose("scheduler", self.scheduler, SCHEDULERS)
@@ -174,7 +175,7 @@ class SearchSettings:
         derived = {
             "score_weights": ("objectives", "backend", "table"),
             "space": ("backend",),
-            "max_epochs": ("backend", "table"),
+            "max_epochs": ("backend", "table", "dataset"),
             "objectives": ("backend", "table"),
             "searcher": ("objectives", "backend", "table"),
         }

@@ -153,7 +153,7 @@ def test_empty_config_is_the_default_trial():
     assert trial.macro == MacroConfig(width=8, cells_per_stage=1)
     assert decode({"dataset": "cifar10"}).macro == MacroConfig(width=16, cells_per_stage=5)
     assert trial.sparsity == SparsityConfig(0.0, "none", "unstructured")
-    assert trial.training == TrainingConfig("digits", None, 10, 64, 0.05, 0.9, 5e-4, 0)
+    assert trial.training == TrainingConfig("digits", None, 4, 64, 0.05, 0.9, 5e-4, 0)
 
 
 @pytest.mark.parametrize("dataset", ["cifar10", "cifar100", "svhn", "npz"])

@@ -66,8 +66,8 @@ def test_read_archs_bad_input(tmp_path):
 def test_settings_defaults_and_validation(tmp_path):
     out = str(tmp_path / "t.csv")
     settings = TabulateSettings(out=out, archs=(A, ISO_1, ISO_2), trial=FAST)
-    assert settings.archs == (A, ISO_1) and settings.epochs == 10  # digits' max_epochs
-    assert settings.fixed_keys() == {"dataset": "digits", "data_dir": None, "max_epochs": 10, "seed": 0, **FAST}
+    assert settings.archs == (A, ISO_1) and settings.epochs == 4  # digits' max_epochs
+    assert settings.fixed_keys() == {"dataset": "digits", "data_dir": None, "max_epochs": 4, "seed": 0, **FAST}
     assert len(TabulateSettings(out=out).archs) == 6466
     bad = [
         ({"out": ""}, "needs an output table path"),
