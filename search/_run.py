@@ -83,7 +83,7 @@ def resume(path: str | os.PathLike, *, num_samples: int | None = None):
     """
     from ray import tune
 
-    from robnas.search._study import set_budget
+    from robnas.search._study import saved_state, set_budget
 
     path = Path(path).expanduser().resolve()
     settings = read_settings(path)
@@ -93,6 +93,7 @@ def resume(path: str | os.PathLike, *, num_samples: int | None = None):
         settings = settings.replace(num_samples=num_samples)
     if not tune.Tuner.can_restore(str(path)):
         raise ValueError(f"{path} has no saved search state to resume from")
+    saved_state(path)  # robnas's own state is checked before anything runs or changes
     _init_ray(settings)
     os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = _STATE_PERIOD_S
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")

@@ -38,7 +38,7 @@ from robnas.search._searchers import make_sampler
 from robnas.spaces._keys import config_key
 from robnas.spaces._objectives import Objective
 
-__all__ = ["StudySearcher", "set_budget"]
+__all__ = ["StudySearcher", "saved_state", "set_budget"]
 
 STATE_KIND = "searcher"
 STATE_VERSION = 1
@@ -318,16 +318,25 @@ class StudySearcher(Searcher):
             int(c) for c in require(state, "counters", list, where))
 
 
-def set_budget(experiment_dir: str | os.PathLike, budget: int) -> Path:
-    """Set the trial budget in the newest searcher state of a search (to extend it on resume)."""
+def saved_state(experiment_dir: str | os.PathLike) -> tuple[Path, dict[str, Any]] | None:
+    """The newest searcher state file of a search and its content, read and checked as JSON
+    (StateError if it is damaged), or None if the search has saved none yet."""
     paths = glob.glob(os.path.join(glob.escape(str(experiment_dir)), STATE_PATTERN.format("*")))
     if not paths:
+        return None
+    path = Path(max(paths))
+    return path, read_state(path, STATE_KIND, STATE_VERSION)
+
+
+def set_budget(experiment_dir: str | os.PathLike, budget: int) -> Path:
+    """Set the trial budget in the newest searcher state of a search (to extend it on resume)."""
+    saved = saved_state(experiment_dir)
+    if saved is None:
         raise StateError(f"{experiment_dir} has no saved searcher state ({STATE_PATTERN.format('*')})")
-    path = max(paths)
-    state = read_state(path, STATE_KIND, STATE_VERSION)
+    path, state = saved
     state["budget"] = int(budget)
     write_state(path, STATE_KIND, STATE_VERSION, {k: v for k, v in state.items() if k not in ("kind", "version")})
-    return Path(path)
+    return path
 
 
 def _state(name: str):

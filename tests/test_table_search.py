@@ -12,10 +12,11 @@ import pandas as pd
 import pytest
 
 from robnas.search import run
-from robnas.spaces._keys import config_key
 from robnas.search._settings import SearchSettings
 from robnas.search._simulate import simulate
+from robnas.search.cli import main
 from robnas.spaces._genotype import EDGE_KEYS, OPS, Genotype
+from robnas.spaces._keys import config_key
 from robnas.trainables._table import ResultTable
 
 EPOCHS = 3
@@ -92,3 +93,31 @@ def test_simulate_reports_the_table_values(table_path):
         assert [r["clean_acc"] for r in reports] == [table.lookup(cell, e)["clean_acc"] for e in (1, 2, 3)]
     with pytest.raises(ValueError, match="reports_of"):
         simulate(SearchSettings(num_samples=1))
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_a_crafted_pickle_in_the_searcher_state_never_runs_on_resume(ray_session, tmp_path, table_path, capsys):
+    import hashlib
+    import pickle
+
+    run(backend="table", table=str(table_path), objectives="clean_acc,pgd_acc", num_samples=3,
+        storage_path=str(tmp_path), name="t", seed=1, screen=4)
+    experiment = tmp_path / "t"
+    marker = tmp_path / "pwned"
+    state = max(experiment.glob("robnas-searcher-state-*.json"))
+    state.write_bytes(pickle.dumps(_Payload(marker)))
+    (experiment / "searcher-state-2099-01-01_00-00-00.pkl").write_bytes(pickle.dumps(_Payload(marker)))
+    before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in experiment.rglob("*") if p.is_file()}
+    assert main(["resume", str(experiment), "--num-samples", "5"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("robnas: error: ") and state.name in error and "\n" not in error
+    assert not marker.exists()
+    after = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in experiment.rglob("*") if p.is_file()}
+    assert after == before
