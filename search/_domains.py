@@ -38,6 +38,21 @@ def to_distribution(name: str, domain: Domain):
     )
 
 
+def to_domain(distribution) -> Domain:
+    """The Tune domain of an Optuna distribution made by :func:`to_distribution` (its inverse:
+    draws from the two are the same)."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+    from ray import tune
+
+    if isinstance(distribution, CategoricalDistribution):
+        return tune.choice(list(distribution.choices))
+    if isinstance(distribution, FloatDistribution) and distribution.step is None:
+        return (tune.loguniform if distribution.log else tune.uniform)(distribution.low, distribution.high)
+    if isinstance(distribution, IntDistribution) and distribution.step == 1:
+        return (tune.lograndint if distribution.log else tune.randint)(distribution.low, distribution.high + 1)
+    raise ValueError(f"no Tune domain for {distribution!r}")
+
+
 def draw(domains: Mapping[str, Domain], rng: np.random.Generator) -> dict[str, Any]:
     """One configuration drawn from ``domains`` with ``rng``."""
     return {name: domain.sample(random_state=rng) for name, domain in domains.items()}

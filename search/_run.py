@@ -203,11 +203,14 @@ def _new_tuner(settings: SearchSettings, param_space: dict[str, Any]):
     from robnas.search._progress import FrontProgress
     from robnas.search._schedulers import make_scheduler, state_callback
 
+    from robnas.search._study import StudySearchGenerator
+
     searcher = make_search_algorithm(settings)
     if settings.scheduler != "hyperband":
         # Tune ignores max_concurrent_trials for a SearchGenerator: limit the searcher itself.
         # Not under HyperBand: its paused trials count as live and would stall the search.
         searcher = ConcurrencyLimiter(searcher, max_concurrent=settings.max_concurrent)
+    searcher = StudySearchGenerator(searcher)
     scheduler = make_scheduler(settings)
     callbacks = [
         FrontProgress(settings.objective_names, settings.directions, settings.num_samples, max_epochs=settings.max_epochs)

@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from ray.tune.search import Searcher
+from ray.tune.search import SearchGenerator, Searcher
 
-from robnas.search._domains import draw, searched_domains, to_distribution
+from robnas.search._domains import draw, searched_domains, to_distribution, to_domain
 from robnas.search._json_state import StateError, number_map_in, number_map_out, read_state, require, write_state
 from robnas.search._screening import Candidate, Screen, finite_values
 from robnas.search._searchers import make_sampler
@@ -92,6 +92,7 @@ class StudySearcher(Searcher):
         self.sampler_name, self.seed, self.budget, self.screen = sampler, int(seed), budget, screen
         self.max_retries = max_retries
         self._points = [dict(p) for p in points_to_evaluate]
+        self._exhausted = False
         self._domains: dict[str, Any] = {}
         self._distributions: dict[str, Any] = {}
         self._rng = np.random.default_rng(seed)
@@ -119,6 +120,7 @@ class StudySearcher(Searcher):
         size = 1 if screen is None or explore else screen.size
         pool = self._pool(size, screen.asked if screen is not None else 1)
         if not pool:
+            self._exhausted = True
             return Searcher.FINISHED
         chosen = 0
         if screen is not None and not explore and screen.size > 1:
@@ -150,6 +152,11 @@ class StudySearcher(Searcher):
             return
         self._results[trial_id] = values
         self.study.tell(launch.number, [values[o.name] for o in self.objectives])
+
+    @property
+    def is_done(self) -> bool:
+        """True when the budget is used up or the space exhausted: nothing more to launch."""
+        return self._exhausted or (self.budget is not None and len(self._launched) >= self.budget)
 
     # ------------------------------------------------------------------ proposals
 
@@ -262,11 +269,13 @@ class StudySearcher(Searcher):
         return {
             "sampler": self.sampler_name, "seed": self.seed, "budget": self.budget,
             "objectives": [str(o) for o in self.objectives], "rounds": self._rounds,
+            "space": {k: distribution_to_json(d) for k, d in self._distributions.items()},
             "rng": self._rng.bit_generator.state, "points": self._points, "trials": trials,
             "launched": {t: {"number": l.number, "key": l.key, "config": l.config, "done": l.done}
                          for t, l in self._launched.items()},
             "results": {t: number_map_out(v) for t, v in self._results.items()},
             "counters": [self.num_duplicates, self.num_screened_out, self.num_explored],
+            "exhausted": self._exhausted,
             "screen": self.screen.state() if self.screen is not None else None,
         }
 
@@ -304,6 +313,10 @@ class StudySearcher(Searcher):
         numbers = len(study.get_trials(deepcopy=False))
         if any(not 0 <= launch.number < numbers for launch in launched.values()):
             raise StateError(f"{where}: a launched trial's number is not in the study")
+        distributions = {str(k): json_to_distribution(d) for k, d in require(state, "space", dict, where).items()}
+        if distributions:  # Tune hands the space over only at the start of a search
+            self._distributions = distributions
+            self._domains = {k: to_domain(d) for k, d in sorted(distributions.items())}
         self._rng = np.random.default_rng()
         self._rng.bit_generator.state = require(state, "rng", dict, where)
         if self.screen is not None:
@@ -311,6 +324,7 @@ class StudySearcher(Searcher):
         self.budget, self.study = budget, study
         self._rounds = int(require(state, "rounds", int, where))
         self._points = [dict(p) for p in require(state, "points", list, where)]
+        self._exhausted = bool(require(state, "exhausted", bool, where))
         self._launched = launched
         self._by_key = {launch.key: t for t, launch in launched.items()}
         self._results = {str(t): number_map_in(v, where) for t, v in require(state, "results", dict, where).items()}
@@ -346,3 +360,22 @@ def _state(name: str):
         return TrialState[name]
     except KeyError:
         raise StateError(f"unknown trial state {name!r}") from None
+
+
+class StudySearchGenerator(SearchGenerator):
+    """Tune's ``SearchGenerator`` around a (wrapped) ``StudySearcher``: a restored search whose
+    searcher has trials left (its budget was raised) generates trials again."""
+
+    def set_state(self, state: dict) -> None:
+        super().set_state(state)
+        searcher = self.searcher
+        while not isinstance(searcher, StudySearcher) and hasattr(searcher, "searcher"):
+            searcher = searcher.searcher
+        if isinstance(searcher, StudySearcher) and not searcher.is_done:
+            reopen(self)
+
+
+def reopen(generator: SearchGenerator) -> None:
+    """Clear a restored ``SearchGenerator``'s finished flag (Ray's private ``_finished``,
+    checked with ray 2.60)."""
+    generator._finished = False

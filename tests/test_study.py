@@ -119,7 +119,8 @@ def test_json_state_restores_the_exact_next_suggestions(tmp_path, sampler):
     one = fresh()
     _drive(one, range(10))
     one.save(str(tmp_path / "state.json"))
-    two = fresh()
+    # Tune hands the space only to a new search: the restored searcher takes it from the state.
+    two = StudySearcher(sampler, objectives=("a", "b"), seed=3)
     two.restore(str(tmp_path / "state.json"))
     assert [t.params for t in two.study.trials] == [t.params for t in one.study.trials]
     two.on_trial_complete("t3", {"a": 1.0, "b": 1.0})  # a trial running at the save finishes
