@@ -5,16 +5,27 @@
 time, on a results table (``--backend table``). Importing this package does not start Ray.
 """
 
-from robnas.search._run import ExperimentExistsError, read_settings, resume, run
+from robnas.search._run import ExperimentExistsError, make_search_algorithm, read_settings, resume, run
 from robnas.search._settings import SCHEDULERS, SearchSettings
 from robnas.search._searchers import SEARCHERS
 from robnas.search._simulate import simulate
+
+
+def __getattr__(name: str):
+    if name == "StudySearcher":  # imports Ray: only on first use
+        from robnas.search._study import StudySearcher
+
+        return StudySearcher
+    raise AttributeError(f"module 'robnas.search' has no attribute {name!r}")
+
 
 __all__ = [
     "SCHEDULERS",
     "SEARCHERS",
     "ExperimentExistsError",
     "SearchSettings",
+    "StudySearcher",
+    "make_search_algorithm",
     "read_settings",
     "resume",
     "run",
