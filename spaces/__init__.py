@@ -5,7 +5,7 @@ A space is a plain dict of Ray Tune domains composed from named parts (``cell``,
 ``TrialConfig``. Attack budgets are in units of 1/255.
 """
 
-from robnas.spaces._attack import ATTACK_METHODS, AttackConfig, attack_space
+from robnas.spaces._attack import ATTACK_METHODS, AttackConfig, attack_space, budget_fraction
 from robnas.spaces._cell import cell_space
 from robnas.spaces._compose import (
     CONFIG_KEYS,
@@ -28,6 +28,7 @@ from robnas.spaces._objectives import (
     default_direction,
     parse_objectives,
 )
+from robnas.spaces._runtime import RUNTIME_KEYS, scalarize
 from robnas.spaces._sparsity import (
     SPARSITY_GRANULARITIES,
     SPARSITY_SCHEDULES,
@@ -46,6 +47,7 @@ __all__ = [
     "EDGES",
     "EDGE_KEYS",
     "OPS",
+    "RUNTIME_KEYS",
     "SPACE_PARTS",
     "SPARSITY_GRANULARITIES",
     "SPARSITY_SCHEDULES",
@@ -59,6 +61,7 @@ __all__ = [
     "TrainingConfig",
     "TrialConfig",
     "attack_space",
+    "budget_fraction",
     "build_space",
     "cell_space",
     "decode",
@@ -66,5 +69,6 @@ __all__ = [
     "encode",
     "macro_space",
     "parse_objectives",
+    "scalarize",
     "sparsity_space",
 ]
