@@ -14,7 +14,7 @@ __all__ = ["DATASETS", "DATASET_DEFAULTS", "dataset_default"]
 
 #: Dataset names a trial may train on: ``digits`` ships with scikit-learn, the others are read
 #: from ``data_dir`` (``npz``: a user file). ``robnas.trainables.load_dataset`` reads each.
-DATASETS: tuple[str, ...] = ("digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "svhn", "npz")
+DATASETS: tuple[str, ...] = ("digits", "cifar10", "cifar100", "svhn", "mnist", "fashion_mnist", "npz")
 
 
 def _madry_step(eps: float, steps: int) -> float:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from robnas.spaces._genotype import EDGE_KEYS
 from robnas.spaces._isomorphism import EDGES, NUM_NODES, OPS
 from robnas.trainables._ops import OP_MODULES, ReLUConvBN
 
@@ -27,8 +28,12 @@ __all__ = [
 
 
 
+_EDGE_KEYS = dict(zip(EDGES, EDGE_KEYS))
+
+
 def _edge_key(to_node: int, from_node: int) -> str:
-    return f"edge_{to_node}_{from_node}"
+    """Module key of an edge: its flat config key, ``edge_<to>_<from>``."""
+    return _EDGE_KEYS[(to_node, from_node)]
 
 
 def _cell_ops(genotype: object) -> tuple[str, ...]:
