@@ -13,10 +13,12 @@ from __future__ import annotations
 import random
 import zlib
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from robnas.search._trainables import open_epochs, report_epochs
-from robnas.trainables._epochs import TrialEpochs
+
+if TYPE_CHECKING:
+    from robnas.trainables._epochs import TrialEpochs
 
 __all__ = ["InjectedFault", "failing_epoch", "failing_trainable"]
 

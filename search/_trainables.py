@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterable
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-import torch
+if TYPE_CHECKING:
+    from robnas.trainables._epochs import TrialEpochs
 
-from robnas.trainables._epochs import TrialEpochs, train_epochs
-from robnas.trainables._layout import read_replay_checkpoint, write_replay_checkpoint
-from robnas.trainables._table import config_reports
-
+# Ray, torch and the trainables are imported when a trial runs: importing robnas.search stays light.
 __all__ = ["open_epochs", "report_epochs", "robust_trainable", "table_trainable"]
 
 
@@ -34,7 +32,10 @@ def robust_trainable(config: dict[str, Any]) -> None:
 
 def open_epochs(config: dict[str, Any]) -> tuple[TrialEpochs, bool]:
     """``(epochs, restored)``: the trial's driver, restored from Tune's checkpoint if it has one."""
+    import torch
     from ray import tune
+
+    from robnas.trainables._epochs import train_epochs
 
     device = "cuda" if torch.cuda.is_available() and _assigned_gpus() else "cpu"
     checkpoint = tune.get_checkpoint()
@@ -69,6 +70,9 @@ def table_trainable(config: dict[str, Any]) -> None:
     anything). Reports once per epoch with a tiny checkpoint, and continues after the
     checkpointed epoch when Tune restores it.
     """
+    from robnas.trainables._layout import read_replay_checkpoint, write_replay_checkpoint
+    from robnas.trainables._table import config_reports
+
     reports = config_reports(config)
     from ray import tune
 
