@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from robnas.analysis._files import atomic_write_bytes, atomic_write_json, atomic_write_text
 from robnas.analysis._front import (
     FrontResult,
     analyze_trials,
@@ -33,6 +32,7 @@ from robnas.analysis._load import CONFIG_PREFIX, Experiment, load_experiment
 from robnas.analysis._report import render_report, summary_facts
 from robnas.spaces._genotype import EDGE_KEYS
 from robnas.spaces._objectives import Objective
+from robnas.trainables._layout import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 ANALYSIS_DIR = "analysis"
 COMPARE_DIR = "compare"

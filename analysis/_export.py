@@ -17,23 +17,29 @@ torch is imported only when a model is exported or loaded.
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import os
 import pickle
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from robnas.analysis._files import atomic_write_bytes
 from robnas.analysis._front import analyze_trials, numeric_columns, objectives_of
-from robnas.analysis._load import Experiment, load_experiment, read_results
+from robnas.analysis._load import Experiment, load_experiment
+from robnas.spaces._runtime import RUNTIME_KEYS
+from robnas.trainables._layout import (
+    CorruptCheckpointError,
+    atomic_write_bytes,
+    checkpoint_files,
+    first_good,
+    read_checkpoint,
+    read_params,
+    read_results,
+)
 
 if TYPE_CHECKING:
     import torch
 
 EXPORT_FORMAT = "robnas-model/1"
-CHECKPOINT_FILE = "trial.pt"
 #: (C, H, W) of the data sets read from files, for exports made where the data are not at hand.
 _INPUT_SHAPES = {"cifar10": [3, 32, 32], "cifar100": [3, 32, 32], "svhn": [3, 32, 32],
                  "mnist": [1, 28, 28], "fashion_mnist": [1, 28, 28]}
@@ -96,7 +102,6 @@ def export_model(
     from robnas import __version__
     from robnas.spaces._compose import decode
     from robnas.trainables._pruning import MaskSet, measured_sparsity
-    from robnas.trainables._tune import RUNTIME_KEYS
 
     experiment = load_experiment(path)
     chosen = select_trial(experiment, trial_id=trial_id, knee=knee, best=best,
@@ -110,7 +115,7 @@ def export_model(
     trial_config = decode(config, ignore=RUNTIME_KEYS)
     model = _build(trial_config, int(in_channels), int(num_classes))
     model.load_state_dict(weights)
-    reported = [r for r in read_results(directory / "result.json") if r.get("epoch") == epoch]
+    reported = [r for r in read_results(directory) if r.get("epoch") == epoch]
     data = {
         "format": EXPORT_FORMAT,
         "trial_id": chosen,
@@ -148,7 +153,6 @@ def load_model(path: str | os.PathLike, *, device: str = "cpu") -> tuple[torch.n
     import torch
 
     from robnas.spaces._compose import decode
-    from robnas.trainables._tune import RUNTIME_KEYS
 
     try:
         data = torch.load(Path(path), map_location=device, weights_only=True)
@@ -169,30 +173,30 @@ def load_model(path: str | os.PathLike, *, device: str = "cpu") -> tuple[torch.n
 def _last_good_checkpoint(directory: Path, trial_id: str) -> tuple[str, dict[str, Any], list[str]]:
     """``(name, state, notes)`` of the newest checkpoint that reads and matches its SHA-256
     (``trial.pt.sha256``, when present); ``notes`` name the newer ones that did not."""
-    import torch
-
-    names = sorted((p.name for p in directory.glob("checkpoint_*") if p.is_dir()), reverse=True)
-    if not names:
+    files = checkpoint_files(directory)
+    if not files:
         raise ValueError(f"trial {trial_id} in {directory.parent} has no checkpoint")
-    notes = []
-    for name in names:
-        file = directory / name / CHECKPOINT_FILE
-        try:
-            data = file.read_bytes()
-            digest = file.with_name(file.name + ".sha256")
-            if digest.is_file() and digest.read_text().strip() != hashlib.sha256(data).hexdigest():
-                raise ValueError(f"it does not match {digest.name}")
-            state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-            for key in ("model", "epoch"):
-                if key not in state:
-                    raise ValueError(f"it has no {key!r}")
-            for key in ("classifier.weight", "stem.0.weight"):
-                if key not in state["model"]:
-                    raise ValueError(f"its model has no {key!r}")
-            return name, state, notes
-        except (*_LOAD_ERRORS, ValueError, TypeError, AttributeError) as error:
-            notes.append(f"skipped {name}: {_one_line(error)}")
-    raise ValueError(f"no readable checkpoint of trial {trial_id} in {directory} ({'; '.join(notes)})")
+    file, state, skipped = first_good(files, _model_state)
+    notes = [f"skipped {error.path.parent.name}: it {_one_line_text(error.reason)}" for error in skipped]
+    if file is None:
+        raise ValueError(f"no readable checkpoint of trial {trial_id} in {directory} ({'; '.join(notes)})")
+    return file.parent.name, state, notes
+
+
+def _model_state(file: Path) -> dict[str, Any]:
+    """A checkpoint's state, with the model keys an export needs."""
+    state = read_checkpoint(file, map_location="cpu")
+    for key in ("model", "epoch"):
+        if key not in state:
+            raise CorruptCheckpointError(file, f"has no {key!r}")
+    for key in ("classifier.weight", "stem.0.weight"):
+        if not isinstance(state["model"], dict) or key not in state["model"]:
+            raise CorruptCheckpointError(file, f"has a model without {key!r}")
+    return state
+
+
+def _one_line_text(text: str) -> str:
+    return " ".join(text.split())[:200]
 
 
 def _one_line(error: BaseException) -> str:
@@ -201,11 +205,8 @@ def _one_line(error: BaseException) -> str:
 
 def _read_params(directory: Path) -> dict[str, Any]:
     """The trial's flat config, as Tune wrote it to ``params.json``."""
-    try:
-        config = json.loads((directory / "params.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        config = None
-    if not isinstance(config, dict):
+    config = read_params(directory)
+    if config is None:
         raise ValueError(f"{directory} has no readable params.json")
     return config
 

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from robnas.spaces._genotype import EDGE_KEYS, Genotype
+from robnas.trainables._layout import checkpoint_dirs, is_trial_dir, read_params, read_results
 
 SETTINGS_FILE = "robnas.json"
 CONFIG_PREFIX = "config/"
@@ -161,48 +162,19 @@ def _trial_entries(path: Path, state: dict[str, Any]) -> dict[str, dict[str, Any
         entries[trial_id] = {**info, "dir": directory if directory.is_dir() else None}
     claimed = {entry["dir"].name for entry in entries.values() if entry["dir"] is not None}
     for directory in sorted(p for p in path.iterdir() if p.is_dir() and p.name not in claimed):
-        if (directory / "params.json").is_file() or (directory / "result.json").is_file():
-            history = read_results(directory / "result.json")
+        if is_trial_dir(directory):
+            history = read_results(directory)
             trial_id = str(history[0].get("trial_id") or "") if history else ""
             entries.setdefault(trial_id or directory.name.removeprefix("trial_"), {"dir": directory})
     for entry in entries.values():
-        entry["history"] = read_results(entry["dir"] / "result.json") if entry["dir"] else []
+        entry["history"] = read_results(entry["dir"]) if entry["dir"] else []
     return dict(sorted(entries.items()))
-
-
-def read_results(file: Path) -> list[dict[str, Any]]:
-    """Result rows of one trial; a half-written last line is skipped. Repeated epochs (a
-    resumed trial reporting an epoch again) keep their last report."""
-    try:
-        text = file.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return []
-    rows = []
-    for line in text.splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict):
-            rows.append(row)
-    by_epoch: dict[Any, dict[str, Any]] = {}
-    for row in rows:
-        epoch = row.get("epoch", row.get("training_iteration"))
-        by_epoch.pop(epoch, None)
-        by_epoch[epoch] = row
-    return list(by_epoch.values())
 
 
 def _read_config(entry: dict[str, Any]) -> dict[str, Any]:
     directory = entry.get("dir")
-    if directory is not None:
-        try:
-            config = json.loads((directory / "params.json").read_text(encoding="utf-8"))
-            if isinstance(config, dict):
-                return config
-        except (OSError, ValueError):
-            pass
-    return dict(entry.get("config") or {})
+    config = read_params(directory) if directory is not None else None
+    return config if config is not None else dict(entry.get("config") or {})
 
 
 def error_message(file: Path) -> str:
@@ -264,7 +236,7 @@ def _trial_row(trial_id: str, entry: dict[str, Any], history: list[dict[str, Any
     if diverged and not error:
         error = str(last.get("error", "diverged"))
     finished = [t for t in finished if math.isfinite(t)]
-    checkpoints = sorted(p.name for p in directory.glob("checkpoint_*") if p.is_dir()) if directory else []
+    checkpoints = [p.name for p in checkpoint_dirs(directory)] if directory else []
     row = {
         "trial_id": trial_id,
         "status": status,

@@ -2,7 +2,7 @@
 
 Figures are built with ``matplotlib.figure.Figure`` and its Agg canvas, never ``pyplot``: no
 display is needed, no global figure state is touched, and a figure is freed once rendered.
-Every function returns PNG bytes (write them with ``analysis._files.atomic_write_bytes``).
+Every function returns PNG bytes (write them with ``robnas.trainables._layout.atomic_write_bytes``).
 """
 
 from __future__ import annotations

@@ -152,7 +152,7 @@ def record_section(
     The file is created with the header ``# Benchmark results`` if missing, re-read right before
     the write under a lock on its directory, and replaced atomically.
     """
-    from robnas.analysis._files import atomic_write_text
+    from robnas.trainables._layout import atomic_write_text
 
     if not isinstance(title, str) or not title.strip() or "\n" in title:
         raise ValueError(f"title must be one non-empty line, got {title!r}")

@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from robnas.search import run
 
-    ray.init(num_cpus=args.concurrency, include_dashboard=False, log_to_driver=False,
+    ray.init(address="local", num_cpus=args.concurrency, include_dashboard=False, log_to_driver=False,
              logging_level="ERROR", _node_ip_address="127.0.0.1")
     with tempfile.TemporaryDirectory() as storage:
         start = time.perf_counter()

@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     import ray
 
-    ray.init(num_cpus=args.concurrency, include_dashboard=False, log_to_driver=False,
+    ray.init(address="local", num_cpus=args.concurrency, include_dashboard=False, log_to_driver=False,
              logging_level="ERROR", _node_ip_address="127.0.0.1")
     results = []
     try:

@@ -48,7 +48,7 @@ from robnas.search._simulate import simulate  # noqa: E402
 from robnas.spaces._genotype import Genotype  # noqa: E402
 from robnas.trainables._network import nb201_param_count  # noqa: E402
 from robnas.trainables._table import ResultTable, replay  # noqa: E402
-from robnas.trainables._tune import scalarize  # noqa: E402
+from robnas.spaces._runtime import scalarize  # noqa: E402
 
 TITLE = "Search quality on NAS-RobBench-201 (table backend)"
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import current_command, load_average, machine_info, record_section  # noqa: E402
 
+from robnas.spaces._attack import budget_fraction  # noqa: E402
 from robnas.spaces._compose import TrialConfig, decode  # noqa: E402
 from robnas.trainables._data import load_dataset  # noqa: E402
 from robnas.trainables._network import build_network  # noqa: E402
@@ -74,8 +75,8 @@ class BareLoop:
         self.generator = torch.Generator().manual_seed(training.seed + 1)
         self.x, self.y, self.batch_size = x, y, training.batch_size
         self.method = attack.method
-        self.eps = attack.eps / 255
-        self.step_size = 1.25 * self.eps if attack.step_size is None else attack.step_size / 255
+        self.eps = budget_fraction(attack.eps)
+        self.step_size = 1.25 * self.eps if attack.step_size is None else budget_fraction(attack.step_size)
         self.steps = attack.steps
 
     def epoch(self) -> None:

@@ -25,6 +25,7 @@ from torch import nn
 from robnas.search._encoding import decode_trial
 from robnas.search.proxies import _synflow
 from robnas.search.proxies._registry import ADVERSARIAL, PROXIES, compute_proxies
+from robnas.spaces._attack import budget_fraction
 from robnas.spaces._compose import TrialConfig
 from robnas.trainables._data import load_dataset
 from robnas.trainables._network import build_network
@@ -132,7 +133,7 @@ def attack_eps(trial: TrialConfig) -> float:
     """The budget of the adversarial proxies, a fraction of 1: the training attack's eps, or
     the evaluation eps when the trial trains without an attack."""
     eps = trial.attack.eps if trial.attack.method != "none" and trial.attack.eps > 0 else trial.evaluation.eps
-    return eps / 255.0
+    return budget_fraction(eps)
 
 
 class CandidateScorer:

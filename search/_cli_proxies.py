@@ -126,6 +126,7 @@ def score_arch(arch: str, args: argparse.Namespace, batch, names: tuple[str, ...
     import torch
 
     from robnas.search._candidate_proxies import score_network
+    from robnas.spaces._attack import budget_fraction
     from robnas.spaces._genotype import Genotype
     from robnas.trainables._network import build_network
 
@@ -138,7 +139,7 @@ def score_arch(arch: str, args: argparse.Namespace, batch, names: tuple[str, ...
             in_channels=batch[0].shape[1],
             num_classes=args.num_classes,
         )
-    scores = score_network(model, batch, names=names, eps=eps / 255.0, seed=args.seed)
+    scores = score_network(model, batch, names=names, eps=budget_fraction(eps, name="--eps"), seed=args.seed)
     return {name: (value if math.isfinite(value) else None) for name, value in scores.items()}
 
 

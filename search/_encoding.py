@@ -30,8 +30,8 @@ from robnas.spaces._attack import ATTACK_METHODS
 from robnas.spaces._compose import TrialConfig, decode
 from robnas.spaces._genotype import EDGE_KEYS
 from robnas.spaces._isomorphism import EDGES, NUM_NODES, OPS
+from robnas.spaces._runtime import RUNTIME_KEYS
 from robnas.spaces._sparsity import SPARSITY_GRANULARITIES, SPARSITY_SCHEDULES
-from robnas.trainables._tune import RUNTIME_KEYS
 
 __all__ = ["CELL_FEATURES", "FEATURE_NAMES", "cell_features", "decode_trial", "encode_config", "encode_trial"]
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from robnas.analysis._files import atomic_write_text
+from robnas.trainables._layout import atomic_write_text
 
 
 class StateError(ValueError):

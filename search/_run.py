@@ -11,11 +11,12 @@ import json
 import os
 import platform
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from robnas.analysis._files import atomic_write_json
 from robnas.search._settings import SearchSettings
+from robnas.trainables._layout import atomic_write_json
 
 SETTINGS_FILE = "robnas.json"
 # Tune saves the experiment state (trials, searcher, scheduler) at most this often, seconds.
@@ -36,6 +37,7 @@ def run(
     *,
     resume_existing: bool = False,
     overwrite: bool = False,
+    trainable: Callable[[dict[str, Any]], None] | None = None,
     **options: Any,
 ):
     """Run a search and return its ``ray.tune.ResultGrid``.
@@ -44,6 +46,10 @@ def run(
         settings: the search's options (default: the default digits search).
         resume_existing: continue the experiment if its directory exists.
         overwrite: delete an existing experiment directory first.
+        trainable: a Tune function trainable ``config -> None`` run instead of the built-in
+            one (``robust_trainable``, or ``table_trainable`` for ``backend="table"``), e.g.
+            ``robnas.search._faults.failing_trainable(0.5)`` in fault-tolerance tests. It gets
+            the same config and resources; pass it again to ``resume``.
         **options: ``SearchSettings`` fields overriding ``settings``.
     """
     if settings is None:
@@ -57,7 +63,7 @@ def run(
     path = settings.experiment_path
     if path.exists() and any(path.iterdir()):
         if resume_existing:
-            return resume(path)
+            return resume(path, trainable=trainable)
         if not overwrite:
             raise ExperimentExistsError(
                 f"experiment directory {path} exists; use --resume to continue it "
@@ -70,16 +76,23 @@ def run(
     if path.exists() and overwrite:
         shutil.rmtree(path)
     _write_settings(path, settings)
-    tuner = _new_tuner(settings, param_space)
+    tuner = _new_tuner(settings, param_space, trainable=trainable)
     return tuner.fit()
 
 
-def resume(path: str | os.PathLike, *, num_samples: int | None = None):
+def resume(
+    path: str | os.PathLike,
+    *,
+    num_samples: int | None = None,
+    trainable: Callable[[dict[str, Any]], None] | None = None,
+):
     """Continue the search in ``path``; finished trials are kept, unfinished ones continue
     from their last checkpoint, and the searcher's and scheduler's state come back.
 
     Args:
         num_samples: extend the search to this many trials in total (default: as started).
+        trainable: a Tune function trainable run instead of the built-in one (see ``run``);
+            give the one the search was started with.
     """
     from ray import tune
 
@@ -102,7 +115,7 @@ def resume(path: str | os.PathLike, *, num_samples: int | None = None):
         _write_settings(path, settings)
     tuner = tune.Tuner.restore(
         str(path),
-        trainable=_trainable(settings),
+        trainable=_trainable(settings, trainable),
         resume_unfinished=True,
         resume_errored=True,
     )
@@ -134,8 +147,8 @@ def _check_is_experiment(path: Path) -> None:
 def _param_space(settings: SearchSettings) -> dict[str, Any]:
     """Tune domains of the searched parts plus the trial keys every trial shares."""
     from robnas.spaces._compose import CONFIG_KEYS, build_space, decode
+    from robnas.spaces._runtime import RUNTIME_KEYS
     from robnas.trainables._data import load_dataset
-    from robnas.trainables._tune import RUNTIME_KEYS
 
     space = build_space(settings.space, dataset=settings.dataset)
     clash = sorted(set(space) & set(settings.trial))
@@ -158,13 +171,14 @@ def _param_space(settings: SearchSettings) -> dict[str, Any]:
     return {**space, **fixed, "score_weights": dict(settings.score_weights)}
 
 
-def _trainable(settings: SearchSettings):
+def _trainable(settings: SearchSettings, trainable: Callable[[dict[str, Any]], None] | None = None):
+    """The trial function with the search's resources: ``trainable``, else the backend's."""
     from ray import tune
 
-    if settings.backend == "table":
-        from robnas.trainables._table import table_trainable as trainable
-    else:
-        from robnas.trainables._tune import robust_trainable as trainable
+    from robnas.search._trainables import robust_trainable, table_trainable
+
+    if trainable is None:
+        trainable = table_trainable if settings.backend == "table" else robust_trainable
     resources = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
     return tune.with_resources(trainable, resources)
 
@@ -196,7 +210,7 @@ def make_search_algorithm(settings: SearchSettings, *, scorer=None):
     )
 
 
-def _new_tuner(settings: SearchSettings, param_space: dict[str, Any]):
+def _new_tuner(settings: SearchSettings, param_space: dict[str, Any], *, trainable=None):
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter
 
@@ -219,7 +233,7 @@ def _new_tuner(settings: SearchSettings, param_space: dict[str, Any]):
     os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = _STATE_PERIOD_S
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # progress is robnas's own, one line a trial
     return tune.Tuner(
-        _trainable(settings),
+        _trainable(settings, trainable),
         param_space=param_space,
         tune_config=tune.TuneConfig(
             search_alg=searcher,
@@ -249,6 +263,7 @@ def _init_ray(settings: SearchSettings) -> None:
         ray.init(address=settings.address, log_to_driver=False, logging_level="ERROR")
     else:
         ray.init(
+            address="local",  # a new local instance; --address auto joins a running cluster
             include_dashboard=settings.dashboard,
             log_to_driver=False,
             logging_level="ERROR",

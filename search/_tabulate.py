@@ -22,9 +22,9 @@ from typing import Any
 
 import pandas as pd
 
-from robnas.analysis._files import atomic_write_bytes, atomic_write_json, atomic_write_text
 from robnas.search._run import trial_dirname, versions
 from robnas.spaces._genotype import EDGE_KEYS, OPS, Genotype
+from robnas.trainables._layout import atomic_write_bytes, atomic_write_json, atomic_write_text, read_results
 
 __all__ = [
     "TABLE_METRICS",
@@ -184,7 +184,7 @@ def tabulate(settings: TabulateSettings, *, resume: bool = False, overwrite: boo
     from ray import tune
 
     from robnas.trainables._data import load_dataset
-    from robnas.trainables._tune import robust_trainable
+    from robnas.search._trainables import robust_trainable
 
     if resume and overwrite:
         raise ValueError("choose one of resume and overwrite")
@@ -261,14 +261,8 @@ def collect(grid, settings: TabulateSettings) -> tuple[pd.DataFrame, tuple[str, 
 
 
 def _read_results(trial_dir: Path) -> dict[int, dict[str, Any]]:
-    records: dict[int, dict[str, Any]] = {}
-    file = trial_dir / "result.json"
-    if file.is_file():
-        for line in file.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                record = json.loads(line)
-                records[int(record["epoch"])] = record  # a re-run epoch: the last report wins
-    return records
+    """Epoch -> report of a trial directory (a re-run epoch: the last report wins)."""
+    return {int(record["epoch"]): record for record in read_results(trial_dir) if "epoch" in record}
 
 
 def _curve(records: dict[int, dict[str, Any]], epochs: int) -> list[dict[str, float]] | None:

@@ -5,7 +5,7 @@ A space is a plain dict of Ray Tune domains composed from named parts (``cell``,
 ``TrialConfig``. Attack budgets are in units of 1/255.
 """
 
-from robnas.spaces._attack import ATTACK_METHODS, AttackConfig, attack_space
+from robnas.spaces._attack import ATTACK_METHODS, AttackConfig, attack_space, budget_fraction
 from robnas.spaces._cell import cell_space
 from robnas.spaces._compose import (
     CONFIG_KEYS,
@@ -29,6 +29,7 @@ from robnas.spaces._objectives import (
     default_direction,
     parse_objectives,
 )
+from robnas.spaces._runtime import RUNTIME_KEYS, scalarize
 from robnas.spaces._sparsity import (
     SPARSITY_GRANULARITIES,
     SPARSITY_SCHEDULES,
@@ -47,6 +48,7 @@ __all__ = [
     "EDGES",
     "EDGE_KEYS",
     "OPS",
+    "RUNTIME_KEYS",
     "SPACE_PARTS",
     "SPARSITY_GRANULARITIES",
     "SPARSITY_SCHEDULES",
@@ -60,6 +62,7 @@ __all__ = [
     "TrainingConfig",
     "TrialConfig",
     "attack_space",
+    "budget_fraction",
     "build_space",
     "cell_space",
     "config_key",
@@ -68,5 +71,6 @@ __all__ = [
     "encode",
     "macro_space",
     "parse_objectives",
+    "scalarize",
     "sparsity_space",
 ]

@@ -4,23 +4,38 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from numbers import Real
 from typing import Any
 
 from robnas.spaces._checks import ConfigError, check_choice, check_float, check_int, check_values
 from robnas.spaces._defaults import DATASET_DEFAULTS
 
-__all__ = ["ATTACK_METHODS", "AttackConfig", "attack_space"]
+__all__ = ["ATTACK_METHODS", "MAX_EPS", "AttackConfig", "attack_space", "budget_fraction", "check_budget"]
 
 #: ``pgd``: Madry et al.; ``fgsm_rs``: FGSM from a random start (Wong et al.);
 #: ``trades``: Zhang et al.; ``none``: standard (clean) training.
 ATTACK_METHODS: tuple[str, ...] = ("pgd", "fgsm_rs", "trades", "none")
-#: Largest meaningful budget: the whole pixel range.
+#: Largest meaningful budget: the whole pixel range, in units of 1/255.
 MAX_EPS = 255.0
 _DIGITS = DATASET_DEFAULTS["digits"]
 
 
+def budget_fraction(value: Any, *, name: str = "eps") -> float:
+    """An eps or step size in units of 1/255 (``8.0``) as a fraction of the [0, 1] pixel range
+    (``8 / 255``), the unit attacks on image tensors take.
+
+    The one place where config units become tensor units. Raises ``ValueError`` naming ``name``
+    when ``value`` is not a number >= 0.
+    """
+    if isinstance(value, bool) or not isinstance(value, Real) or not value >= 0:
+        raise ValueError(f"{name} must be a number >= 0 in units of 1/255, got {value!r}")
+    return float(value) / MAX_EPS
+
+
 def check_budget(owner: str, eps: Any, steps: Any, step_size: Any) -> tuple[float, int, float]:
-    """Validated ``(eps, steps, step_size)``: eps in [0, 255], steps >= 1, step_size in (0, 255]."""
+    """Validated ``(eps, steps, step_size)`` of a config, in units of 1/255: eps in [0, 255],
+    steps >= 1, step_size in (0, 255]. (Attack functions check their tensor-unit arguments
+    with ``robnas.trainables._pgd.check_attack_args``.)"""
     return (
         check_float(owner, "eps", eps, low=0.0, high=MAX_EPS),
         check_int(owner, "steps", steps, minimum=1),

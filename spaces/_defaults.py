@@ -12,7 +12,8 @@ from types import MappingProxyType
 
 __all__ = ["DATASETS", "DATASET_DEFAULTS", "dataset_default"]
 
-#: Dataset names a trial may train on (``npz``: a user file, read from ``data_dir``).
+#: Dataset names a trial may train on: ``digits`` ships with scikit-learn, the others are read
+#: from ``data_dir`` (``npz``: a user file). ``robnas.trainables.load_dataset`` reads each.
 DATASETS: tuple[str, ...] = ("digits", "cifar10", "cifar100", "svhn", "mnist", "fashion_mnist", "npz")
 
 

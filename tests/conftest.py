@@ -36,6 +36,7 @@ def ray_session():
 
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     ray.init(
+        address="local",  # always a new instance: never another process's cluster
         num_cpus=2,
         include_dashboard=False,
         log_to_driver=False,

@@ -13,7 +13,8 @@ import pytest
 import scipy.io
 import torch
 
-from robnas.trainables._data import DATASET_NAMES, Dataset, DatasetError, clear_dataset_cache, load_dataset
+from robnas.spaces import DATASETS
+from robnas.trainables._data import Dataset, DatasetError, clear_dataset_cache, load_dataset
 from robnas.trainables._safe_pickle import RefusedGlobalError, load_numpy_pickle
 
 
@@ -45,7 +46,7 @@ def _error(name: str, data_dir=None) -> str:
         load_dataset(name, data_dir)
     message = str(info.value)
     assert "\n" not in message
-    assert message.startswith(f"{name}: ") or name not in DATASET_NAMES
+    assert message.startswith(f"{name}: ") or name not in DATASETS
     return message
 
 
@@ -404,8 +405,9 @@ def test_npz_locating_errors(tmp_path):
 
 def test_unknown_name_lists_known_names():
     message = _error("imagenet")
-    assert message == ("unknown dataset 'imagenet'; known: digits, mnist, fashion_mnist, cifar10, cifar100, svhn, npz")
-    assert DATASET_NAMES == ("digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "svhn", "npz")
+    # one list of names, robnas.spaces.DATASETS, in its order
+    assert message == ("unknown dataset 'imagenet'; known: digits, cifar10, cifar100, svhn, mnist, fashion_mnist, npz")
+    assert DATASETS == ("digits", "cifar10", "cifar100", "svhn", "mnist", "fashion_mnist", "npz")
 
 
 def test_cache_returns_same_object_until_a_file_changes(tmp_path):

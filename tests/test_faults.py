@@ -12,14 +12,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from ray import tune
 
 from robnas.search import run
 from robnas.spaces import decode
 from robnas.trainables import TrialRunner
-from robnas.trainables._faults import failing_epoch
-from robnas.trainables._trial import CHECKPOINT_FILE, CorruptCheckpointError
-from robnas.trainables._tune import _restored_runner
+from robnas.search._faults import failing_epoch, failing_trainable
+from robnas.trainables._epochs import restore_runner
+from robnas.trainables._layout import CHECKPOINT_FILE, CorruptCheckpointError
 
 TINY = {"width": 4, "attack_steps": 1, "eval_steps": 2, "eval_images": 60, "max_epochs": 3}
 
@@ -66,7 +65,7 @@ def test_corrupted_checkpoint_falls_back_to_the_previous_good_one(tmp_path, dama
         TrialRunner(decode(TINY)).load(second)
     notes: list[str] = []
     with pytest.warns(UserWarning, match="checkpoint_000001"):
-        runner = _restored_runner(decode(TINY), "cpu", tune.Checkpoint.from_directory(second.parent), notes)
+        runner = restore_runner(decode(TINY), second.parent, notes=notes)
     assert runner.epoch == 1 and "checkpoint_000001" in notes[0]
 
 
@@ -75,7 +74,7 @@ def test_no_good_checkpoint_restarts_from_scratch(tmp_path):
     only.write_bytes(b"not a checkpoint")
     notes: list[str] = []
     with pytest.warns(UserWarning):
-        runner = _restored_runner(decode(TINY), "cpu", tune.Checkpoint.from_directory(only.parent), notes)
+        runner = restore_runner(decode(TINY), only.parent, notes=notes)
     assert runner.epoch == 0 and "restarts" in notes[-1]
 
 
@@ -83,7 +82,7 @@ def test_no_good_checkpoint_restarts_from_scratch(tmp_path):
 def test_trials_failing_once_are_retried_from_their_checkpoint(ray_session, tmp_path):
     grid = run(storage_path=str(tmp_path), name="faults", num_samples=10, max_epochs=3, scheduler="fifo",
                searcher="random", space="cell", max_failures=2,
-               trial={**TINY, "fault_rate": 0.5, "fault_seed": 1})
+               trial=TINY, trainable=failing_trainable(0.5, seed=1))
     assert len(grid) == 10 and all(r.error is None for r in grid)
     # Trial ids are random: P(none of ten fails) = 0.5 ** 10 ~ 0.001.
     retried = [r for r in grid if r.metrics_dataframe["resumed_from_epoch"].max() > 0]
@@ -101,7 +100,7 @@ def test_trials_failing_once_are_retried_from_their_checkpoint(ray_session, tmp_
 def test_trials_failing_beyond_max_failures_are_reported_as_errors(ray_session, tmp_path):
     grid = run(storage_path=str(tmp_path), name="errors", num_samples=4, max_epochs=2, scheduler="fifo",
                searcher="random", space="cell", max_failures=0,
-               trial={**TINY, "max_epochs": 2, "fault_rate": 1.0, "fault_seed": 0})
+               trial={**TINY, "max_epochs": 2}, trainable=failing_trainable(1.0, seed=0))
     assert len(grid) == 4
     assert all(r.error is not None and "injected fault" in str(r.error) for r in grid)
 

@@ -12,7 +12,7 @@ from torch.nn.utils import prune
 
 from robnas.trainables._counting import count_macs, count_parameters
 from robnas.trainables._network import EDGES, build_network, nb201_param_count
-from robnas.trainables._ops import OPS
+from robnas.trainables._ops import OP_MODULES
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 ZC_CSV = DATA / "naslib_zc_nb201_cifar10.csv"
@@ -117,16 +117,16 @@ def test_macs_relate_exactly_to_naslib_flops_column(zc_table):
 
 
 def test_registry_matches_contract_and_shapes():
-    assert tuple(OPS) == ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+    assert tuple(OP_MODULES) == ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
     x = torch.rand(2, 4, 7, 7)
-    for name, make in OPS.items():
+    for name, make in OP_MODULES.items():
         op = make(4, 4, 1)
         assert op(x).shape == (2, 4, 7, 7), name
         n_params = sum(p.numel() for p in op.parameters())
         expected = {"nor_conv_1x1": 16 + 8, "nor_conv_3x3": 144 + 8}.get(name, 0)
         assert n_params == expected, name
         assert make(4, 8, 2)(x).shape == (2, 8, 4, 4), name
-    assert OPS["none"](4, 4, 1)(x).abs().sum() == 0
+    assert OP_MODULES["none"](4, 4, 1)(x).abs().sum() == 0
 
 
 def test_edges_agree_with_genotype_module():
@@ -193,7 +193,7 @@ def _reference_forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
             for (to_node, from_node), op in zip(EDGES, block.ops):
                 if to_node == j:
                     key = f"edge_{to_node}_{from_node}"
-                    module = block.edges[key] if op != "none" else OPS["none"](block.C, block.C, 1)
+                    module = block.edges[key] if op != "none" else OP_MODULES["none"](block.C, block.C, 1)
                     terms.append(module(nodes[from_node]))
             nodes.append(sum(terms))
         out = nodes[-1]

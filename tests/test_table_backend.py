@@ -13,7 +13,8 @@ import pytest
 from robnas.spaces._genotype import Genotype
 from robnas.trainables._network import nb201_param_count
 from robnas.spaces import default_direction as metric_mode
-from robnas.trainables._table import ResultTable, replay, table_trainable
+from robnas.search import table_trainable
+from robnas.trainables._table import ResultTable, replay
 
 ROBBENCH = "nasrobbench201_cifar10.csv"
 ROBBENCH_METRICS = (

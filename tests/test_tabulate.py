@@ -25,7 +25,8 @@ from robnas.search._tabulate import (
 )
 from robnas.search.cli import main
 from robnas.spaces._genotype import Genotype
-from robnas.trainables._table import ResultTable, replay, table_trainable
+from robnas.search import table_trainable
+from robnas.trainables._table import ResultTable, replay
 
 A = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 B = "|skip_connect~0|+|none~0|skip_connect~1|+|none~0|none~1|skip_connect~2|"

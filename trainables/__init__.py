@@ -1,39 +1,52 @@
-"""Short adversarial-training trials in PyTorch: network, data, attacks, pruning, trainable.
+"""Short adversarial-training trials in PyTorch: network, data, attacks, pruning, trial files.
 
-One epoch is one unit of fidelity; ``robust_trainable`` is the Ray Tune function trainable
-and ``TrialRunner`` the same trial without Ray.
+One epoch is one unit of fidelity. ``TrialRunner`` trains a trial one epoch at a time;
+``train_epochs`` drives it from a checkpoint directory, epoch by epoch, without Ray
+(``robnas.search.robust_trainable`` is the Ray Tune function trainable around it).
+``robnas.trainables._layout`` owns a trial's files on disk and imports no torch, so that
+``robnas.analysis`` reads runs without it: the public names here are imported on first use.
 """
 
-from robnas.trainables._adversarial import evaluate_robustness, training_loss
-from robnas.trainables._counting import count_macs, count_parameters
-from robnas.trainables._data import DATASET_NAMES, Dataset, DatasetError, load_dataset
-from robnas.trainables._fgsm_rs import fgsm_rs
-from robnas.trainables._network import NB201Network, build_network, nb201_param_count
-from robnas.trainables._pgd import pgd
-from robnas.trainables._pruning import MaskSet, measured_sparsity, scheduled_sparsity
-from robnas.trainables._trades import trades_loss
-from robnas.trainables._trial import DivergedError, TrialRunner
-from robnas.trainables._tune import robust_trainable
+from __future__ import annotations
 
-__all__ = [
-    "DATASET_NAMES",
-    "Dataset",
-    "DatasetError",
-    "DivergedError",
-    "MaskSet",
-    "NB201Network",
-    "TrialRunner",
-    "build_network",
-    "count_macs",
-    "count_parameters",
-    "evaluate_robustness",
-    "fgsm_rs",
-    "load_dataset",
-    "measured_sparsity",
-    "nb201_param_count",
-    "pgd",
-    "robust_trainable",
-    "scheduled_sparsity",
-    "trades_loss",
-    "training_loss",
-]
+#: Public name -> private module, imported on first access.
+_LAZY = {
+    "evaluate_robustness": "_adversarial",
+    "training_loss": "_adversarial",
+    "count_macs": "_counting",
+    "count_parameters": "_counting",
+    "Dataset": "_data",
+    "DatasetError": "_data",
+    "load_dataset": "_data",
+    "TrialEpochs": "_epochs",
+    "train_epochs": "_epochs",
+    "fgsm_rs": "_fgsm_rs",
+    "CorruptCheckpointError": "_layout",
+    "NB201Network": "_network",
+    "build_network": "_network",
+    "nb201_param_count": "_network",
+    "pgd": "_pgd",
+    "MaskSet": "_pruning",
+    "measured_sparsity": "_pruning",
+    "scheduled_sparsity": "_pruning",
+    "trades_loss": "_trades",
+    "DivergedError": "_trial",
+    "TrialRunner": "_trial",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f"robnas.trainables.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'robnas.trainables' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
+__all__ = sorted(_LAZY)

@@ -1,31 +1,24 @@
 """Adversarial training loss and robustness evaluation, driven by the attack configs.
 
 ``AttackConfig`` and ``EvalConfig`` (``robnas.spaces``) are read by attribute only. Their
-``eps`` and ``step_size`` are in units of 1/255 (``8.0`` means 8/255); this module converts them
-to the fractions the attack functions take.
+``eps`` and ``step_size`` are in units of 1/255 (``8.0`` means 8/255); ``robnas.spaces.budget_fraction``
+converts them to the fractions the attack functions take.
 """
 
 from __future__ import annotations
 
-from numbers import Integral, Real
+from numbers import Integral
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from robnas.spaces._attack import ATTACK_METHODS, budget_fraction
+
 from ._fgsm_rs import fgsm_rs
 from ._pgd import attack_mode, pgd
 from ._trades import trades_loss
-
-ATTACK_METHODS = ("pgd", "fgsm_rs", "trades", "none")
-
-
-def _fraction(owner: str, name: str, value: Any) -> float:
-    """Convert a budget in units of 1/255 to a fraction of 1; reject negative or non-numbers."""
-    if isinstance(value, bool) or not isinstance(value, Real) or not value >= 0:
-        raise ValueError(f"{owner}.{name} must be a number >= 0 in units of 1/255, got {value!r}")
-    return float(value) / 255.0
 
 
 def training_loss(
@@ -45,12 +38,12 @@ def training_loss(
         raise ValueError(f"unknown attack method {method!r}; allowed: {', '.join(ATTACK_METHODS)}")
     if method == "none":
         return F.cross_entropy(model(x), y)
-    eps = _fraction("attack", "eps", attack.eps)
+    eps = budget_fraction(attack.eps, name="attack.eps")
     if eps == 0.0:
         return F.cross_entropy(model(x), y)
     step_size = attack.step_size
     if step_size is not None or method != "fgsm_rs":  # None: fgsm_rs's own default, 1.25 * eps
-        step_size = _fraction("attack", "step_size", step_size)
+        step_size = budget_fraction(step_size, name="attack.step_size")
     if method == "pgd":
         x_adv = pgd(model, x, y, eps=eps, step_size=step_size, steps=attack.steps,
                     random_start=True, generator=generator)
@@ -86,8 +79,8 @@ def evaluate_robustness(
             f"need as many labels as images (> 0), got {len(x)} images and {len(y)} labels"
         )
     n = len(x) if max_images == 0 else min(int(max_images), len(x))
-    eps = _fraction("evaluation", "eps", evaluation.eps)
-    step_size = _fraction("evaluation", "step_size", evaluation.step_size)
+    eps = budget_fraction(evaluation.eps, name="evaluation.eps")
+    step_size = budget_fraction(evaluation.step_size, name="evaluation.step_size")
     generator = torch.Generator().manual_seed(int(evaluation.seed))  # CPU: same starts anywhere
     clean = robust = 0
     with attack_mode(model):

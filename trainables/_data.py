@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from robnas.spaces._defaults import DATASETS
 from robnas.trainables import _formats as fm
 from robnas.trainables._formats import DatasetError, FileFormat, Splits, one_line
 
-__all__ = ["DATASET_NAMES", "Dataset", "DatasetError", "clear_dataset_cache", "load_dataset"]
+__all__ = ["Dataset", "DatasetError", "clear_dataset_cache", "load_dataset"]
 
 _MNIST_STEMS = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 _IDX_LAYOUT = ", ".join(_MNIST_STEMS) + ", optionally .gz, optionally in raw/ or {}/raw/"
@@ -51,8 +52,8 @@ FILE_FORMATS: dict[str, FileFormat] = {
 }
 """File-based data sets: where their files live under `data_dir` and how to read them."""
 
-DATASET_NAMES: tuple[str, ...] = ("digits", *FILE_FORMATS)
-"""Names `load_dataset` accepts; `digits` is embedded, the others read `data_dir`."""
+if set(DATASETS) != {"digits", *FILE_FORMATS}:  # pragma: no cover - guards edits of either list
+    raise RuntimeError(f"robnas.spaces DATASETS {DATASETS} and the readers here {('digits', *FILE_FORMATS)} differ")
 
 _CACHE_SIZE = 2  # loaded sets kept per process (CIFAR-10 is ~0.7 GB as float32)
 
@@ -140,7 +141,7 @@ def _load_cached(name: str, files: tuple[Path, ...], stamps: tuple[tuple[int, in
 
 
 def load_dataset(name: str, data_dir: str | Path | None = None) -> Dataset:
-    """Load data set `name` (one of `DATASET_NAMES`) into memory, or reuse it from this process.
+    """Load data set `name` (one of `robnas.spaces.DATASETS`) into memory, or reuse it from this process.
 
     `digits` is embedded and takes no `data_dir`; the others need the directory (or, for
     `npz`, the file) holding their files. Repeated calls with unchanged files return the
@@ -148,8 +149,8 @@ def load_dataset(name: str, data_dir: str | Path | None = None) -> Dataset:
     `DatasetError` (a `ValueError`) with a one-line message naming the path and the
     expected layout.
     """
-    if name not in DATASET_NAMES:
-        raise DatasetError(f"unknown dataset {name!r}; known: {', '.join(DATASET_NAMES)}")
+    if name not in DATASETS:
+        raise DatasetError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
     if name == "digits":
         if data_dir is not None:
             raise DatasetError(f"digits: embedded in scikit-learn, takes no data_dir, got {str(data_dir)!r}")

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._pgd import attack_mode, check_budget, input_gradient, project, require_generator, uniform_noise
+from ._pgd import attack_mode, check_attack_args, input_gradient, project, require_generator, uniform_noise
 
 
 def fgsm_rs(
@@ -30,7 +30,7 @@ def fgsm_rs(
     and [0, 1]. Returns detached adversarial images, shape of ``x``.
     """
     alpha = 1.25 * eps if step_size is None else step_size
-    check_budget(eps=eps, step_size=alpha)
+    check_attack_args("fgsm_rs", eps=eps, step_size=alpha)
     x = x.detach()
     noise = uniform_noise(x, eps, require_generator(generator, "fgsm_rs"))
     x_adv = (x + noise).clamp_(0.0, 1.0)

@@ -14,10 +14,11 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from robnas.trainables._ops import OPS, ReLUConvBN
+from robnas.spaces._genotype import EDGE_KEYS
+from robnas.spaces._isomorphism import EDGES, NUM_NODES, OPS
+from robnas.trainables._ops import OP_MODULES, ReLUConvBN
 
 __all__ = [
-    "EDGES",
     "NB201Cell",
     "NB201Network",
     "ResNetBasicBlock",
@@ -25,12 +26,14 @@ __all__ = [
     "nb201_param_count",
 ]
 
-EDGES: tuple[tuple[int, int], ...] = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
-_NUM_NODES = 4
+
+
+_EDGE_KEYS = dict(zip(EDGES, EDGE_KEYS))
 
 
 def _edge_key(to_node: int, from_node: int) -> str:
-    return f"edge_{to_node}_{from_node}"
+    """Module key of an edge: its flat config key, ``edge_<to>_<from>``."""
+    return _EDGE_KEYS[(to_node, from_node)]
 
 
 def _cell_ops(genotype: object) -> tuple[str, ...]:
@@ -77,16 +80,16 @@ class NB201Cell(nn.Module):
         self.edges = nn.ModuleDict()
         for (to_node, from_node), op in zip(EDGES, self.ops):
             if op != "none":
-                self.edges[_edge_key(to_node, from_node)] = OPS[op](C, C, 1)
+                self.edges[_edge_key(to_node, from_node)] = OP_MODULES[op](C, C, 1)
         # Nodes that reach the output: node 3, and any node with a real edge into a live node.
-        live = {_NUM_NODES - 1}
+        live = {NUM_NODES - 1}
         real = [edge for edge, op in zip(EDGES, self.ops) if op != "none"]
         for to_node, from_node in sorted(real, reverse=True):
             if to_node in live:
                 live.add(from_node)
         # _plan[j - 1]: None (node j unused) or the (edge key, input node) pairs summed into node j.
         self._plan: list[tuple[tuple[str, int], ...] | None] = []
-        for j in range(1, _NUM_NODES):
+        for j in range(1, NUM_NODES):
             terms = tuple(
                 (_edge_key(t, f), f) for t, f in EDGES if t == j and _edge_key(t, f) in self.edges
             )

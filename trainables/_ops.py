@@ -1,6 +1,6 @@
 """NAS-Bench-201 candidate operations, keyed by their genotype names.
 
-``OPS[name](C_in, C_out, stride)`` returns an ``nn.Module`` mapping ``(N, C_in, H, W)`` to
+``OP_MODULES[name](C_in, C_out, stride)`` returns an ``nn.Module`` mapping ``(N, C_in, H, W)`` to
 ``(N, C_out, ceil(H / stride), ceil(W / stride))``. Inside an NB201 cell every operation has
 ``C_in == C_out`` and ``stride == 1``; the general forms follow the NB201 reference operations.
 Batch normalisation is affine and tracks running statistics; convolutions have no bias.
@@ -13,7 +13,9 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-__all__ = ["OPS", "ReLUConvBN", "Pooling", "Zero", "FactorizedReduce"]
+from robnas.spaces._isomorphism import OPS
+
+__all__ = ["OP_MODULES", "ReLUConvBN", "Pooling", "Zero", "FactorizedReduce"]
 
 
 class ReLUConvBN(nn.Sequential):
@@ -95,10 +97,15 @@ def _skip(C_in: int, C_out: int, stride: int) -> nn.Module:
     return FactorizedReduce(C_in, C_out, stride)
 
 
-OPS: dict[str, Callable[[int, int, int], nn.Module]] = {
+_CONSTRUCTORS: dict[str, Callable[[int, int, int], nn.Module]] = {
     "none": Zero,
     "skip_connect": _skip,
     "nor_conv_1x1": lambda C_in, C_out, stride: ReLUConvBN(C_in, C_out, 1, stride, 0),
     "nor_conv_3x3": lambda C_in, C_out, stride: ReLUConvBN(C_in, C_out, 3, stride, 1),
     "avg_pool_3x3": Pooling,
 }
+if set(_CONSTRUCTORS) != set(OPS):  # pragma: no cover - guards edits of either list
+    raise RuntimeError(f"operation constructors {sorted(_CONSTRUCTORS)} differ from robnas.spaces OPS {sorted(OPS)}")
+
+#: Op name (``robnas.spaces.OPS``, in its order) -> constructor ``(C_in, C_out, stride) -> nn.Module``.
+OP_MODULES: dict[str, Callable[[int, int, int], nn.Module]] = {name: _CONSTRUCTORS[name] for name in OPS}

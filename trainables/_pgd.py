@@ -16,11 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from numbers import Integral
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from robnas.spaces._checks import check_float, check_int
 
 
 def input_gradient(loss: torch.Tensor, x_adv: torch.Tensor) -> torch.Tensor:
@@ -45,15 +46,20 @@ def attack_mode(model: nn.Module) -> Iterator[None]:
             module.training = training
 
 
-def check_budget(*, eps: float, step_size: float | None = None, steps: int | None = None) -> None:
-    """Raise ``ValueError`` for a negative budget (eps, step_size as fractions) or step count."""
-    if not eps >= 0.0:
-        raise ValueError(f"eps must be >= 0 (a fraction of 1, e.g. 8/255), got {eps!r}")
-    if step_size is not None and not step_size >= 0.0:
-        raise ValueError(f"step_size must be >= 0 (a fraction of 1, e.g. 2/255), got {step_size!r}")
-    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, Integral)
-                              or steps < 0):
-        raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
+def check_attack_args(attack: str, *, eps: float, step_size: float | None = None, steps: int | None = None) -> None:
+    """Raise ``ValueError`` for an attack call's negative budget or step count.
+
+    Tensor units: ``eps`` and ``step_size`` are fractions of 1 (``8/255``), and 0 steps or a
+    0 budget are allowed here. A config's budget, in units of 1/255, is checked once by
+    ``robnas.spaces._attack.check_budget``; both use the checks of ``robnas.spaces._checks``.
+    """
+    check_float(attack, "eps (a fraction of 1, e.g. 8/255)", eps, low=0.0)
+    if step_size is not None:
+        check_float(attack, "step_size (a fraction of 1, e.g. 2/255)", step_size, low=0.0)
+    if steps is not None and not isinstance(steps, int):  # an integral float would break range()
+        raise ValueError(f"{attack}.steps must be an integer >= 0, got {steps!r}")
+    if steps is not None:
+        check_int(attack, "steps", steps, minimum=0)
 
 
 def require_generator(generator: torch.Generator | None, attack: str) -> torch.Generator:
@@ -94,7 +100,7 @@ def pgd(
     over the batch, so each image's step depends on that image only (eval-mode batch norm).
     Defaults are Madry et al.'s CIFAR-10 training attack (8/255, 2/255, 7 steps).
     """
-    check_budget(eps=eps, step_size=step_size, steps=steps)
+    check_attack_args("pgd", eps=eps, step_size=step_size, steps=steps)
     x = x.detach()
     if random_start:
         noise = uniform_noise(x, eps, require_generator(generator, "pgd with random_start=True"))

@@ -1,6 +1,6 @@
 """Magnitude-pruning masks and sparsity schedules.
 
-Prunable parameters are the weights of every ``nn.Conv2d`` and ``nn.Linear`` in a model (not
+Prunable parameters are the weights of every layer of a ``PRUNABLE_LAYERS`` type in a model (not
 biases, not batch norm), named as in ``model.named_parameters()`` and kept in the order of
 ``model.named_modules()``. Sparsity is the fraction of prunable weights that are zero, in [0, 1].
 """
@@ -14,17 +14,24 @@ from numbers import Integral, Real
 import torch
 from torch import Tensor, nn
 
-GRANULARITIES = ("unstructured", "channel")
-SCHEDULES = ("none", "oneshot", "gradual")
-_PRUNABLE = (nn.Conv2d, nn.Linear)
+from robnas.spaces._sparsity import SPARSITY_GRANULARITIES as GRANULARITIES
+from robnas.spaces._sparsity import SPARSITY_SCHEDULES as SCHEDULES
+
+#: Layers whose weights count as prunable, here and in the zero-cost proxies
+#: (``robnas.search.proxies``). Convolutions of any dimension and linear layers: the layers
+#: magnitude pruning and pruning-at-init scores (SNIP, GraSP, SynFlow) work on, with output
+#: channels along dim 0 for ``channel`` granularity. NB201 networks hold only Conv2d and Linear,
+#: so for them this is the narrower set; proxies also score user models with 1-D or 3-D
+#: convolutions, and masks and proxies must agree on which weights exist.
+PRUNABLE_LAYERS: tuple[type[nn.Module], ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
 
 def prunable_weights(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
-    """``(name, weight)`` of every Conv2d and Linear, in ``named_modules()`` order."""
+    """``(name, weight)`` of every ``PRUNABLE_LAYERS`` layer, in ``named_modules()`` order."""
     return [
         (f"{name}.weight" if name else "weight", module.weight)
         for name, module in model.named_modules()
-        if isinstance(module, _PRUNABLE)
+        if isinstance(module, PRUNABLE_LAYERS)
     ]
 
 
@@ -73,7 +80,7 @@ class MaskSet:
     """One boolean keep-mask per prunable weight (``True`` = kept), keyed by parameter name.
 
     Masks have the weight's shape; with ``granularity="channel"`` they keep or drop whole output
-    channels (Conv2d filters, Linear output rows). Masks only shrink: a pruned weight never returns.
+    channels (convolution filters, Linear output rows). Masks only shrink: a pruned weight never returns.
     """
 
     def __init__(self, masks: Mapping[str, Tensor], granularity: str = "unstructured") -> None:

@@ -21,10 +21,8 @@ losses, sizes and costs, ``"max"`` otherwise (accuracies).
 from __future__ import annotations
 
 import functools
-import json
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,17 +31,13 @@ import pandas as pd
 
 from robnas.spaces._compose import CONFIG_KEYS
 from robnas.spaces._genotype import EDGE_KEYS, Genotype
+from robnas.spaces._runtime import RUNTIME_KEYS, scalarize
 from robnas.trainables._network import nb201_param_count
-from robnas.trainables._tune import RUNTIME_KEYS, scalarize
 
-__all__ = [
-    "COST_COLUMNS", "REPLAY_CHECKPOINT", "ResultTable", "config_reports", "replay", "table_trainable",
-]
+__all__ = ["COST_COLUMNS", "ResultTable", "config_reports", "replay"]
 
 #: Names of the cost column (seconds per epoch), in order of preference.
 COST_COLUMNS = ("cost_s", "epoch_time_s")
-#: File of the replay trainable's checkpoint: ``{"epoch": k}``, the last epoch reported.
-REPLAY_CHECKPOINT = "replay.json"
 _INDEX_NAMES = ("uid", "index", "id")
 _READERS = {".csv": pd.read_csv, ".parquet": pd.read_parquet, ".pq": pd.read_parquet}
 
@@ -217,7 +211,7 @@ def replay(
     cells_per_stage: int = 5,
     score_weights: Mapping[str, float] | None = None,
 ) -> list[dict[str, Any]]:
-    """The reports of ``table_trainable`` for ``genotype``, epochs 1..``epochs`` (default: all).
+    """The reports of ``robnas.search.table_trainable`` for ``genotype``, epochs 1..``epochs`` (default: all).
 
     Each report holds the table's metrics (and cost) for that epoch, ``epoch``, ``params``
     (the table's column, else the exact count of the NB201 network at ``width`` and
@@ -254,30 +248,11 @@ def replay(
 TABLE_KEYS = ("table",)
 
 
-def table_trainable(config: dict[str, Any]) -> None:
-    """Ray Tune function trainable that reports a table's results instead of training.
-
-    Reads the cell (``arch`` or the six edge keys), ``table`` (path), ``max_epochs`` (default:
-    the table's epochs), ``score_weights``, ``width`` and ``cells_per_stage`` (for ``params``);
-    other trial keys are accepted and ignored, unknown keys rejected. Reports once per epoch
-    with a tiny checkpoint, and continues after the checkpointed epoch when Tune restores it.
-    """
-    reports = config_reports(config)
-    from ray import tune
-
-    start = 0
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as directory:
-            start = int(json.loads((Path(directory) / REPLAY_CHECKPOINT).read_text())["epoch"])
-    for report in reports[start:]:
-        with tempfile.TemporaryDirectory() as directory:
-            (Path(directory) / REPLAY_CHECKPOINT).write_text(json.dumps({"epoch": report["epoch"]}))
-            tune.report(report, checkpoint=tune.Checkpoint.from_directory(directory))
-
-
 def config_reports(config: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The reports ``table_trainable`` makes for the Tune config ``config``, one per epoch."""
+    """The reports ``robnas.search.table_trainable`` makes for the Tune config ``config``, one
+    per epoch (epochs 1..``max_epochs``); raises ValueError for a config it cannot replay.
+    With ``robnas.trainables._layout``'s replay checkpoint (the last epoch reported), this is
+    the table backend's Ray-free per-epoch driver."""
     return replay(
         _config_cell(config),
         _config_table(config),

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._pgd import attack_mode, check_budget, input_gradient, project, require_generator
+from ._pgd import attack_mode, check_attack_args, input_gradient, project, require_generator
 
 
 def trades_loss(
@@ -32,7 +32,7 @@ def trades_loss(
     steps of ``step_size`` projected onto the eps-ball and [0, 1]. Defaults are the paper's
     CIFAR-10 setting (eps 0.031 ~ 8/255, step 0.007 ~ 2/255, 10 steps, beta 6). Returns a scalar.
     """
-    check_budget(eps=eps, step_size=step_size, steps=steps)
+    check_attack_args("trades_loss", eps=eps, step_size=step_size, steps=steps)
     generator = require_generator(generator, "trades_loss")
     x = x.detach()
     noise = torch.randn(x.shape, generator=generator, device=generator.device, dtype=x.dtype)

@@ -8,8 +8,6 @@ reports the same metrics at every later epoch as the uninterrupted run with the 
 
 from __future__ import annotations
 
-import hashlib
-import io
 import math
 import os
 import time
@@ -19,23 +17,19 @@ from typing import Any
 import torch
 from torch import nn
 
-from robnas.analysis._files import atomic_write_bytes, atomic_write_text
 from robnas.spaces._compose import TrialConfig
 from robnas.trainables._adversarial import evaluate_robustness, training_loss
 from robnas.trainables._counting import count_macs, count_parameters
 from robnas.trainables._data import Dataset, load_dataset
+from robnas.trainables._layout import read_checkpoint, unreadable, write_checkpoint
 from robnas.trainables._network import build_network
 from robnas.trainables._pruning import MaskSet, measured_sparsity, scheduled_sparsity
 
-CHECKPOINT_FILE = "trial.pt"
+__all__ = ["DivergedError", "TrialRunner"]
 
 
 class DivergedError(RuntimeError):
     """The training loss became NaN or infinite."""
-
-
-class CorruptCheckpointError(RuntimeError):
-    """A checkpoint file is truncated, altered or unreadable."""
 
 
 class TrialRunner:
@@ -175,13 +169,7 @@ class TrialRunner:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write a checkpoint and its SHA-256 beside it (``<path>.sha256``), each atomically."""
-        path = Path(path)
-        buffer = io.BytesIO()
-        torch.save(self.state_dict(), buffer)
-        data = buffer.getvalue()
-        atomic_write_bytes(path, data)
-        atomic_write_text(_digest_path(path), hashlib.sha256(data).hexdigest() + "\n")
-        return path
+        return write_checkpoint(path, self.state_dict())
 
     def load(self, path: str | os.PathLike) -> None:
         """Restore from ``save()``'s file, loaded with ``weights_only=True`` (no code runs).
@@ -190,22 +178,8 @@ class TrialRunner:
             CorruptCheckpointError: the file is missing, differs from its recorded SHA-256,
                 or cannot be read as a trial checkpoint.
         """
-        path = Path(path)
+        state = read_checkpoint(path, map_location=self.device)
         try:
-            data = path.read_bytes()
-        except OSError as error:
-            raise CorruptCheckpointError(f"checkpoint {path} cannot be read: {error}") from None
-        digest = _digest_path(path)
-        if digest.exists() and digest.read_text().strip() != hashlib.sha256(data).hexdigest():
-            raise CorruptCheckpointError(f"checkpoint {path} does not match its SHA-256 ({digest.name})")
-        try:
-            state = torch.load(io.BytesIO(data), map_location=self.device, weights_only=True)
             self.load_state_dict(state)
-        except Exception as error:  # truncated zip, wrong keys, wrong shapes, ...
-            raise CorruptCheckpointError(
-                f"checkpoint {path} is not a readable trial checkpoint: {type(error).__name__}"
-            ) from None
-
-
-def _digest_path(path: Path) -> Path:
-    return path.with_name(path.name + ".sha256")
+        except Exception as error:  # wrong keys, wrong shapes, ...
+            raise unreadable(Path(path), error) from None

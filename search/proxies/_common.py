@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from robnas.trainables._pruning import PRUNABLE_LAYERS
+
 Batch = tuple[torch.Tensor, torch.Tensor]
 Masks = Mapping[str, torch.Tensor]
 
@@ -145,7 +147,6 @@ def in_place(model: nn.Module) -> Iterator[None]:
         _IN_PLACE.reset(token)
 
 
-_PRUNABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
 
 def prunable(net: nn.Module) -> list[tuple[str, torch.Tensor]]:
@@ -156,7 +157,7 @@ def prunable(net: nn.Module) -> list[tuple[str, torch.Tensor]]:
     """
     found = []
     for module_name, module in net.named_modules():
-        if isinstance(module, _PRUNABLE) and isinstance(module.weight, nn.Parameter):
+        if isinstance(module, PRUNABLE_LAYERS) and isinstance(module.weight, nn.Parameter):
             found.append((f"{module_name}.weight" if module_name else "weight", module.weight))
     return found
 

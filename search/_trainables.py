@@ -1,0 +1,106 @@
+"""The Ray Tune function trainables: one report and one checkpoint per epoch.
+
+Both wrap a Ray-free driver of ``robnas.trainables``: ``robust_trainable`` trains
+(``train_epochs``), ``table_trainable`` replays a results table (``config_reports``). Tune
+restores a trial from ``tune.get_checkpoint()``; this module only moves reports and checkpoints
+between the driver and Tune.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from robnas.trainables._epochs import TrialEpochs
+
+# Ray, torch and the trainables are imported when a trial runs: importing robnas.search stays light.
+__all__ = ["open_epochs", "report_epochs", "robust_trainable", "table_trainable"]
+
+
+def robust_trainable(config: dict[str, Any]) -> None:
+    """Adversarially train the configuration in ``config``; report after every epoch.
+
+    Resumes from ``ray.tune.get_checkpoint()`` when Tune restores the trial; a corrupted
+    checkpoint is skipped with a warning naming the file, for the previous good one (or a
+    fresh start). Uses CUDA when Ray assigned the trial a GPU.
+    """
+    epochs, _ = open_epochs(config)
+    report_epochs(epochs, epochs.save)
+
+
+def open_epochs(config: dict[str, Any]) -> tuple[TrialEpochs, bool]:
+    """``(epochs, restored)``: the trial's driver, restored from Tune's checkpoint if it has one."""
+    import torch
+    from ray import tune
+
+    from robnas.trainables._epochs import train_epochs
+
+    device = "cuda" if torch.cuda.is_available() and _assigned_gpus() else "cpu"
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return train_epochs(config, device=device), False
+    with checkpoint.as_directory() as directory:
+        return train_epochs(config, restore_from=directory, earlier_than=checkpoint.path, device=device), True
+
+
+def report_epochs(reports: Iterable[dict[str, Any]], save: Callable[[str], Any]) -> None:
+    """``tune.report`` each report with a checkpoint written by ``save(directory)``; a diverged
+    report goes without one and ends the trial."""
+    from ray import tune
+
+    node_id = _node_id()
+    for metrics in reports:
+        if metrics.get("diverged"):
+            tune.report(metrics)
+            return
+        metrics["node_id"] = node_id
+        with tempfile.TemporaryDirectory() as directory:
+            save(directory)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+
+
+def table_trainable(config: dict[str, Any]) -> None:
+    """Ray Tune function trainable that reports a table's results instead of training.
+
+    Reads the cell (``arch`` or the six edge keys), ``table`` (path), ``max_epochs`` (default:
+    the table's epochs), ``score_weights``, ``width`` and ``cells_per_stage`` (for ``params``);
+    other trial keys are accepted and ignored, unknown keys rejected (before Tune is asked for
+    anything). Reports once per epoch with a tiny checkpoint, and continues after the
+    checkpointed epoch when Tune restores it.
+    """
+    from robnas.trainables._layout import read_replay_checkpoint, write_replay_checkpoint
+    from robnas.trainables._table import config_reports
+
+    reports = config_reports(config)
+    from ray import tune
+
+    start = 0
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            start = read_replay_checkpoint(directory)
+    for report in reports[start:]:
+        with tempfile.TemporaryDirectory() as directory:
+            write_replay_checkpoint(directory, report["epoch"])
+            tune.report(report, checkpoint=tune.Checkpoint.from_directory(directory))
+
+
+def _node_id() -> str:
+    """The Ray node running this trial (distinguishes nodes that share one host)."""
+    import ray
+
+    try:
+        return ray.get_runtime_context().get_node_id() or ""
+    except Exception:  # not inside a Ray worker
+        return ""
+
+
+def _assigned_gpus() -> list[int]:
+    import ray
+
+    try:
+        return list(ray.get_gpu_ids())
+    except Exception:  # not inside a Ray worker
+        return []
