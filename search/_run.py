@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from robnas.analysis._files import atomic_write_json
+from robnas.search._ray_compat import check_ray_compat, tune_environment
 from robnas.search._settings import SearchSettings
 
 SETTINGS_FILE = "robnas.json"
@@ -46,6 +47,7 @@ def run(
         overwrite: delete an existing experiment directory first.
         **options: ``SearchSettings`` fields overriding ``settings``.
     """
+    check_ray_compat()
     if settings is None:
         settings = SearchSettings.from_mapping(options)
     elif options:
@@ -71,7 +73,8 @@ def run(
         shutil.rmtree(path)
     _write_settings(path, settings)
     tuner = _new_tuner(settings, param_space)
-    return tuner.fit()
+    with tune_environment(state_period_s=_STATE_PERIOD_S):
+        return tuner.fit()
 
 
 def resume(path: str | os.PathLike, *, num_samples: int | None = None):
@@ -85,6 +88,7 @@ def resume(path: str | os.PathLike, *, num_samples: int | None = None):
 
     from robnas.search._budget import budget_on_restore
 
+    check_ray_compat()
     path = Path(path).expanduser().resolve()
     settings = read_settings(path)
     if num_samples is not None:
@@ -94,9 +98,7 @@ def resume(path: str | os.PathLike, *, num_samples: int | None = None):
     if not tune.Tuner.can_restore(str(path)):
         raise ValueError(f"{path} has no saved search state to resume from")
     _init_ray(settings)
-    os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = _STATE_PERIOD_S
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    with budget_on_restore(num_samples):
+    with budget_on_restore(num_samples), tune_environment(state_period_s=_STATE_PERIOD_S):
         tuner = tune.Tuner.restore(
             str(path),
             trainable=_trainable(settings),
@@ -215,8 +217,6 @@ def _new_tuner(settings: SearchSettings, param_space: dict[str, Any]):
         FrontProgress(settings.objective_names, settings.directions, settings.num_samples, max_epochs=settings.max_epochs)
     ]
     callbacks += [c for c in [state_callback(scheduler)] if c is not None]
-    os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = _STATE_PERIOD_S
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # progress is robnas's own, one line a trial
     return tune.Tuner(
         _trainable(settings),
         param_space=param_space,
