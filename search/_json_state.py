@@ -1,121 +1,90 @@
-"""robnas's own saved state is plain JSON, checked field by field when it is read back.
+"""robnas's own search state as plain JSON: written atomically, validated on load.
 
-Tune pickles the state of a callback into its own ``callback-states-*.pkl``; robnas's callbacks
-hand Tune ``{"robnas_json": "<json text>"}`` so that what robnas restores is JSON it validates,
-never an object a pickle built. Non-finite floats are written as the strings ``"nan"``,
-``"inf"`` and ``"-inf"`` (strict JSON has no NaN) and read back as floats.
+Nothing robnas writes is unpickled: a state file is parsed with ``json`` and checked against
+the shape its owner expects, and a damaged or foreign file is a ``ValueError`` naming it.
+Floats may be NaN (a diverged trial): they are stored as ``null`` and read back as NaN.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
-JSON_KEY = "robnas_json"
-_NON_FINITE = {"nan": float("nan"), "inf": float("inf"), "-inf": float("-inf")}
+from robnas.analysis._files import atomic_write_text
 
 
-def encode_float(value: Any) -> float | str:
-    """``value`` as a JSON number, or ``"nan"`` / ``"inf"`` / ``"-inf"``."""
-    value = float(value)
-    if math.isnan(value):
-        return "nan"
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return value
+class StateError(ValueError):
+    """A state file is missing, damaged or not the kind of state expected."""
 
 
-def decode_float(value: Any, where: str) -> float:
-    """The float :func:`encode_float` wrote; ``where`` names the field in the error."""
-    if isinstance(value, str) and value in _NON_FINITE:
-        return _NON_FINITE[value]
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{where} must be a number or one of {sorted(_NON_FINITE)}, got {value!r}")
-    return float(value)
+def write_state(path: str | os.PathLike, kind: str, version: int, state: Mapping[str, Any]) -> None:
+    """Write ``state`` under a header ``{"kind": kind, "version": version}``, atomically."""
+    document = {"kind": kind, "version": version, **state}
+    atomic_write_text(path, json.dumps(document, allow_nan=False, separators=(",", ":")) + "\n")
 
 
-def dumps(data: Any) -> str:
-    """Strict JSON (a NaN that :func:`encode_float` did not encode is an error, not a token)."""
-    return json.dumps(data, allow_nan=False)
-
-
-def loads(text: Any, source: str) -> Any:
-    """Parse strict JSON: no NaN/Infinity tokens, no repeated keys. Errors name ``source``."""
-    if not isinstance(text, str):
-        raise ValueError(f"{source}: expected JSON text, got {type(text).__name__}")
+def read_state(path: str | os.PathLike, kind: str, version: int) -> dict[str, Any]:
+    """The state written by :func:`write_state`; StateError if ``path`` holds anything else."""
+    path = Path(path)
     try:
-        return json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=_unique_keys)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{source}: not valid JSON ({error})") from None
-    except ValueError as error:
-        raise ValueError(f"{source}: {error}") from None
+        document = json.loads(path.read_text(encoding="utf-8"), parse_constant=_refuse)
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise StateError(f"{path} is not a readable robnas {kind} state ({_short(error)})") from None
+    if not isinstance(document, dict) or document.get("kind") != kind:
+        raise StateError(f"{path} is not a robnas {kind} state")
+    if document.get("version") != version:
+        raise StateError(f"{path} has {kind} state version {document.get('version')!r}; this robnas reads {version}")
+    return document
 
 
-def read_file(path: str) -> Any:
-    """Parse the JSON file ``path``; a file that is not UTF-8 JSON raises ``ValueError``."""
-    try:
-        with open(path, "rb") as file:
-            text = file.read().decode("utf-8")
-    except UnicodeDecodeError:
-        raise ValueError(f"{path}: not a robnas JSON state file (not UTF-8 text)") from None
-    return loads(text, path)
-
-
-def _refuse_constant(token: str) -> None:
-    raise ValueError(f"non-standard JSON constant {token}")
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"repeated key {key!r}")
-        result[key] = value
-    return result
-
-
-def callback_state(data: Any) -> dict[str, str]:
-    """What a robnas callback's ``get_state()`` returns to Tune: the JSON text of ``data``."""
-    return {JSON_KEY: dumps(data)}
-
-
-def from_callback_state(state: Any, source: str) -> Any:
-    """The data inside :func:`callback_state` output, parsed; anything else is a ``ValueError``."""
-    if not isinstance(state, dict) or set(state) != {JSON_KEY}:
-        keys = sorted(map(str, state)) if isinstance(state, dict) else type(state).__name__
-        raise ValueError(f"{source}: expected {{{JSON_KEY!r}: <JSON text>}}, got {keys}")
-    return loads(state[JSON_KEY], source)
-
-
-def check_record(data: Any, keys: dict[str, type | tuple[type, ...]], source: str) -> dict:
-    """``data`` must be a JSON object with exactly ``keys``, each of the given type(s)."""
-    if not isinstance(data, dict):
-        raise ValueError(f"{source}: expected a JSON object, got {type(data).__name__}")
-    missing, unknown = sorted(set(keys) - set(data)), sorted(set(data) - set(keys))
-    if missing or unknown:
-        raise ValueError(f"{source}: missing keys {missing}, unknown keys {unknown}")
-    for key, kind in keys.items():
-        value = data[key]
-        if isinstance(value, bool) and kind is not bool or not isinstance(value, kind):
-            raise ValueError(f"{source}: {key!r} has type {type(value).__name__}, expected {_name(kind)}")
-    return data
-
-
-def check_count(value: Any, where: str) -> int:
-    """A non-negative integer (not a bool)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{where} must be an integer >= 0, got {value!r}")
+def require(state: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    """``state[key]``, checked to be an instance of ``kind``."""
+    value = state.get(key)
+    if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _tuple(kind)):
+        raise StateError(f"{where}: {key!r} is missing or not {_names(kind)}")
     return value
 
 
-def check_strings(value: Any, where: str) -> list[str]:
-    """A list of strings."""
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ValueError(f"{where} must be a list of strings, got {value!r}")
-    return value
+def floats_out(values: Iterable[float]) -> list[float | None]:
+    """Floats as JSON: NaN and infinities become ``null``."""
+    return [float(v) if math.isfinite(v) else None for v in map(float, values)]
 
 
-def _name(kind: type | tuple[type, ...]) -> str:
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    return " or ".join(k.__name__ for k in kinds)
+def floats_in(values: Any, where: str) -> list[float]:
+    """The inverse of :func:`floats_out` (``null`` -> NaN), checked."""
+    if not isinstance(values, list) or not all(
+        v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in values
+    ):
+        raise StateError(f"{where}: expected a list of numbers")
+    return [math.nan if v is None else float(v) for v in values]
+
+
+def number_map_in(values: Any, where: str) -> dict[str, float]:
+    """A ``{name: number or null}`` mapping, checked (``null`` -> NaN)."""
+    if not isinstance(values, dict):
+        raise StateError(f"{where}: expected a mapping of numbers")
+    return dict(zip(values, floats_in(list(values.values()), where)))
+
+
+def number_map_out(values: Mapping[str, float]) -> dict[str, float | None]:
+    return dict(zip(values, floats_out(values.values())))
+
+
+def _refuse(constant: str) -> None:
+    raise ValueError(f"non-JSON constant {constant}")
+
+
+def _tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _names(kind: type | tuple[type, ...]) -> str:
+    return " or ".join(k.__name__ for k in _tuple(kind))
+
+
+def _short(error: BaseException) -> str:
+    return str(error).splitlines()[0][:120] if str(error) else type(error).__name__

@@ -16,8 +16,7 @@ import numpy as np
 from ray.tune.schedulers.trial_scheduler import FIFOScheduler, TrialScheduler
 
 from robnas.analysis._pareto import TIE_BREAKERS, multiobjective_order
-from robnas.search._json_state import dumps, read_file
-from robnas.search._moasha_state import RungStateCallback, decode_state, encode_state
+from robnas.search._moasha_state import RungStateCallback, load_state, save_state
 
 if TYPE_CHECKING:
     from ray.tune.execution.tune_controller import TuneController
@@ -187,13 +186,11 @@ class MultiObjectiveASHA(FIFOScheduler):
 
     def save(self, checkpoint_path: str) -> None:
         """Write the state as JSON (see :mod:`robnas.search._moasha_state`)."""
-        with open(checkpoint_path, "w", encoding="utf-8") as f:
-            f.write(dumps(encode_state(self.get_state())))
+        save_state(checkpoint_path, self.get_state())
 
     def restore(self, checkpoint_path: str) -> None:
         """Read a :meth:`save` file; anything else raises ``ValueError`` naming the file."""
-        path = str(checkpoint_path)
-        self.set_state(decode_state(read_file(path), path), source=path)
+        self.set_state(load_state(checkpoint_path), source=str(checkpoint_path))
 
     def state_callback(self) -> RungStateCallback:
         """A Tune callback that checkpoints this scheduler's rungs with the experiment state.

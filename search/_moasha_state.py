@@ -2,7 +2,8 @@
 
 The JSON object has exactly the keys ``objectives`` and ``modes`` (lists of strings),
 ``rungs`` (``[[milestone, {trial_id: [objective values]}], ...]``, values encoded by
-:func:`robnas.search._json_state.encode_float`, trials in arrival order) and ``num_stopped``.
+:func:`robnas.search._callback_json.encode_float`, trials in arrival order) and ``num_stopped``.
+A file written by :func:`save_state` adds the header ``{"kind": KIND, "version": VERSION}``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ray.tune.callback import Callback
 
-from robnas.search._json_state import (
+from robnas.search._callback_json import (
     callback_state,
     check_count,
     check_record,
@@ -20,11 +21,24 @@ from robnas.search._json_state import (
     encode_float,
     from_callback_state,
 )
+from robnas.search._json_state import StateError, read_state, write_state
 
 if TYPE_CHECKING:
     from robnas.search._moasha import MultiObjectiveASHA
 
 _KEYS = {"objectives": list, "modes": list, "rungs": list, "num_stopped": int}
+KIND, VERSION = "multi-objective ASHA", 1
+
+
+def save_state(path: str, state: dict) -> None:
+    """Write ``get_state()`` output to ``path`` as JSON, atomically."""
+    write_state(path, KIND, VERSION, encode_state(state))
+
+
+def load_state(path: str) -> dict:
+    """Read a :func:`save_state` file back in ``get_state()`` form; StateError names ``path``."""
+    document = read_state(path, KIND, VERSION)
+    return decode_state({k: v for k, v in document.items() if k not in ("kind", "version")}, str(path))
 
 
 def encode_state(state: dict) -> dict[str, Any]:
@@ -49,15 +63,15 @@ def decode_state(data: Any, source: str) -> dict:
     rungs = []
     for rung in data["rungs"]:
         if not (isinstance(rung, list) and len(rung) == 2 and isinstance(rung[1], dict)):
-            raise ValueError(f"{source}: a rung must be [milestone, {{trial_id: [values]}}], got {rung!r}")
+            raise StateError(f"{source}: a rung must be [milestone, {{trial_id: [values]}}], got {rung!r}")
         milestone, recorded = rung
         if isinstance(milestone, bool) or not isinstance(milestone, (int, float)):
-            raise ValueError(f"{source}: rung milestone {milestone!r} is not a number")
+            raise StateError(f"{source}: rung milestone {milestone!r} is not a number")
         vectors = {}
         for trial_id, vector in recorded.items():
             where = f"{source}: rung {milestone} trial {trial_id!r}"
             if not isinstance(vector, list) or len(vector) != len(objectives):
-                raise ValueError(f"{where} must have a list of {len(objectives)} objective values, got {vector!r}")
+                raise StateError(f"{where} must have a list of {len(objectives)} objective values, got {vector!r}")
             vectors[trial_id] = tuple(decode_float(v, where) for v in vector)
         rungs.append((milestone, vectors))
     num_stopped = check_count(data["num_stopped"], f"{source}: num_stopped")
@@ -84,10 +98,7 @@ class RungStateCallback(Callback):
             try:
                 data = encode_state(state["multi_objective_asha"])
             except (KeyError, TypeError, ValueError) as error:
-                raise ValueError(f"{source}: not a multi-objective ASHA state ({error!r})") from None
+                raise StateError(f"{source}: not a multi-objective ASHA state ({error!r})") from None
         else:
-            data = from_callback_state(state, source)
-            if not isinstance(data, dict) or set(data) != {"multi_objective_asha"}:
-                raise ValueError(f"{source}: expected {{'multi_objective_asha': ...}}")
-            data = data["multi_objective_asha"]
+            data = from_callback_state(state, source, "multi_objective_asha")
         self._scheduler.set_state(decode_state(data, source), source=source)

@@ -19,7 +19,8 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from robnas.search._json_state import check_count, check_record, decode_float, encode_float
+from robnas.search._callback_json import check_count, check_record, decode_float, encode_float
+from robnas.search._json_state import StateError
 
 TESTED_RAY = "2.40-2.60"
 _ASHA_STATE_KEYS = {"brackets": list, "trial_brackets": dict, "num_stopped": int, "counter": int}
@@ -62,7 +63,7 @@ def asha_state(scheduler: Any) -> dict[str, Any]:
     """``scheduler``'s rungs and counters as JSON-able data.
 
     ``brackets``: per bracket, its rungs as ``[milestone, {trial_id: reward}]`` (reward =
-    metric signed by mode, ``"nan"``/``"inf"``/``"-inf"`` when not finite), in Ray's order;
+    metric signed by mode; NaN as ``null``, infinities as ``"inf"``/``"-inf"``), in Ray's order;
     ``trial_brackets``: ``{trial_id: bracket index}`` of the trials in play.
     """
     _check_asha(scheduler)
@@ -88,7 +89,7 @@ def load_asha_state(scheduler: Any, data: Any, source: str) -> None:
     brackets = scheduler._brackets
     saved = data["brackets"]
     if len(saved) != len(brackets):
-        raise ValueError(f"{source}: {len(saved)} saved brackets, the scheduler has {len(brackets)}")
+        raise StateError(f"{source}: {len(saved)} saved brackets, the scheduler has {len(brackets)}")
     rungs: list[list[dict[str, float]]] = []
     for i, (bracket, saved_rungs) in enumerate(zip(brackets, saved)):
         where = f"{source}: bracket {i}"
@@ -96,10 +97,10 @@ def load_asha_state(scheduler: Any, data: Any, source: str) -> None:
         if not isinstance(saved_rungs, list) or not all(
             isinstance(r, list) and len(r) == 2 and isinstance(r[1], dict) for r in saved_rungs
         ):
-            raise ValueError(f"{where} must be a list of [milestone, {{trial_id: reward}}]")
+            raise StateError(f"{where} must be a list of [milestone, {{trial_id: reward}}]")
         theirs = [r[0] for r in saved_rungs]
         if not _same_milestones(theirs, mine):
-            raise ValueError(f"{where}: saved rung milestones {theirs} differ from {mine}")
+            raise StateError(f"{where}: saved rung milestones {theirs} differ from {mine}")
         rungs.append([
             {t: decode_float(r, f"{where} milestone {m} trial {t!r}") for t, r in recorded.items()}
             for m, recorded in saved_rungs
@@ -107,7 +108,7 @@ def load_asha_state(scheduler: Any, data: Any, source: str) -> None:
     trial_brackets = data["trial_brackets"]
     for trial_id, i in trial_brackets.items():
         if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < len(brackets):
-            raise ValueError(f"{source}: trial {trial_id!r} has bracket {i!r}, not in 0..{len(brackets) - 1}")
+            raise StateError(f"{source}: trial {trial_id!r} has bracket {i!r}, not in 0..{len(brackets) - 1}")
     num_stopped = check_count(data["num_stopped"], f"{source}: num_stopped")
     counter = check_count(data["counter"], f"{source}: counter")
 

@@ -32,6 +32,7 @@ class ExperimentExistsError(ValueError):
     """The experiment directory exists and neither resume nor overwrite was asked for."""
 
 
+@tune_environment(state_period_s=_STATE_PERIOD_S)
 def run(
     settings: SearchSettings | None = None,
     *,
@@ -73,10 +74,10 @@ def run(
         shutil.rmtree(path)
     _write_settings(path, settings)
     tuner = _new_tuner(settings, param_space)
-    with tune_environment(state_period_s=_STATE_PERIOD_S):
-        return tuner.fit()
+    return tuner.fit()
 
 
+@tune_environment(state_period_s=_STATE_PERIOD_S)
 def resume(path: str | os.PathLike, *, num_samples: int | None = None):
     """Continue the search in ``path``; finished trials are kept, unfinished ones continue
     from their last checkpoint, and the searcher's and scheduler's state come back.
@@ -84,11 +85,11 @@ def resume(path: str | os.PathLike, *, num_samples: int | None = None):
     Args:
         num_samples: extend the search to this many trials in total (default: as started).
     """
+    check_ray_compat()
     from ray import tune
 
     from robnas.search._budget import budget_on_restore
 
-    check_ray_compat()
     path = Path(path).expanduser().resolve()
     settings = read_settings(path)
     if num_samples is not None:
@@ -98,7 +99,7 @@ def resume(path: str | os.PathLike, *, num_samples: int | None = None):
     if not tune.Tuner.can_restore(str(path)):
         raise ValueError(f"{path} has no saved search state to resume from")
     _init_ray(settings)
-    with budget_on_restore(num_samples), tune_environment(state_period_s=_STATE_PERIOD_S):
+    with budget_on_restore(num_samples):
         tuner = tune.Tuner.restore(
             str(path),
             trainable=_trainable(settings),

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 from ray.tune import Callback
 
-from robnas.search._json_state import callback_state, from_callback_state
+from robnas.search._callback_json import callback_state, from_callback_state
 from robnas.search._ray_compat import asha_state, load_asha_state
 from robnas.search._settings import SCHEDULERS, SearchSettings
 
@@ -92,7 +92,4 @@ class _ASHAStateCallback(Callback):
             legacy = SimpleNamespace(**legacy_state)
             load_asha_state(self._scheduler, asha_state(legacy), source)
             return
-        data = from_callback_state(state, source)
-        if not isinstance(data, dict) or set(data) != {"asha"}:
-            raise ValueError(f"{source}: expected {{'asha': ...}}")
-        load_asha_state(self._scheduler, data["asha"], source)
+        load_asha_state(self._scheduler, from_callback_state(state, source, "asha"), source)

@@ -229,9 +229,9 @@ def test_saved_state_is_json_and_non_finite_values_round_trip(tmp_path):
     _report(original, "worst", 1, float("-inf"), 0.0)
     path = tmp_path / "moasha.json"
     original.save(str(path))
-    data = json.loads(path.read_text(encoding="utf-8"))  # strict JSON: NaN is spelled out
+    data = json.loads(path.read_text(encoding="utf-8"), parse_constant=pytest.fail)  # strict JSON
     assert data["objectives"] == ["clean_acc", "robust_acc"]
-    assert dict(data["rungs"])[1]["diverged"] == ["nan", "inf"]
+    assert dict(data["rungs"])[1]["diverged"] == [None, "inf"]
     restored = _scheduler()
     restored.restore(str(path))
     vector = _rung(restored, 1)["diverged"]
@@ -285,7 +285,7 @@ def test_a_crafted_pickle_at_the_save_path_is_not_executed(tmp_path):
 def _saved(tmp_path, **changes):
     data = json.loads(_saved_text(tmp_path))
     data.update(changes)
-    return data
+    return data  # with the file's header, {"kind": ..., "version": ...}
 
 
 def _saved_text(tmp_path):
@@ -312,7 +312,10 @@ def _saved_text(tmp_path):
         (lambda d: d["rungs"][0].__setitem__(0, "8"), "is not a number"),
         (lambda d: d["rungs"][-1][1].__setitem__("t0", [0.5]), "list of 2 objective values"),
         (lambda d: d["rungs"][-1][1].__setitem__("t0", [0.5, "high"]), "must be a number"),
-        (lambda d: d["rungs"][-1][1].__setitem__("t0", [0.5, None]), "must be a number"),
+        (lambda d: d["rungs"][-1][1].__setitem__("t0", [0.5, "nan"]), "must be a number"),
+        (lambda d: d["rungs"][-1][1].__setitem__("t0", [0.5, True]), "must be a number"),
+        (lambda d: d.update(kind="ASHA"), "not a robnas multi-objective ASHA state"),
+        (lambda d: d.update(version=2), "version 2"),
     ],
 )
 def test_a_bad_state_file_raises_value_error_naming_file_and_problem(tmp_path, change, match):
@@ -328,10 +331,10 @@ def test_a_bad_state_file_raises_value_error_naming_file_and_problem(tmp_path, c
 @pytest.mark.parametrize(
     "text, match",
     [
-        ("", "not valid JSON"),
-        ("[1, 2]", "expected a JSON object"),
-        ('{"objectives": NaN}', "NaN"),
-        ('{"a": 1, "a": 2}', "repeated key 'a'"),
+        ("", "not a readable robnas multi-objective ASHA state"),
+        ("[1, 2]", "not a robnas multi-objective ASHA state"),
+        ('{"kind": "multi-objective ASHA", "version": NaN}', "NaN"),
+        ('{"kind": "multi-objective ASHA", "version": 1}', "missing keys"),
     ],
 )
 def test_a_file_that_is_not_a_state_raises_value_error(tmp_path, text, match):
@@ -341,7 +344,7 @@ def test_a_file_that_is_not_a_state_raises_value_error(tmp_path, text, match):
         _scheduler().restore(str(path))
     assert str(path) in str(error.value)
     path.write_bytes(b"\x80\x04\x95 binary")
-    with pytest.raises(ValueError, match="not UTF-8"):
+    with pytest.raises(ValueError, match="not a readable"):
         _scheduler().restore(str(path))
 
 

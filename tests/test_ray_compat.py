@@ -78,7 +78,7 @@ def test_asha_json_round_trip_reproduces_the_uninterrupted_decisions():
 
     interrupted = _asha()
     _run(interrupted, _BEFORE, seed=0)
-    text = json.dumps(asha_state(interrupted), allow_nan=False)  # strict JSON: NaN spelled out
+    text = json.dumps(asha_state(interrupted), allow_nan=False)  # strict JSON: NaN is null
     resumed = _asha()
     load_asha_state(resumed, json.loads(text), "test")
     assert asha_state(resumed) == asha_state(interrupted)
@@ -94,7 +94,7 @@ def test_asha_state_is_plain_data_with_trial_ids_as_keys():
     assert set(state) == {"brackets", "trial_brackets", "num_stopped", "counter"}
     assert set(state["trial_brackets"]) == {"t0", "t1", "t2", "t4"}  # t3 completed
     first_rung = {t: r for b in state["brackets"] for m, rung in b if m == 1 for t, r in rung.items()}
-    assert first_rung["t2"] == "nan" and first_rung["t1"] == 0.7
+    assert first_rung["t2"] is None and first_rung["t1"] == 0.7
     assert state["num_stopped"] == scheduler._num_stopped
 
 
@@ -125,7 +125,7 @@ def test_asha_state_callback_reads_the_copies_saved_by_robnas_0_1():
         (lambda d: d["brackets"].pop(), "1 saved brackets"),
         (lambda d: d["brackets"][0].pop(), "milestones"),
         (lambda d: d["brackets"][0][0].__setitem__(0, 16), "milestones"),
-        (lambda d: d["brackets"][0][-1][1].__setitem__("t0", None), "'t0' must be a number"),
+        (lambda d: d["brackets"][0][-1][1].__setitem__("t0", "0.5"), "'t0' must be a number"),
         (lambda d: d["trial_brackets"].__setitem__("t0", 2), "bracket 2, not in 0..1"),
         (lambda d: d.__setitem__("num_stopped", -3), "num_stopped must be an integer >= 0"),
     ],
