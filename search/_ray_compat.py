@@ -86,14 +86,14 @@ def load_asha_state(scheduler: Any, data: Any, source: str) -> None:
     milestones. Everything is checked before anything is changed; errors name ``source``."""
     _check_asha(scheduler)
     check_record(data, _ASHA_STATE_KEYS, source)
-    brackets = scheduler._brackets
+    brackets = scheduler._brackets  # ray 2.60: list[_Bracket]
     saved = data["brackets"]
     if len(saved) != len(brackets):
         raise StateError(f"{source}: {len(saved)} saved brackets, the scheduler has {len(brackets)}")
     rungs: list[list[dict[str, float]]] = []
     for i, (bracket, saved_rungs) in enumerate(zip(brackets, saved)):
         where = f"{source}: bracket {i}"
-        mine = [milestone for milestone, _ in bracket._rungs]
+        mine = [milestone for milestone, _ in bracket._rungs]  # ray 2.60: descending milestones
         if not isinstance(saved_rungs, list) or not all(
             isinstance(r, list) and len(r) == 2 and isinstance(r[1], dict) for r in saved_rungs
         ):
@@ -113,12 +113,12 @@ def load_asha_state(scheduler: Any, data: Any, source: str) -> None:
     counter = check_count(data["counter"], f"{source}: counter")
 
     for bracket, recorded_per_rung in zip(brackets, rungs):
-        for (_, recorded), saved_recorded in zip(bracket._rungs, recorded_per_rung):
+        for (_, recorded), saved_recorded in zip(bracket._rungs, recorded_per_rung):  # ray 2.60
             recorded.clear()  # keep Ray's dict objects and milestones, replace the contents
             recorded.update(saved_recorded)
-    scheduler._trial_info = {t: brackets[i] for t, i in trial_brackets.items()}
-    scheduler._num_stopped = num_stopped
-    scheduler._counter = counter
+    scheduler._trial_info = {t: brackets[i] for t, i in trial_brackets.items()}  # ray 2.60
+    scheduler._num_stopped = num_stopped  # ray 2.60
+    scheduler._counter = counter  # ray 2.60
 
 
 def _same_milestones(saved: list[Any], mine: list[Any]) -> bool:
