@@ -157,6 +157,12 @@ def trials_created(generator: Any) -> int:
 def set_trial_budget(generator: Any, total_samples: int) -> None:
     """Let ``generator`` create trials until ``total_samples`` exist, even if it had finished."""
     generator._total_samples = total_samples  # ray 2.60
+    reopen_search_generator(generator)
+
+
+def reopen_search_generator(generator: Any) -> None:
+    """Clear the flag a ``SearchGenerator`` sets when its searcher said FINISHED (restored with
+    the search state), so that a restored search whose budget was raised creates trials again."""
     generator._finished = False  # ray 2.60
 
 

@@ -18,6 +18,7 @@ from robnas.search._ray_compat import (
     asha_state,
     check_ray_compat,
     load_asha_state,
+    reopen_search_generator,
     set_trial_budget,
     trials_created,
     tune_environment,
@@ -214,6 +215,10 @@ def test_search_generator_counters():
     assert trials_created(generator) == 0 and generator.is_finished()
     set_trial_budget(generator, 5)
     assert not generator.is_finished() and generator.total_samples == 5
+    generator.set_finished()  # what Tune does when the searcher returns FINISHED
+    assert generator.is_finished()
+    reopen_search_generator(generator)
+    assert not generator.is_finished() and trials_created(generator) == 0
 
 
 # ---------------------------------------------------------------- environment
