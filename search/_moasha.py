@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import logging
 import math
-import pickle
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from ray.tune.callback import Callback
 from ray.tune.schedulers.trial_scheduler import FIFOScheduler, TrialScheduler
 
 from robnas.analysis._pareto import TIE_BREAKERS, multiobjective_order
+from robnas.search._moasha_state import RungStateCallback, load_state, save_state
 
 if TYPE_CHECKING:
     from ray.tune.execution.tune_controller import TuneController
@@ -167,15 +166,18 @@ class MultiObjectiveASHA(FIFOScheduler):
             "num_stopped": self._num_stopped,
         }
 
-    def set_state(self, state: dict) -> None:
-        """Load :meth:`get_state` output; the objectives, modes and milestones must match."""
+    def set_state(self, state: dict, *, source: str = "saved state") -> None:
+        """Load :meth:`get_state` output; the objectives, modes and milestones must match.
+
+        A mismatch raises ``ValueError`` naming ``source`` (e.g. the file it came from).
+        """
         mine = self.get_state()
         for key in ("objectives", "modes"):
             if tuple(state[key]) != mine[key]:
-                raise ValueError(f"saved {key} {tuple(state[key])} differ from {mine[key]}")
+                raise ValueError(f"{source}: saved {key} {tuple(state[key])} differ from {mine[key]}")
         saved = sorted(milestone for milestone, _ in state["rungs"])
         if saved != list(self.milestones):
-            raise ValueError(f"saved rung milestones {saved} differ from {list(self.milestones)}")
+            raise ValueError(f"{source}: saved rung milestones {saved} differ from {list(self.milestones)}")
         self._bracket.rungs = [
             (milestone, dict(recorded))
             for milestone, recorded in sorted(state["rungs"], key=lambda rung: -rung[0])
@@ -183,21 +185,21 @@ class MultiObjectiveASHA(FIFOScheduler):
         self._num_stopped = int(state["num_stopped"])
 
     def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as f:
-            pickle.dump(self.get_state(), f)
+        """Write the state as JSON (see :mod:`robnas.search._moasha_state`)."""
+        save_state(checkpoint_path, self.get_state())
 
     def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as f:
-            self.set_state(pickle.load(f))
+        """Read a :meth:`save` file; anything else raises ``ValueError`` naming the file."""
+        self.set_state(load_state(checkpoint_path), source=str(checkpoint_path))
 
-    def state_callback(self) -> Callback:
+    def state_callback(self) -> RungStateCallback:
         """A Tune callback that checkpoints this scheduler's rungs with the experiment state.
 
         Tune pickles the scheduler and the run config's callbacks together in ``tuner.pkl``, so
         after ``Tuner.restore`` the callback still points at the restored scheduler and hands it
         the rung contents saved at the last experiment checkpoint.
         """
-        return _RungStateCallback(self)
+        return RungStateCallback(self)
 
 
 def _as_float(value: Any) -> float:
@@ -270,14 +272,5 @@ class _Bracket:
         return "Bracket: " + rungs
 
 
-class _RungStateCallback(Callback):
-    """Carries a :class:`MultiObjectiveASHA`'s rung state through Tune's callback checkpoints."""
-
-    def __init__(self, scheduler: MultiObjectiveASHA):
-        self._scheduler = scheduler
-
-    def get_state(self) -> dict | None:
-        return {"multi_objective_asha": self._scheduler.get_state()}
-
-    def set_state(self, state: dict) -> None:
-        self._scheduler.set_state(state["multi_objective_asha"])
+# tuner.pkl files written by robnas 0.1.0 name the callback class by this path.
+_RungStateCallback = RungStateCallback

@@ -15,12 +15,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from robnas.search._ray_compat import check_ray_compat, tune_environment
 from robnas.search._settings import SearchSettings
 from robnas.trainables._layout import atomic_write_json
 
 SETTINGS_FILE = "robnas.json"
 # Tune saves the experiment state (trials, searcher, scheduler) at most this often, seconds.
-_STATE_PERIOD_S = "2"
+STATE_PERIOD_S = "2"
 
 
 def trial_dirname(trial) -> str:
@@ -32,6 +33,7 @@ class ExperimentExistsError(ValueError):
     """The experiment directory exists and neither resume nor overwrite was asked for."""
 
 
+@tune_environment(state_period_s=STATE_PERIOD_S)
 def run(
     settings: SearchSettings | None = None,
     *,
@@ -52,6 +54,7 @@ def run(
             the same config and resources; pass it again to ``resume``.
         **options: ``SearchSettings`` fields overriding ``settings``.
     """
+    check_ray_compat()
     if settings is None:
         settings = SearchSettings.from_mapping(options)
     elif options:
@@ -80,6 +83,7 @@ def run(
     return tuner.fit()
 
 
+@tune_environment(state_period_s=STATE_PERIOD_S)
 def resume(
     path: str | os.PathLike,
     *,
@@ -94,6 +98,7 @@ def resume(
         trainable: a Tune function trainable run instead of the built-in one (see ``run``);
             give the one the search was started with.
     """
+    check_ray_compat()
     from ray import tune
 
     from robnas.search._study import saved_state, set_budget
@@ -108,8 +113,6 @@ def resume(
         raise ValueError(f"{path} has no saved search state to resume from")
     saved_state(path)  # robnas's own state is checked before anything runs or changes
     _init_ray(settings)
-    os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = _STATE_PERIOD_S
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     if num_samples is not None:
         set_budget(path, num_samples)
         _write_settings(path, settings)
@@ -230,8 +233,6 @@ def _new_tuner(settings: SearchSettings, param_space: dict[str, Any], *, trainab
         FrontProgress(settings.objective_names, settings.directions, settings.num_samples, max_epochs=settings.max_epochs)
     ]
     callbacks += [c for c in [state_callback(scheduler)] if c is not None]
-    os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = _STATE_PERIOD_S
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # progress is robnas's own, one line a trial
     return tune.Tuner(
         _trainable(settings, trainable),
         param_space=param_space,
@@ -255,16 +256,22 @@ def _new_tuner(settings: SearchSettings, param_space: dict[str, Any], *, trainab
 
 
 def _init_ray(settings: SearchSettings) -> None:
+    init_ray(settings.address, dashboard=settings.dashboard)
+
+
+def init_ray(address: str | None, *, dashboard: bool = False) -> None:
+    """Join the Ray cluster at ``address``, or start a new local instance on 127.0.0.1
+    (unless Ray is running in this process already)."""
     import ray
 
     if ray.is_initialized():
         return
-    if settings.address:
-        ray.init(address=settings.address, log_to_driver=False, logging_level="ERROR")
+    if address:
+        ray.init(address=address, log_to_driver=False, logging_level="ERROR")
     else:
         ray.init(
             address="local",  # a new local instance; --address auto joins a running cluster
-            include_dashboard=settings.dashboard,
+            include_dashboard=dashboard,
             log_to_driver=False,
             logging_level="ERROR",
             _node_ip_address="127.0.0.1",

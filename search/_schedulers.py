@@ -8,13 +8,16 @@ checkpoints (Tune saves and restores callback state) for ASHA and multi-objectiv
 
 from __future__ import annotations
 
-import copy
+from types import SimpleNamespace
 
 from ray.tune import Callback
 
+from robnas.search._callback_json import callback_state, from_callback_state
+from robnas.search._ray_compat import asha_state, load_asha_state
 from robnas.search._settings import SCHEDULERS, SearchSettings
 
 TIME_ATTR = "epoch"
+_LEGACY_KEYS = {"_brackets", "_trial_info", "_num_stopped", "_counter"}
 
 
 def make_scheduler(settings: SearchSettings):
@@ -70,16 +73,23 @@ def state_callback(scheduler) -> Callback | None:
 
 
 class _ASHAStateCallback(Callback):
-    """Carries Ray's ``ASHAScheduler`` rungs (trial id -> metric per rung) across a restore."""
+    """Carries Ray's ``ASHAScheduler`` rungs (trial id -> reward per rung) across a restore.
 
-    _STATE = ("_brackets", "_trial_info", "_num_stopped", "_counter")
+    The state handed to Tune is ``{"robnas_json": <JSON text>}``, read back with validation.
+    """
 
     def __init__(self, scheduler) -> None:
         self._scheduler = scheduler
 
     def get_state(self) -> dict:
-        return {"asha": copy.deepcopy({k: getattr(self._scheduler, k) for k in self._STATE})}
+        return callback_state({"asha": asha_state(self._scheduler)})
 
     def set_state(self, state: dict) -> None:
-        for key, value in state["asha"].items():
-            setattr(self._scheduler, key, value)
+        source = "ASHA state in Tune's callback checkpoint"
+        legacy_state = state.get("asha") if isinstance(state, dict) and set(state) == {"asha"} else None
+        if isinstance(legacy_state, dict) and set(legacy_state) == _LEGACY_KEYS:
+            # Saved by robnas 0.1.0 (copies of Ray's objects, unpickled by Tune): read as data.
+            legacy = SimpleNamespace(**legacy_state)
+            load_asha_state(self._scheduler, asha_state(legacy), source)
+            return
+        load_asha_state(self._scheduler, from_callback_state(state, source, "asha"), source)

@@ -33,6 +33,7 @@ from ray.tune.search import SearchGenerator, Searcher
 
 from robnas.search._domains import draw, searched_domains, to_distribution, to_domain
 from robnas.search._json_state import StateError, number_map_in, number_map_out, read_state, require, write_state
+from robnas.search._ray_compat import reopen_search_generator
 from robnas.search._screening import Candidate, Screen, finite_values
 from robnas.search._searchers import make_sampler
 from robnas.spaces._keys import config_key
@@ -372,10 +373,5 @@ class StudySearchGenerator(SearchGenerator):
         while not isinstance(searcher, StudySearcher) and hasattr(searcher, "searcher"):
             searcher = searcher.searcher
         if isinstance(searcher, StudySearcher) and not searcher.is_done:
-            reopen(self)
+            reopen_search_generator(self)
 
-
-def reopen(generator: SearchGenerator) -> None:
-    """Clear a restored ``SearchGenerator``'s finished flag (Ray's private ``_finished``,
-    checked with ray 2.60)."""
-    generator._finished = False

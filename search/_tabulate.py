@@ -22,7 +22,8 @@ from typing import Any
 
 import pandas as pd
 
-from robnas.search._run import trial_dirname, versions
+from robnas.search._ray_compat import tune_environment
+from robnas.search._run import STATE_PERIOD_S, init_ray, trial_dirname, versions
 from robnas.spaces._genotype import EDGE_KEYS, OPS, Genotype
 from robnas.trainables._layout import atomic_write_bytes, atomic_write_json, atomic_write_text, read_results
 
@@ -198,8 +199,7 @@ def tabulate(settings: TabulateSettings, *, resume: bool = False, overwrite: boo
     if existing:
         _check_previous(path, settings, compare=resume)
     load_dataset(settings.dataset, settings.data_dir)  # fail now, not in every trial
-    _init_ray(settings.address)
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    init_ray(settings.address)
     trainable = tune.with_resources(robust_trainable, {"cpu": settings.cpus_per_trial})
     if existing and resume and tune.Tuner.can_restore(str(path)):
         tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_unfinished=True, resume_errored=True)
@@ -208,7 +208,8 @@ def tabulate(settings: TabulateSettings, *, resume: bool = False, overwrite: boo
             shutil.rmtree(path)
         atomic_write_json(path / SETTINGS_FILE, {"settings": settings.to_dict(), "versions": versions()})
         tuner = _new_tuner(settings, trainable, path, callbacks=list(callbacks))
-    table, failed, unfinished = collect(tuner.fit(), settings)
+    with tune_environment(state_period_s=STATE_PERIOD_S):
+        table, failed, unfinished = collect(tuner.fit(), settings)
     written = not unfinished and len(table) > 0
     if written:
         write_table(table, out)
@@ -304,14 +305,3 @@ def _check_previous(path: Path, settings: TabulateSettings, *, compare: bool) ->
         raise ValueError(
             f"cannot resume {path} with different {', '.join(changed)}; use --overwrite to start again"
         )
-
-
-def _init_ray(address: str | None) -> None:
-    import ray
-
-    if ray.is_initialized():
-        return
-    if address:
-        ray.init(address=address, log_to_driver=False, logging_level="ERROR")
-    else:
-        ray.init(include_dashboard=False, log_to_driver=False, logging_level="ERROR", _node_ip_address="127.0.0.1")

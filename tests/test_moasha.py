@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import json
 import logging
+import math
 import pickle
+import re
 from types import SimpleNamespace
 from unittest.mock import MagicMock
 
@@ -184,9 +187,9 @@ def _decisions(scheduler):
 def test_save_restore_gives_the_same_decisions(tmp_path):
     original = _scheduler()
     _half_run(original)
-    original.save(str(tmp_path / "moasha.pkl"))
+    original.save(str(tmp_path / "moasha.json"))
     restored = _scheduler()
-    restored.restore(str(tmp_path / "moasha.pkl"))
+    restored.restore(str(tmp_path / "moasha.json"))
     assert restored.get_state() == original.get_state()
     assert _decisions(restored) == _decisions(original) == [CONTINUE, STOP, STOP, CONTINUE]
 
@@ -217,3 +220,139 @@ def test_set_state_rejects_other_settings():
         _scheduler(objectives=("clean_acc", "sparsity")).set_state(state)
     with pytest.raises(ValueError, match="milestones"):
         _scheduler(max_t=20).set_state(state)
+
+
+def test_saved_state_is_json_and_non_finite_values_round_trip(tmp_path):
+    original = _scheduler()
+    _half_run(original)
+    _report(original, "diverged", 1, float("nan"), float("inf"))
+    _report(original, "worst", 1, float("-inf"), 0.0)
+    path = tmp_path / "moasha.json"
+    original.save(str(path))
+    data = json.loads(path.read_text(encoding="utf-8"), parse_constant=pytest.fail)  # strict JSON
+    assert data["objectives"] == ["clean_acc", "robust_acc"]
+    assert dict(data["rungs"])[1]["diverged"] == [None, "inf"]
+    restored = _scheduler()
+    restored.restore(str(path))
+    vector = _rung(restored, 1)["diverged"]
+    assert math.isnan(vector[0]) and vector[1] == float("inf")
+    assert _rung(restored, 1)["worst"] == (float("-inf"), 0.0)
+    assert list(_rung(restored, 1)) == list(_rung(original, 1))  # arrival order is kept
+    assert _decisions(restored) == _decisions(original)
+
+
+def test_state_callback_hands_tune_json_text():
+    running = _scheduler()
+    _half_run(running)
+    _report(running, "diverged", 1, float("nan"), 0.5)
+    saved = running.state_callback().get_state()
+    assert list(saved) == ["robnas_json"] and isinstance(saved["robnas_json"], str)
+    restored = _scheduler()
+    restored.state_callback().set_state(pickle.loads(pickle.dumps(saved)))
+    assert math.isnan(_rung(restored, 1)["diverged"][0])
+    assert _decisions(restored) == _decisions(running)
+
+
+def test_state_callback_reads_the_plain_state_of_robnas_0_1():
+    running = _scheduler()
+    _half_run(running)
+    restored = _scheduler()
+    restored.state_callback().set_state({"multi_objective_asha": running.get_state()})
+    assert restored.get_state() == running.get_state()
+
+
+class _WritesMarker:
+    """Unpickling calls ``open(marker, "w")``: the file appears if the pickle is ever loaded."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_crafted_pickle_at_the_save_path_is_not_executed(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "moasha.pkl"
+    path.write_bytes(pickle.dumps(_WritesMarker(marker)))
+    for protocol in (0, 2, pickle.HIGHEST_PROTOCOL):
+        path.write_bytes(pickle.dumps(_WritesMarker(marker), protocol=protocol))
+        with pytest.raises(ValueError, match=re.escape(str(path))):
+            _scheduler().restore(str(path))
+        assert not marker.exists()
+
+
+def _saved(tmp_path, **changes):
+    data = json.loads(_saved_text(tmp_path))
+    data.update(changes)
+    return data  # with the file's header, {"kind": ..., "version": ...}
+
+
+def _saved_text(tmp_path):
+    s = _scheduler()
+    _half_run(s)
+    s.save(str(tmp_path / "good.json"))
+    return (tmp_path / "good.json").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda d: d.pop("num_stopped"), "missing keys \\['num_stopped'\\]"),
+        (lambda d: d.update(extra=1), "unknown keys \\['extra'\\]"),
+        (lambda d: d.update(objectives="clean_acc"), "'objectives' has type str"),
+        (lambda d: d.update(objectives=["clean_acc", "sparsity"]), "saved objectives"),
+        (lambda d: d.update(modes=["max", "min"]), "saved modes"),
+        (lambda d: d.update(modes=["max", 1]), "modes must be a list of strings"),
+        (lambda d: d.update(num_stopped=-1), "num_stopped must be an integer >= 0"),
+        (lambda d: d.update(num_stopped=True), "'num_stopped' has type bool"),
+        (lambda d: d["rungs"].pop(), "milestones"),
+        (lambda d: d["rungs"].append([16, {}]), "milestones"),
+        (lambda d: d["rungs"][0].append(1), "a rung must be"),
+        (lambda d: d["rungs"][0].__setitem__(0, "8"), "is not a number"),
+        (lambda d: d["rungs"][-1][1].__setitem__("t0", [0.5]), "list of 2 objective values"),
+        (lambda d: d["rungs"][-1][1].__setitem__("t0", [0.5, "high"]), "must be a number"),
+        (lambda d: d["rungs"][-1][1].__setitem__("t0", [0.5, "nan"]), "must be a number"),
+        (lambda d: d["rungs"][-1][1].__setitem__("t0", [0.5, True]), "must be a number"),
+        (lambda d: d.update(kind="ASHA"), "not a robnas multi-objective ASHA state"),
+        (lambda d: d.update(version=2), "version 2"),
+    ],
+)
+def test_a_bad_state_file_raises_value_error_naming_file_and_problem(tmp_path, change, match):
+    data = _saved(tmp_path)
+    change(data)
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ValueError, match=match) as error:
+        _scheduler().restore(str(path))
+    assert str(path) in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("", "not a readable robnas multi-objective ASHA state"),
+        ("[1, 2]", "not a robnas multi-objective ASHA state"),
+        ('{"kind": "multi-objective ASHA", "version": NaN}', "NaN"),
+        ('{"kind": "multi-objective ASHA", "version": 1}', "missing keys"),
+    ],
+)
+def test_a_file_that_is_not_a_state_raises_value_error(tmp_path, text, match):
+    path = tmp_path / "bad.json"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ValueError, match=match) as error:
+        _scheduler().restore(str(path))
+    assert str(path) in str(error.value)
+    path.write_bytes(b"\x80\x04\x95 binary")
+    with pytest.raises(ValueError, match="not a readable"):
+        _scheduler().restore(str(path))
+
+
+def test_a_bad_callback_state_raises_value_error():
+    callback = _scheduler().state_callback()
+    with pytest.raises(ValueError, match="robnas_json"):
+        callback.set_state({"something": "else"})
+    with pytest.raises(ValueError, match="not valid JSON"):
+        callback.set_state({"robnas_json": "{"})
+    with pytest.raises(ValueError, match="multi_objective_asha"):
+        callback.set_state({"robnas_json": "{}"})

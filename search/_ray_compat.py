@@ -1,0 +1,205 @@
+"""The one place where robnas relies on Ray Tune internals (checked against ray 2.60).
+
+- ASHA's rungs: Tune does not save a scheduler's state with the experiment, so robnas reads
+  ``ASHAScheduler``'s rungs as plain JSON-able data (:func:`asha_state`) and writes them back
+  into a fresh scheduler (:func:`load_asha_state`).
+- ``SearchGenerator``'s trial counter and budget, which a resume may raise.
+- Settings that Tune reads only from ``os.environ``, set around ``tuner.fit()`` by
+  :func:`tune_environment` and restored afterwards.
+
+:func:`check_ray_compat` verifies, when a search starts, that every private attribute used here
+still exists with the shape robnas expects, and raises a one-line ``RuntimeError`` otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from robnas.search._callback_json import check_count, check_record, decode_float, encode_float
+from robnas.search._json_state import StateError
+
+TESTED_RAY = "2.40-2.60"
+_ASHA_STATE_KEYS = {"brackets": list, "trial_brackets": dict, "num_stopped": int, "counter": int}
+
+
+def _incompatible(component: str, detail: str) -> RuntimeError:
+    import ray
+
+    return RuntimeError(
+        f"robnas: Ray {ray.__version__} changed {component} internals ({detail}); "
+        f"robnas is tested with ray {TESTED_RAY}"
+    )
+
+
+# --------------------------------------------------------------------------- ASHA rungs
+
+
+def _check_asha(scheduler: Any) -> None:
+    """The ``AsyncHyperBandScheduler`` attributes robnas reads and writes (ray 2.60):
+    ``_brackets``: list of ``_Bracket`` whose ``_rungs`` is a list of ``(milestone, {trial_id:
+    reward})`` in descending milestone order; ``_trial_info``: ``{trial_id: _Bracket}`` (one of
+    ``_brackets``); ``_num_stopped`` and ``_counter``: ints."""
+    for name in ("_brackets", "_trial_info", "_num_stopped", "_counter"):
+        if not hasattr(scheduler, name):
+            raise _incompatible("ASHAScheduler", f"no {name}")
+    if not isinstance(scheduler._brackets, list) or not scheduler._brackets:
+        raise _incompatible("ASHAScheduler", "_brackets is not a non-empty list")
+    if not isinstance(scheduler._trial_info, dict):
+        raise _incompatible("ASHAScheduler", "_trial_info is not a dict")
+    for bracket in scheduler._brackets:
+        rungs = getattr(bracket, "_rungs", None)
+        if not isinstance(rungs, list):
+            raise _incompatible("ASHAScheduler", "no _Bracket._rungs list")
+        for rung in rungs:
+            if not (isinstance(rung, tuple) and len(rung) == 2 and isinstance(rung[1], dict)):
+                raise _incompatible("ASHAScheduler", "a rung is not (milestone, {trial_id: reward})")
+
+
+def asha_state(scheduler: Any) -> dict[str, Any]:
+    """``scheduler``'s rungs and counters as JSON-able data.
+
+    ``brackets``: per bracket, its rungs as ``[milestone, {trial_id: reward}]`` (reward =
+    metric signed by mode; NaN as ``null``, infinities as ``"inf"``/``"-inf"``), in Ray's order;
+    ``trial_brackets``: ``{trial_id: bracket index}`` of the trials in play.
+    """
+    _check_asha(scheduler)
+    brackets = scheduler._brackets  # ray 2.60: list[_Bracket]
+    index = {id(bracket): i for i, bracket in enumerate(brackets)}
+    return {
+        "brackets": [
+            [[milestone, {str(t): encode_float(r) for t, r in recorded.items()}] for milestone, recorded in b._rungs]
+            for b in brackets  # ray 2.60: _Bracket._rungs = [(milestone, {trial_id: reward})]
+        ],
+        # ray 2.60: _trial_info = {trial_id: _Bracket}, the bracket objects of _brackets
+        "trial_brackets": {str(t): index[id(b)] for t, b in scheduler._trial_info.items()},
+        "num_stopped": int(scheduler._num_stopped),  # ray 2.60: int
+        "counter": int(scheduler._counter),  # ray 2.60: int (unused by Ray, kept as it was)
+    }
+
+
+def load_asha_state(scheduler: Any, data: Any, source: str) -> None:
+    """Put :func:`asha_state` output into ``scheduler``, which must have the same brackets and
+    milestones. Everything is checked before anything is changed; errors name ``source``."""
+    _check_asha(scheduler)
+    check_record(data, _ASHA_STATE_KEYS, source)
+    brackets = scheduler._brackets  # ray 2.60: list[_Bracket]
+    saved = data["brackets"]
+    if len(saved) != len(brackets):
+        raise StateError(f"{source}: {len(saved)} saved brackets, the scheduler has {len(brackets)}")
+    rungs: list[list[dict[str, float]]] = []
+    for i, (bracket, saved_rungs) in enumerate(zip(brackets, saved)):
+        where = f"{source}: bracket {i}"
+        mine = [milestone for milestone, _ in bracket._rungs]  # ray 2.60: descending milestones
+        if not isinstance(saved_rungs, list) or not all(
+            isinstance(r, list) and len(r) == 2 and isinstance(r[1], dict) for r in saved_rungs
+        ):
+            raise StateError(f"{where} must be a list of [milestone, {{trial_id: reward}}]")
+        theirs = [r[0] for r in saved_rungs]
+        if not _same_milestones(theirs, mine):
+            raise StateError(f"{where}: saved rung milestones {theirs} differ from {mine}")
+        rungs.append([
+            {t: decode_float(r, f"{where} milestone {m} trial {t!r}") for t, r in recorded.items()}
+            for m, recorded in saved_rungs
+        ])
+    trial_brackets = data["trial_brackets"]
+    for trial_id, i in trial_brackets.items():
+        if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < len(brackets):
+            raise StateError(f"{source}: trial {trial_id!r} has bracket {i!r}, not in 0..{len(brackets) - 1}")
+    num_stopped = check_count(data["num_stopped"], f"{source}: num_stopped")
+    counter = check_count(data["counter"], f"{source}: counter")
+
+    for bracket, recorded_per_rung in zip(brackets, rungs):
+        for (_, recorded), saved_recorded in zip(bracket._rungs, recorded_per_rung):  # ray 2.60
+            recorded.clear()  # keep Ray's dict objects and milestones, replace the contents
+            recorded.update(saved_recorded)
+    scheduler._trial_info = {t: brackets[i] for t, i in trial_brackets.items()}  # ray 2.60
+    scheduler._num_stopped = num_stopped  # ray 2.60
+    scheduler._counter = counter  # ray 2.60
+
+
+def _same_milestones(saved: list[Any], mine: list[Any]) -> bool:
+    return len(saved) == len(mine) and all(
+        isinstance(s, (int, float)) and not isinstance(s, bool) and math.isclose(s, m, rel_tol=1e-12)
+        for s, m in zip(saved, mine)
+    )
+
+
+# --------------------------------------------------------------------------- SearchGenerator
+
+
+def _check_search_generator(generator: Any) -> None:
+    """ray 2.60 ``SearchGenerator``: ``_counter`` (trials created), ``_total_samples`` (budget),
+    ``_finished`` (the searcher said FINISHED); ``is_finished()`` reads all three."""
+    for name in ("_counter", "_total_samples", "_finished"):
+        if not hasattr(generator, name):
+            raise _incompatible("SearchGenerator", f"no {name}")
+    saved = generator._counter, generator._total_samples, generator._finished
+    try:  # the budget a resume raises must be what is_finished() reads
+        generator._counter, generator._total_samples, generator._finished = 1, 2, False
+        open_budget = not generator.is_finished()
+        generator._finished = True
+        closes = generator.is_finished()
+    finally:
+        generator._counter, generator._total_samples, generator._finished = saved
+    if not (open_budget and closes):
+        raise _incompatible("SearchGenerator", "is_finished() ignores _counter/_total_samples/_finished")
+
+
+def trials_created(generator: Any) -> int:
+    """Trials the generator has created so far."""
+    return generator._counter  # ray 2.60
+
+
+def set_trial_budget(generator: Any, total_samples: int) -> None:
+    """Let ``generator`` create trials until ``total_samples`` exist, even if it had finished."""
+    generator._total_samples = total_samples  # ray 2.60
+    reopen_search_generator(generator)
+
+
+def reopen_search_generator(generator: Any) -> None:
+    """Clear the flag a ``SearchGenerator`` sets when its searcher said FINISHED (restored with
+    the search state), so that a restored search whose budget was raised creates trials again."""
+    generator._finished = False  # ray 2.60
+
+
+# --------------------------------------------------------------------------- environment
+
+
+@contextlib.contextmanager
+def tune_environment(*, state_period_s: str) -> Iterator[None]:
+    """Set the options Tune reads only from ``os.environ`` while active, then restore them.
+
+    ``TUNE_GLOBAL_CHECKPOINT_S`` (ray 2.60: read by ``TuneController.__init__`` inside
+    ``tuner.fit()``): seconds between experiment-state checkpoints. ``RAY_AIR_NEW_OUTPUT=0``
+    (ray 2.60: read in ``tune.run``): Tune's legacy reporter, quiet at ``verbose=0``, since
+    progress is robnas's own; a value the user set is kept.
+    """
+    wanted = {"TUNE_GLOBAL_CHECKPOINT_S": state_period_s}
+    if "RAY_AIR_NEW_OUTPUT" not in os.environ:
+        wanted["RAY_AIR_NEW_OUTPUT"] = "0"
+    previous = {name: os.environ.get(name) for name in wanted}
+    os.environ.update(wanted)
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+# --------------------------------------------------------------------------- the check
+
+
+def check_ray_compat() -> None:
+    """Raise a one-line ``RuntimeError`` if Ray's internals that robnas uses have changed."""
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search import SearchGenerator, Searcher
+
+    _check_asha(ASHAScheduler(metric="score", mode="max", max_t=4, grace_period=1, reduction_factor=2))
+    _check_search_generator(SearchGenerator(Searcher()))
