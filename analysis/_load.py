@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 
 from robnas.spaces._genotype import EDGE_KEYS, Genotype
-from robnas.trainables._layout import checkpoint_dirs, is_trial_dir, read_params, read_results
+from robnas.trainables._layout import SEARCH_SETTINGS_FILE, checkpoint_dirs, is_trial_dir, read_params, read_results
 
-SETTINGS_FILE = "robnas.json"
+SETTINGS_FILE = SEARCH_SETTINGS_FILE
 CONFIG_PREFIX = "config/"
 #: Statuses Tune gives a trial; ``ERROR`` trials failed for good.
 STATUSES = ("TERMINATED", "ERROR", "RUNNING", "PAUSED", "PENDING")

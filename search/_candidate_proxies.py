@@ -27,6 +27,7 @@ from robnas.search.proxies import _synflow
 from robnas.search.proxies._registry import ADVERSARIAL, PROXIES, compute_proxies
 from robnas.spaces._attack import budget_fraction
 from robnas.spaces._compose import TrialConfig
+from robnas.spaces._genotype import Genotype
 from robnas.trainables._data import load_dataset
 from robnas.trainables._network import build_network
 from robnas.trainables._pruning import MaskSet
@@ -81,6 +82,45 @@ def dataset_batch(
     generator = torch.Generator().manual_seed(seed)
     index = torch.randperm(len(data.x_train), generator=generator)[: min(size, len(data.x_train))]
     return data.x_train[index].clone(), data.y_train[index].clone()
+
+
+def shaped_batch(
+    batch: tuple[torch.Tensor, torch.Tensor], *, input_size: int, channels: int, num_classes: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``batch`` as a stand-in batch of another network's shape: images ``(n, C, H, W)`` resized
+    (bilinear) to ``input_size`` x ``input_size``, grey images copied to ``channels`` channels
+    (colour images averaged to grey first), labels taken modulo ``num_classes``."""
+    import torch.nn.functional as F
+
+    x, y = batch
+    if x.shape[-1] != input_size or x.shape[-2] != input_size:
+        x = F.interpolate(x, size=(input_size, input_size), mode="bilinear", align_corners=False)
+    if x.shape[1] != channels:
+        grey = x if x.shape[1] == 1 else x.mean(dim=1, keepdim=True)
+        x = grey.repeat(1, channels, 1, 1)
+    return x.clamp(0, 1).contiguous(), y % num_classes
+
+
+def score_cell(
+    genotype: Genotype,
+    batch: tuple[torch.Tensor, torch.Tensor],
+    *,
+    width: int,
+    cells_per_stage: int,
+    num_classes: int,
+    names: Sequence[str],
+    eps: float | None = None,
+    seed: int = 0,
+) -> dict[str, float]:
+    """``{proxy: score}`` of the NB201 network of ``genotype`` initialised with ``seed``, on
+    ``batch`` (its channels set the network's); ``eps`` a fraction of 1 (``*_adv`` proxies)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_network(
+            genotype, width=width, cells_per_stage=cells_per_stage,
+            in_channels=batch[0].shape[1], num_classes=num_classes,
+        )
+    return score_network(model, batch, names=names, eps=eps, seed=seed, copy=False)
 
 
 def network_of(

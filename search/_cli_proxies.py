@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from pathlib import Path
-from typing import Any
 
 _NETWORK_FLAGS = (
     ("--width", 16, "channels C of the first stage"),
@@ -57,31 +55,6 @@ def add_proxies_parser(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run_proxies)
 
 
-def read_archs(path: str) -> list[str]:
-    """The NB201 strings of ``path``, one per non-blank line (``#`` starts a comment line)."""
-    from robnas.spaces._genotype import Genotype
-
-    file = Path(path)
-    if not file.is_file():
-        raise ValueError(f"--archs file {path} does not exist or is not a file")
-    try:
-        lines = file.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as error:
-        raise ValueError(f"cannot read --archs file {path}: {error}") from None
-    archs = []
-    for number, line in enumerate(lines, start=1):
-        text = line.strip()
-        if not text or text.startswith("#"):
-            continue
-        try:
-            archs.append(Genotype.from_str(text).to_str())
-        except ValueError as error:
-            raise ValueError(f"{path} line {number}: {error}") from None
-    if not archs:
-        raise ValueError(f"--archs file {path} holds no NB201 string")
-    return archs
-
-
 def _names(text: str | None) -> tuple[str, ...]:
     from robnas.search._candidate_proxies import check_proxy_names
     from robnas.search.proxies._registry import DATA_DEPENDENT, DATA_FREE, PROXIES
@@ -106,56 +79,23 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--eps must be in (0, 255] (units of 1/255), got {args.eps}")
 
 
-def network_batch(args: argparse.Namespace):
-    """The batch ``(x, y)`` of the network's shape (see the module docstring)."""
-    import torch.nn.functional as F
-
-    from robnas.search._candidate_proxies import dataset_batch
-
-    x, y = dataset_batch(args.dataset, args.data_dir, size=args.batch_size, seed=args.seed)
-    channels = args.in_channels or x.shape[1]
-    if x.shape[-1] != args.input_size:
-        x = F.interpolate(x, size=(args.input_size, args.input_size), mode="bilinear", align_corners=False)
-    if x.shape[1] != channels:
-        x = x.repeat(1, channels, 1, 1) if x.shape[1] == 1 else x.mean(dim=1, keepdim=True).repeat(1, channels, 1, 1)
-    return x.clamp(0, 1).contiguous(), y % args.num_classes
-
-
-def score_arch(arch: str, args: argparse.Namespace, batch, names: tuple[str, ...], eps: float) -> dict[str, Any]:
-    """``{proxy: score}`` of one cell (``None`` for an undefined score)."""
-    import torch
-
-    from robnas.search._candidate_proxies import score_network
-    from robnas.spaces._attack import budget_fraction
-    from robnas.spaces._genotype import Genotype
-    from robnas.trainables._network import build_network
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(args.seed)
-        model = build_network(
-            Genotype.from_str(arch),
-            width=args.width,
-            cells_per_stage=args.cells,
-            in_channels=batch[0].shape[1],
-            num_classes=args.num_classes,
-        )
-    scores = score_network(model, batch, names=names, eps=budget_fraction(eps, name="--eps"), seed=args.seed)
-    return {name: (value if math.isfinite(value) else None) for name, value in scores.items()}
-
-
 def run_proxies(args: argparse.Namespace) -> int:
-    from robnas.spaces._defaults import DATASET_DEFAULTS
-    from robnas.spaces._genotype import Genotype
+    from robnas.search._candidate_proxies import dataset_batch, score_cell, shaped_batch
+    from robnas.spaces import budget_fraction
+    from robnas.spaces._defaults import dataset_default
+    from robnas.spaces._genotype import Genotype, read_archs
 
     _check_args(args)
     names = _names(args.names)
-    archs = read_archs(args.archs) if args.archs else [Genotype.from_str(args.arch).to_str()]
-    if args.dataset not in DATASET_DEFAULTS:
-        raise ValueError(f"unknown dataset {args.dataset!r}; choose from {', '.join(DATASET_DEFAULTS)}")
-    eps = args.eps if args.eps is not None else float(DATASET_DEFAULTS[args.dataset]["eps"])
-    batch = network_batch(args)
+    archs = read_archs(args.archs) if args.archs else (Genotype.from_str(args.arch).to_str(),)
+    eps = budget_fraction(args.eps if args.eps is not None else dataset_default(args.dataset, "eps"), name="eps")
+    batch = dataset_batch(args.dataset, args.data_dir, size=args.batch_size, seed=args.seed)
+    batch = shaped_batch(batch, input_size=args.input_size, channels=args.in_channels or batch[0].shape[1],
+                         num_classes=args.num_classes)
     for arch in archs:
-        scores = score_arch(arch, args, batch, names, eps)
+        scores = score_cell(Genotype.from_str(arch), batch, width=args.width, cells_per_stage=args.cells,
+                            num_classes=args.num_classes, names=names, eps=eps, seed=args.seed)
+        scores = {name: (value if math.isfinite(value) else None) for name, value in scores.items()}
         if args.archs:
             print(json.dumps({"arch": arch, **scores}), flush=True)
         elif args.json:

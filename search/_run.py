@@ -7,7 +7,6 @@ A search is a normal Ray Tune experiment directory ``STORAGE/NAME`` (readable wi
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import platform
 import shutil
@@ -17,9 +16,9 @@ from typing import Any
 
 from robnas.search._ray_compat import check_ray_compat, tune_environment
 from robnas.search._settings import SearchSettings
+from robnas.trainables._layout import SEARCH_SETTINGS_FILE as SETTINGS_FILE
 from robnas.trainables._layout import atomic_write_json
 
-SETTINGS_FILE = "robnas.json"
 # Tune saves the experiment state (trials, searcher, scheduler) at most this often, seconds.
 STATE_PERIOD_S = "2"
 
@@ -127,19 +126,10 @@ def resume(
 
 def read_settings(path: str | os.PathLike) -> SearchSettings:
     """The settings a search in ``path`` was started with (from its ``robnas.json``)."""
+    from robnas.analysis._load import read_search_settings
+
     path = Path(path)
-    if not path.exists():
-        raise ValueError(f"run directory {path} does not exist")
-    if not path.is_dir():
-        raise ValueError(f"run directory {path} is not a directory")
-    file = path / SETTINGS_FILE
-    if not file.is_file():
-        raise ValueError(f"{path} is not a robnas search (no {SETTINGS_FILE})")
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-        return SearchSettings.from_mapping(data["settings"], source=str(file))
-    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{file} is not a valid robnas settings file ({error})") from None
+    return SearchSettings.from_mapping(read_search_settings(path), source=str(path / SETTINGS_FILE))
 
 
 def _check_is_experiment(path: Path) -> None:

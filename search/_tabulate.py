@@ -25,6 +25,8 @@ import pandas as pd
 from robnas.search._ray_compat import tune_environment
 from robnas.search._run import STATE_PERIOD_S, init_ray, trial_dirname, versions
 from robnas.spaces._genotype import EDGE_KEYS, OPS, Genotype
+from robnas.spaces._genotype import distinct_archs
+from robnas.spaces._genotype import read_archs as spaces_read_archs
 from robnas.trainables._layout import atomic_write_bytes, atomic_write_json, atomic_write_text, read_results
 
 __all__ = [
@@ -83,7 +85,7 @@ class TabulateSettings:
             raise ValueError(f"cannot tabulate space {self.space!r}: it must be finite; choose from {', '.join(SPACES)}")
         if isinstance(self.archs, str):
             raise ValueError(f"archs must be a sequence of NB201 strings, got the string {self.archs!r}")
-        archs = all_cells() if self.archs is None else _distinct(self.archs)
+        archs = all_cells() if self.archs is None else distinct_archs(self.archs)
         if not archs:
             raise ValueError("tabulate needs at least one cell, got an empty list")
         object.__setattr__(self, "archs", archs)
@@ -139,30 +141,8 @@ def all_cells() -> tuple[str, ...]:
 
 
 def read_archs(path: str | os.PathLike) -> tuple[str, ...]:
-    """The cells listed in a text file, one NB201 string a line (blank lines and ``#`` comments
-    skipped), deduplicated by canonical form; the first listed member of a class is kept."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"archs file {path} does not exist")
-    archs = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        text = line.split("#", 1)[0].strip()
-        if text:
-            try:
-                archs.append(Genotype.from_str(text).to_str())
-            except ValueError as error:
-                raise ValueError(f"archs file {path}, line {number}: {error}") from None
-    if not archs:
-        raise ValueError(f"archs file {path} lists no cells")
-    return _distinct(archs)
-
-
-def _distinct(archs) -> tuple[str, ...]:
-    seen: dict[str, str] = {}
-    for text in archs:
-        genotype = Genotype.from_str(text)
-        seen.setdefault(genotype.canonical().to_str(), genotype.to_str())
-    return tuple(seen.values())
+    """The cells listed in a text file, one per isomorphism class (see ``spaces.read_archs``)."""
+    return spaces_read_archs(path, distinct=True)
 
 
 def experiment_path(out: str | os.PathLike) -> Path:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from robnas.spaces._isomorphism import (
@@ -121,3 +123,36 @@ class Genotype:
         """
         return Genotype(canonical_ops(self.ops))
 
+
+
+def read_archs(path: str | os.PathLike, *, distinct: bool = False) -> tuple[str, ...]:
+    """The NB201 cells listed in a text file, one string a line (blank lines and ``#``
+    comments skipped), in file order; ``distinct``: one per isomorphism class, the first
+    listed member kept. ValueError naming the file (and line) for anything else."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"archs file {path} does not exist or is not a file")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"cannot read archs file {path}: {error}") from None
+    archs = []
+    for number, line in enumerate(lines, start=1):
+        text = line.split("#", 1)[0].strip()
+        if text:
+            try:
+                archs.append(Genotype.from_str(text).to_str())
+            except ValueError as error:
+                raise ValueError(f"archs file {path}, line {number}: {error}") from None
+    if not archs:
+        raise ValueError(f"archs file {path} lists no NB201 cell")
+    return distinct_archs(archs) if distinct else tuple(archs)
+
+
+def distinct_archs(archs) -> tuple[str, ...]:
+    """One NB201 string per isomorphism class of ``archs``, the first member kept, in order."""
+    kept: dict[str, str] = {}
+    for text in archs:
+        genotype = Genotype.from_str(text)
+        kept.setdefault(genotype.canonical().to_str(), genotype.to_str())
+    return tuple(kept.values())

@@ -88,8 +88,8 @@ def test_empty_file_and_bad_line_name_the_file(capsys, tmp_path):
     empty = tmp_path / "empty.txt"
     empty.write_text("\n# nothing\n")
     code, _, err = run(capsys, "--archs", str(empty))
-    assert code == 2 and "holds no NB201 string" in err
+    assert code == 2 and "lists no NB201 cell" in err
     bad = tmp_path / "bad.txt"
     bad.write_text(f"{C}\n|nor_conv_3x3~0|+|none~0|\n")
     code, out, err = run(capsys, "--archs", str(bad))
-    assert code == 2 and out == "" and f"{bad} line 2:" in err and err.count("\n") == 1
+    assert code == 2 and out == "" and f"{bad}, line 2:" in err and err.count("\n") == 1

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
 from robnas.search import run
 from robnas.spaces import decode

@@ -315,7 +315,7 @@ def test_without_neighbours_the_pool_is_exactly_screen_candidates():
 def test_every_launch_is_a_trial_of_the_study_with_its_value():
     searcher = screening(sampler="tpe", size=6, asked=1, scorer=CountingScorer())
     for i in range(5):
-        config = searcher.suggest(f"t{i}")
+        searcher.suggest(f"t{i}")
         result = {"robust_acc": float(i), "epoch": 1, "training_iteration": 1}
         searcher.on_trial_result(f"t{i}", result)
         searcher.on_trial_complete(f"t{i}", result)

@@ -24,7 +24,7 @@ from robnas.spaces._compose import (
 from robnas.spaces._evaluation import EvalConfig
 from robnas.spaces._genotype import EDGE_KEYS, OPS, Genotype
 from robnas.spaces._macro import MacroConfig, macro_space
-from robnas.spaces._sparsity import SPARSITY_GRANULARITIES, SPARSITY_SCHEDULES, SparsityConfig, sparsity_space
+from robnas.spaces._sparsity import SPARSITY_GRANULARITIES, SparsityConfig, sparsity_space
 from robnas.spaces._training import TrainingConfig
 
 ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"

@@ -35,6 +35,8 @@ REPLAY_CHECKPOINT = "replay.json"
 #: Tune's files in a trial directory: one JSON object per report; the flat config.
 RESULT_FILE = "result.json"
 PARAMS_FILE = "params.json"
+#: A robnas search's own settings and versions, beside Tune's files in the experiment directory.
+SEARCH_SETTINGS_FILE = "robnas.json"
 _CHECKPOINT_DIRS = "checkpoint_*"
 
 T = TypeVar("T")
