@@ -100,7 +100,7 @@ def resume(
     check_ray_compat()
     from ray import tune
 
-    from robnas.search._study import saved_state, set_budget
+    from robnas.search._study_state import saved_state, set_budget
 
     path = Path(path).expanduser().resolve()
     settings = read_settings(path)

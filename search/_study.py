@@ -16,34 +16,47 @@ exhausted (``max_retries`` duplicates in a row).
 
 State is JSON (:mod:`robnas.search._json_state`), written to
 ``robnas-searcher-state-<session>.json`` beside Tune's experiment state and validated on load.
+
+This module is one class (Tune's searcher API, the bookkeeping of launches and its state, which
+share every attribute); the parts that stand alone are ``_proposals`` (the sampler's
+candidates), ``_screening`` and ``_acquisition`` (the choice) and ``_study_state`` (the files).
 """
 
 from __future__ import annotations
 
-import glob
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from ray.tune.search import SearchGenerator, Searcher
-
+from ray.tune.search import Searcher, SearchGenerator
 from robnas.search._domains import draw, searched_domains, to_distribution, to_domain
-from robnas.search._json_state import StateError, number_map_in, number_map_out, read_state, require, write_state
+from robnas.search._json_state import (
+    StateError,
+    number_map_in,
+    number_map_out,
+    read_state,
+    require,
+    write_state,
+)
+from robnas.search._proposals import Proposals
 from robnas.search._ray_compat import reopen_search_generator
 from robnas.search._screening import Candidate, Screen, finite_values
 from robnas.search._searchers import make_sampler
+from robnas.search._study_state import (
+    STATE_KIND,
+    STATE_PATTERN,
+    STATE_VERSION,
+    trial_state,
+    trials_from_json,
+    trials_to_json,
+)
 from robnas.spaces._keys import config_key
 from robnas.spaces._objectives import Objective
 
-__all__ = ["StudySearcher", "saved_state", "set_budget"]
+__all__ = ["StudySearchGenerator", "StudySearcher"]
 
-STATE_KIND = "searcher"
-STATE_VERSION = 1
-STATE_PATTERN = "robnas-searcher-state-{}.json"
 
 
 @dataclass
@@ -103,7 +116,7 @@ class StudySearcher(Searcher):
         self._results: dict[str, dict[str, float]] = {}  # trial id -> final values, completion order
         self.num_duplicates = self.num_screened_out = self.num_explored = 0
         self.study = self._new_study()
-        self._proposals = None  # the proposal study of the pool being built
+        self._proposals: Proposals | None = None  # the proposals of the pool being built
 
     # ------------------------------------------------------------------ Tune's searcher API
 
@@ -149,7 +162,7 @@ class StudySearcher(Searcher):
             self.screen.observe(launch.key, launch.config, result)
         values = None if result is None or error else finite_values(result, self._needed)
         if values is None or any(o.name not in values for o in self.objectives):
-            self.study.tell(launch.number, state=_state("FAIL"))
+            self.study.tell(launch.number, state=trial_state("FAIL"))
             return
         self._results[trial_id] = values
         self.study.tell(launch.number, [values[o.name] for o in self.objectives])
@@ -197,17 +210,11 @@ class StudySearcher(Searcher):
         if not self._distributions:
             return None
         if self._proposals is None:
-            self._proposals = self._new_study()
-            self._proposals.add_trials(self.study.get_trials(deepcopy=False, states=(_state("COMPLETE"),)))
-        self._proposals.sampler = make_sampler(self.sampler_name, seed=self._round_seed())
-        self._rounds += 1
-        trial = self._proposals.ask(fixed_distributions=self._distributions)
-        frozen = self._proposals.get_trials(deepcopy=False)[trial.number]
-        config = dict(trial.params)
-        return Candidate(config, config_key(config), "asked", dict(frozen.system_attrs))
-
-    def _round_seed(self) -> int:
-        return int(np.random.SeedSequence([self.seed, self._rounds]).generate_state(1)[0])
+            self._proposals = Proposals(self.study, sampler=self.sampler_name, seed=self.seed, rounds=self._rounds,
+                                        distributions=self._distributions)
+        candidate = self._proposals.next()
+        self._rounds = self._proposals.rounds
+        return candidate
 
     def _add_duplicate(self, candidate: Candidate) -> None:
         """A proposal isomorphic to a finished trial is a finished trial too: the study learns
@@ -230,7 +237,7 @@ class StudySearcher(Searcher):
 
         params = {k: v for k, v in candidate.config.items() if k in self._distributions}
         self.study.add_trial(optuna.trial.create_trial(
-            state=_state(state), params=params, values=values,
+            state=trial_state(state), params=params, values=values,
             distributions={k: self._distributions[k] for k in params},
             system_attrs=candidate.system_attrs, user_attrs=user_attrs or {},
         ))
@@ -262,16 +269,12 @@ class StudySearcher(Searcher):
     def get_state(self) -> dict[str, Any]:
         from optuna.distributions import distribution_to_json
 
-        trials = [{
-            "state": t.state.name, "values": t.values, "params": t.params,
-            "distributions": {k: distribution_to_json(d) for k, d in t.distributions.items()},
-            "system_attrs": t.system_attrs, "user_attrs": t.user_attrs,
-        } for t in self.study.get_trials(deepcopy=False)]
         return {
             "sampler": self.sampler_name, "seed": self.seed, "budget": self.budget,
             "objectives": [str(o) for o in self.objectives], "rounds": self._rounds,
             "space": {k: distribution_to_json(d) for k, d in self._distributions.items()},
-            "rng": self._rng.bit_generator.state, "points": self._points, "trials": trials,
+            "rng": self._rng.bit_generator.state, "points": self._points,
+            "trials": trials_to_json(self.study),
             "launched": {t: {"number": l.number, "key": l.key, "config": l.config, "done": l.done}
                          for t, l in self._launched.items()},
             "results": {t: number_map_out(v) for t, v in self._results.items()},
@@ -290,7 +293,6 @@ class StudySearcher(Searcher):
             raise StateError(f"{where}: damaged searcher state ({type(error).__name__}: {error})") from None
 
     def _load(self, state: Mapping[str, Any], where: str) -> None:
-        import optuna
         from optuna.distributions import json_to_distribution
 
         mine = {"sampler": self.sampler_name, "seed": self.seed, "objectives": [str(o) for o in self.objectives]}
@@ -301,12 +303,7 @@ class StudySearcher(Searcher):
         if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
             raise StateError(f"{where}: budget must be null or an integer >= 1")
         study = self._new_study()
-        for trial in require(state, "trials", list, where):
-            study.add_trial(optuna.trial.create_trial(
-                state=_state(trial["state"]), values=trial["values"], params=trial["params"],
-                distributions={k: json_to_distribution(d) for k, d in trial["distributions"].items()},
-                system_attrs=trial["system_attrs"], user_attrs=trial["user_attrs"],
-            ))
+        study.add_trials(trials_from_json(require(state, "trials", list, where)))
         launched = {
             str(t): _Launch(int(v["number"]), str(v["key"]), dict(v["config"]), bool(v["done"]))
             for t, v in require(state, "launched", dict, where).items()
@@ -331,36 +328,6 @@ class StudySearcher(Searcher):
         self._results = {str(t): number_map_in(v, where) for t, v in require(state, "results", dict, where).items()}
         self.num_duplicates, self.num_screened_out, self.num_explored = (
             int(c) for c in require(state, "counters", list, where))
-
-
-def saved_state(experiment_dir: str | os.PathLike) -> tuple[Path, dict[str, Any]] | None:
-    """The newest searcher state file of a search and its content, read and checked as JSON
-    (StateError if it is damaged), or None if the search has saved none yet."""
-    paths = glob.glob(os.path.join(glob.escape(str(experiment_dir)), STATE_PATTERN.format("*")))
-    if not paths:
-        return None
-    path = Path(max(paths))
-    return path, read_state(path, STATE_KIND, STATE_VERSION)
-
-
-def set_budget(experiment_dir: str | os.PathLike, budget: int) -> Path:
-    """Set the trial budget in the newest searcher state of a search (to extend it on resume)."""
-    saved = saved_state(experiment_dir)
-    if saved is None:
-        raise StateError(f"{experiment_dir} has no saved searcher state ({STATE_PATTERN.format('*')})")
-    path, state = saved
-    state["budget"] = int(budget)
-    write_state(path, STATE_KIND, STATE_VERSION, {k: v for k, v in state.items() if k not in ("kind", "version")})
-    return path
-
-
-def _state(name: str):
-    from optuna.trial import TrialState
-
-    try:
-        return TrialState[name]
-    except KeyError:
-        raise StateError(f"unknown trial state {name!r}") from None
 
 
 class StudySearchGenerator(SearchGenerator):

@@ -12,7 +12,8 @@ from ray import tune
 from ray.tune.search import Searcher
 
 from robnas.search._json_state import StateError
-from robnas.search._study import StudySearcher, set_budget
+from robnas.search._study import StudySearcher
+from robnas.search._study_state import set_budget
 from robnas.spaces import OPS, Genotype
 from robnas.spaces._keys import config_key
 

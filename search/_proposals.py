@@ -1,0 +1,41 @@
+"""Sampler proposals for one pool, asked from a study that mirrors the finished trials.
+
+The proposal study holds copies of the search study's ``COMPLETE`` trials (what every sampler
+models) and, once asked, the proposals of this pool; it is thrown away after the pool, so
+that proposals which are never launched leave no trial in the search study. Each proposal gets
+a fresh sampler seeded from ``(seed, round)``: the same rounds on the same finished trials give
+the same proposals, before and after a restore.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from robnas.search._screening import Candidate
+from robnas.search._searchers import make_sampler
+from robnas.search._study_state import trial_state
+from robnas.spaces._keys import config_key
+
+
+class Proposals:
+    """Ask sampler ``sampler`` for candidates over ``distributions`` (Optuna's), given ``study``."""
+
+    def __init__(self, study, *, sampler: str, seed: int, rounds: int, distributions: Mapping[str, Any]) -> None:
+        import optuna
+
+        self.sampler, self.seed, self.rounds = sampler, seed, rounds
+        self.distributions = dict(distributions)
+        self._study = optuna.create_study(directions=study.directions, sampler=make_sampler(sampler, seed=seed))
+        self._study.add_trials(study.get_trials(deepcopy=False, states=(trial_state("COMPLETE"),)))
+
+    def next(self) -> Candidate:
+        """The sampler's next proposal, with its system attributes (e.g. NSGA-II's generation)."""
+        round_seed = int(np.random.SeedSequence([self.seed, self.rounds]).generate_state(1)[0])
+        self._study.sampler = make_sampler(self.sampler, seed=round_seed)
+        self.rounds += 1
+        trial = self._study.ask(fixed_distributions=self.distributions)
+        frozen = self._study.get_trials(deepcopy=False)[trial.number]
+        config = dict(trial.params)
+        return Candidate(config, config_key(config), "asked", dict(frozen.system_attrs))
