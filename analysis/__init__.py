@@ -8,7 +8,6 @@ package stays cheap (no pandas, matplotlib or torch until needed).
 
 from robnas.analysis._hypervolume import hypervolume
 from robnas.analysis._knee import knee_point
-from robnas.spaces._objectives import Objective, parse_objectives
 from robnas.analysis._pareto import (
     crowding_distance,
     epsilon_net_order,
@@ -16,6 +15,8 @@ from robnas.analysis._pareto import (
     nondominated_ranks,
     pareto_mask,
 )
+from robnas.spaces._lazy import lazy_attributes
+from robnas.spaces._objectives import Objective, parse_objectives
 
 #: Public name -> private module, imported on first access.
 _LAZY = {
@@ -33,14 +34,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(f"robnas.analysis.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'robnas.analysis' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = [

@@ -9,6 +9,8 @@ One epoch is one unit of fidelity. ``TrialRunner`` trains a trial one epoch at a
 
 from __future__ import annotations
 
+from robnas.spaces._lazy import lazy_attributes
+
 #: Public name -> private module, imported on first access.
 _LAZY = {
     "evaluate_robustness": "_adversarial",
@@ -35,18 +37,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(f"robnas.trainables.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'robnas.trainables' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
-
-
-__all__ = sorted(_LAZY)
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
