@@ -61,6 +61,7 @@ from robnas.search._ranker import (
     gains,
     hypervolume_improvements,
 )
+from robnas.spaces import Objective
 
 __all__ = ["DEFAULT_ASKED", "ScreeningSearcher", "add_evaluated"]
 
@@ -128,8 +129,8 @@ class ScreeningSearcher(InnerSearcherState):
         self._max_retries = max_retries
         self._scorer = scorer or CandidateScorer(names=proxy_names, batch_size=batch_size)
         self._ranker = SurrogateRanker(
-            objectives, modes, proxy_names=proxy_names, vote=vote, min_fit=min_fit, seed=seed,
-            n_estimators=n_estimators,
+            [Objective(n, m) for n, m in zip(objectives, modes)],
+            proxy_names=proxy_names, vote=vote, min_fit=min_fit, seed=seed, n_estimators=n_estimators,
         )
         self._rng = np.random.default_rng(seed)
         self._launched: dict[str, str] = {}  # config key -> trial id
@@ -213,9 +214,9 @@ class ScreeningSearcher(InnerSearcherState):
         """Configs of the finished trials and their observed objectives as gains ``(n, m)``."""
         finished = [t for t in self._results if t in self._configs]
         observed = gains(
-            np.array([[float(self._results[t].get(n, math.nan)) for n in self._ranker.objectives] for t in finished])
+            np.array([[float(self._results[t].get(n, math.nan)) for n in self._ranker.names] for t in finished])
             .reshape(len(finished), len(self._ranker.objectives)),
-            self._ranker.modes,
+            self._ranker.directions,
         )
         return [self._configs[t] for t in finished], observed
 
@@ -251,7 +252,7 @@ class ScreeningSearcher(InnerSearcherState):
 
     def _gains(self, configs: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """Predicted objectives of ``configs`` as gains ``(n, m)`` (higher = better)."""
-        return gains(self._predict(configs), self._ranker.modes)
+        return gains(self._predict(configs), self._ranker.directions)
 
     def _join(self, pool: list[tuple[str | None, dict, str]], incumbent: Mapping[str, Any] | None) -> None:
         """Add the one-change neighbours of ``incumbent`` not launched yet to ``pool`` (in place)."""
@@ -341,7 +342,7 @@ class ScreeningSearcher(InnerSearcherState):
         self._ranker.observe(key, proxies, encoded, result, fidelity=fidelity)
 
     def _is_nan(self, result: Mapping[str, Any]) -> bool:
-        names = set(self._ranker.objectives) | set(_names(self.metric))
+        names = set(self._ranker.names) | set(_names(self.metric))
         return any(isinstance(v, float) and math.isnan(v) for v in (result.get(n) for n in names))
 
 
