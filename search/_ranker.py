@@ -1,10 +1,10 @@
 """The surrogate ranker: predicts each search objective of candidate configurations.
 
-Features of a candidate are its zero-cost proxy scores (``nan`` imputed by the column median of
-the labelled rows) followed by its encoded configuration (``robnas.search._encoding``; for the
-trees, without the one-hot op of each edge: the op counts and path statistics, which isomorphic
-cells share, describe the cell) and the fidelity (fraction of the trial's epochs behind a
-result; candidates are predicted at 1).
+Features of a candidate are its zero-cost proxy scores (``nan`` or infinite ones imputed by
+the column median of the labelled rows) followed by its encoded configuration
+(``robnas.search._encoding``; for the trees, without the one-hot op of each edge: the op counts
+and path statistics, which isomorphic cells share, describe the cell) and the fidelity
+(fraction of the trial's epochs behind a result; candidates are predicted at 1).
 
 * Before ``min_fit`` labelled results of an objective exist, that objective is predicted
   zero-shot: accuracy-like objectives (``clean_acc``, ``robust_acc``, ``score``, anything not
@@ -14,11 +14,11 @@ result; candidates are predicted at 1).
   proxy; ``macs``, ``sparse_macs`` and ``epoch_time_s`` by ``macs`` or, without it, ``params``.
 * From then on, one scikit-learn ``ExtraTreesRegressor`` per objective (fixed
   ``random_state``) fitted on the latest result of every labelled configuration; it is refitted
-  lazily, on the next prediction after new results arrived. Each model is a scikit-learn
-  ``Pipeline`` that picks and imputes its own columns (``robnas.search._ranker_models``). Size objectives (``params``,
+  lazily, on the next prediction after new results arrived. Size objectives (``params``,
   ``macs``, ...) are known functions of the network, not learnt from scratch: a linear
   regression on their size proxy and the cell's op counts (it maps the proxy's network, e.g.
-  the digits-sized one, onto the trial's).
+  the digits-sized one, onto the trial's). Each model is a scikit-learn ``Pipeline`` that
+  selects and imputes its own columns (``robnas.search._ranker_models``).
 
 Predictions are in the objective's own units and direction (see ``objectives``). A ranker is
 deterministic given its seed and the order of the results it was told.
