@@ -48,6 +48,7 @@ from robnas.search._candidate_proxies import (  # noqa: E402
 )
 from robnas.search._encoding import decode_trial, encode_config  # noqa: E402
 from robnas.search._ranker import DEFAULT_VOTE, SurrogateRanker, zero_shot_vote  # noqa: E402
+from robnas.spaces import Objective  # noqa: E402
 from robnas.spaces._genotype import Genotype  # noqa: E402
 from robnas.spaces._isomorphism import EDGES, NUM_NODES  # noqa: E402
 from robnas.trainables._network import build_network  # noqa: E402
@@ -176,7 +177,7 @@ def surrogate_taus(proxies: np.ndarray, features: np.ndarray, target: np.ndarray
         for repeat in range(args.repeats):
             order = np.random.default_rng(args.seed * 1000 + repeat).permutation(len(target))
             train, test = order[:n], order[n:]
-            ranker = SurrogateRanker(("target",), ("max",), proxy_names=names, seed=repeat)
+            ranker = SurrogateRanker([Objective("target", "max")], proxy_names=names, seed=repeat)
             for i in train:
                 ranker.observe(str(i), proxies[i], features[i], {"target": float(target[i])})
             predicted = ranker.predict(proxies[test], features[test])[:, 0]

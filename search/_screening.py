@@ -100,8 +100,7 @@ class Screen:
         self.use_neighbours = bool(neighbours)
         self.scorer = scorer or CandidateScorer(names=proxy_names, batch_size=batch_size)
         self.ranker = SurrogateRanker(
-            [o.name for o in self.objectives], [o.direction for o in self.objectives],
-            proxy_names=proxy_names, vote=vote, min_fit=min_fit, seed=seed, n_estimators=n_estimators,
+            self.objectives, proxy_names=proxy_names, vote=vote, min_fit=min_fit, seed=seed, n_estimators=n_estimators,
         )
         self._features: dict[str, tuple[dict[str, float], np.ndarray]] = {}  # key -> (proxies, encoded)
         self._labels: dict[str, tuple[dict[str, float], float]] = {}  # key -> (latest values, fidelity)

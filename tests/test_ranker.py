@@ -10,7 +10,9 @@ import pytest
 from scipy.stats import kendalltau
 
 from robnas.search._encoding import CELL_FEATURES, FEATURE_NAMES, cell_features, encode_config
-from robnas.search._ranker import SurrogateRanker, front_reference, hypervolume_improvements, zero_shot_vote
+from robnas.search._acquisition import front_reference, hypervolume_improvements
+from robnas.search._ranker import SurrogateRanker, zero_shot_vote
+from robnas.spaces import Objective, parse_objectives
 from robnas.spaces._genotype import OPS, Genotype
 
 # Two isomorphic cells (dead ops differ) and a third, different one.
@@ -91,6 +93,12 @@ def test_vote_imputes_nan_by_the_column_median_and_averages_ties():
     assert np.array_equal(zero_shot_vote(np.empty((2, 0))), [1.0, 1.0])
 
 
+def test_vote_treats_infinite_scores_as_missing_and_an_empty_column_as_a_tie():
+    table = np.array([[math.inf, math.nan], [1.0, math.nan], [3.0, math.nan]])
+    # column 0 -> [2, 1, 3] (inf imputed by the median 2); column 1 all tied -> [2, 2, 2]
+    assert np.allclose(zero_shot_vote(table), [(2 + 2) / 6, (1 + 2) / 6, (3 + 2) / 6])
+
+
 def test_front_reference_is_the_typical_first_objective_and_just_below_the_worst_others():
     gain = np.array([[0.9, -100.0, 0.2], [0.5, -10.0, 0.6], [0.1, -50.0, math.nan]])
     reference = front_reference(gain, typical=np.array([0.2, 0.4, 0.6]))
@@ -122,7 +130,7 @@ def random_configs(n: int, seed: int) -> tuple[list[dict], np.ndarray]:
 
 def test_zero_shot_predictions_before_min_fit():
     ranker = SurrogateRanker(
-        ("robust_acc", "sparsity", "params"), ("max", "max", "min"),
+        parse_objectives("robust_acc,sparsity,params"),
         proxy_names=("params", "nwot"), vote=("nwot",), min_fit=4,
     )
     configs, features = random_configs(3, seed=0)
@@ -149,7 +157,7 @@ def synthetic(n: int, seed: int):
 
 def test_refit_on_labelled_results_improves_the_ranking():
     proxies, features, target = synthetic(260, seed=1)
-    ranker = SurrogateRanker(("robust_acc",), ("max",), proxy_names=("p0", "p1"), vote=("p0", "p1"), seed=0)
+    ranker = SurrogateRanker([Objective("robust_acc", "max")], proxy_names=("p0", "p1"), vote=("p0", "p1"), seed=0)
     test = slice(60, None)
     before = kendalltau(ranker.predict(proxies[test], features[test])[:, 0], target[test])[0]
     for i in range(60):
@@ -163,7 +171,7 @@ def test_ranker_is_deterministic_and_refits_after_unpickling():
     proxies, features, target = synthetic(80, seed=2)
 
     def trained():
-        ranker = SurrogateRanker(("robust_acc",), ("max",), proxy_names=("p0", "p1"), seed=5)
+        ranker = SurrogateRanker([Objective("robust_acc", "max")], proxy_names=("p0", "p1"), seed=5)
         for i in range(40):
             ranker.observe(f"k{i}", proxies[i], features[i], {"robust_acc": target[i]}, fidelity=0.5)
         return ranker
@@ -177,7 +185,7 @@ def test_ranker_is_deterministic_and_refits_after_unpickling():
 
 
 def test_observe_keeps_the_latest_finite_result_per_configuration():
-    ranker = SurrogateRanker(("clean_acc", "robust_acc"), ("max", "max"), proxy_names=("p",))
+    ranker = SurrogateRanker(parse_objectives("clean_acc,robust_acc"), proxy_names=("p",))
     features = encode_config({"arch": C})
     ranker.observe("a", {"p": 1.0}, features, {"clean_acc": 0.2, "robust_acc": math.nan}, fidelity=0.25)
     ranker.observe("a", {"p": 1.0}, features, {"clean_acc": 0.4, "robust_acc": 0.1}, fidelity=0.5)
@@ -188,9 +196,63 @@ def test_observe_keeps_the_latest_finite_result_per_configuration():
 
 
 def test_ranker_rejects_bad_arguments():
-    with pytest.raises(ValueError, match="one mode per objective"):
-        SurrogateRanker(("a", "b"), ("max",), proxy_names=("p",))
+    with pytest.raises(ValueError, match="non-empty"):
+        SurrogateRanker((), proxy_names=("p",))
     with pytest.raises(ValueError, match="'up'"):
-        SurrogateRanker(("a",), ("up",), proxy_names=("p",))
+        SurrogateRanker(["a:up"], proxy_names=("p",))
+    with pytest.raises(ValueError, match="must not repeat"):
+        SurrogateRanker([Objective("a", "max"), Objective("a", "min")], proxy_names=("p",))
     with pytest.raises(ValueError, match="min_fit"):
-        SurrogateRanker(("a",), ("max",), proxy_names=("p",), min_fit=1)
+        SurrogateRanker([Objective("a", "max")], proxy_names=("p",), min_fit=1)
+
+
+def test_ranker_objectives_carry_their_directions():
+    ranker = SurrogateRanker(["robust_acc", Objective("params", "min"), "macs:max"], proxy_names=("p",))
+    assert ranker.objectives == (Objective("robust_acc", "max"), Objective("params", "min"), Objective("macs", "max"))
+    assert ranker.names == ("robust_acc", "params", "macs")
+    assert ranker.directions == ("max", "min", "max")
+
+
+def test_zero_shot_vote_of_a_minimised_objective_is_negated():
+    ranker = SurrogateRanker([Objective("loss", "min"), Objective("acc", "max")], proxy_names=("p",))
+    predicted = ranker.predict(np.array([[1.0], [3.0], [2.0]]), np.zeros((3, 4)))
+    assert np.allclose(predicted[:, 1], [1 / 3, 1.0, 2 / 3]) and np.array_equal(predicted[:, 0], -predicted[:, 1])
+    assert ranker.predict(np.empty((0, 1)), np.empty((0, 4))).shape == (0, 2)
+
+
+def test_each_fitted_objective_is_a_pipeline_that_selects_its_columns():
+    from sklearn.ensemble import ExtraTreesRegressor
+    from sklearn.linear_model import LinearRegression
+
+    configs, features = random_configs(12, seed=4)
+    ranker = SurrogateRanker(parse_objectives("robust_acc,params"), proxy_names=("params", "p"), min_fit=4, seed=3)
+    for i in range(12):
+        row = [1.0 + features[i, FEATURE_NAMES.index("count[nor_conv_3x3]")], math.nan if i % 3 else float(i)]
+        ranker.observe(f"k{i}", np.array(row), features[i], {"robust_acc": float(i), "params": 2.0 * row[0]})
+    assert ranker.is_fitted()
+    trees, linear = ranker._models["robust_acc"], ranker._models["params"]
+    assert isinstance(trees[-1], ExtraTreesRegressor) and trees[-1].random_state == 3 and trees[-1].n_jobs == 1
+    assert isinstance(linear[-1], LinearRegression)
+    # Proxies, then the config without its one-hot ops, then the fidelity.
+    assert trees[-1].n_features_in_ == 2 + sum(not n.startswith("op[") for n in FEATURE_NAMES) + 1
+    # A missing proxy becomes the median of the labelled rows: (0 + 3 + 6 + 9) / 4 -> 4.5.
+    imputer = trees.named_steps["select"].named_transformers_["proxies"]
+    assert imputer.statistics_[1] == pytest.approx(4.5)
+    size = 1.0 + features[0, FEATURE_NAMES.index("count[nor_conv_3x3]")]
+    assert ranker.predict(np.array([[size, math.nan]]), features[:1])[0, 1] == pytest.approx(2.0 * size)
+
+
+def test_the_objectives_with_zero_shot_rules_are_trial_objectives():
+    from robnas.search._ranker_models import SIZE_PROXIES, SPARSITY
+    from robnas.spaces import TRIAL_OBJECTIVES
+
+    assert {SPARSITY, *SIZE_PROXIES} <= set(TRIAL_OBJECTIVES)
+    assert all(TRIAL_OBJECTIVES[name] == "min" for name in SIZE_PROXIES)
+
+
+def test_a_ranker_pickled_with_modes_is_restored_with_objectives():
+    ranker = SurrogateRanker(parse_objectives("robust_acc,params"), proxy_names=("p",))
+    old = dict(ranker.__getstate__(), objectives=("robust_acc", "params"), modes=("max", "min"))
+    restored = SurrogateRanker.__new__(SurrogateRanker)
+    restored.__setstate__(old)
+    assert restored.objectives == ranker.objectives and not hasattr(restored, "modes")

@@ -351,9 +351,10 @@ def test_several_objectives_spread_launches_over_the_front():
 def test_ranker_predicts_size_objectives_linearly_from_the_size_proxy():
     from robnas.search._encoding import encode_config
     from robnas.search._ranker import SurrogateRanker
+    from robnas.spaces import parse_objectives
 
     rng = np.random.default_rng(0)
-    ranker = SurrogateRanker(("robust_acc", "params"), ("max", "min"), proxy_names=("params",), min_fit=4)
+    ranker = SurrogateRanker(parse_objectives("robust_acc,params"), proxy_names=("params",), min_fit=4)
     configs = [Genotype(tuple(OPS[i] for i in rng.integers(0, 5, size=6))).to_config() for i in range(30)]
     # The proxy's network and the trial's differ in size; both are linear in the cell's convolutions.
     proxy = [1000.0 + 90.0 * list(c.values()).count("nor_conv_3x3") + 10.0 * list(c.values()).count("nor_conv_1x1")
