@@ -52,6 +52,11 @@ def add_search_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def settings_from_args(args: argparse.Namespace):
+    return _settings_and_options(args)[0]
+
+
+def _settings_and_options(args: argparse.Namespace):
+    """The settings of ``robnas search`` and the options given explicitly (YAML and flags)."""
     from robnas.search._settings import SearchSettings
 
     options: dict[str, Any] = read_yaml_mapping(args.config) if args.config else {}
@@ -66,17 +71,32 @@ def settings_from_args(args: argparse.Namespace):
     if args.dashboard:
         options["dashboard"] = True
     try:
-        return SearchSettings.from_mapping(options, source=source)
+        return SearchSettings.from_mapping(options, source=source), options
     except TypeError as error:  # e.g. a YAML list where a mapping belongs
         raise ValueError(f"{source}: {error}") from None
 
 
-def run_search(args: argparse.Namespace) -> int:
-    from robnas.search._run import run
+#: Options ``robnas search --resume`` may give for an existing experiment: where it is, and a
+#: new trial budget (as ``robnas resume --num-samples``).
+_RESUMABLE = ("name", "storage_path", "num_samples")
 
-    settings = settings_from_args(args)
-    grid = run(settings, resume_existing=args.resume, overwrite=args.overwrite)
-    _summarise(grid)
+
+def run_search(args: argparse.Namespace) -> int:
+    from robnas.search._run import read_settings, resume, run
+
+    settings, options = _settings_and_options(args)
+    path = settings.experiment_path
+    if args.resume and path.is_dir() and any(path.iterdir()):
+        saved = read_settings(path)
+        changed = [key for key in options if key not in _RESUMABLE and getattr(settings, key) != getattr(saved, key)]
+        if changed:
+            raise ValueError(
+                f"--resume continues {path} as it was started; {', '.join(sorted(changed))} differ from its "
+                "robnas.json (leave them out, or use --overwrite to start again)"
+            )
+        _summarise(resume(path, num_samples=options.get("num_samples")))
+        return 0
+    _summarise(run(settings, resume_existing=args.resume, overwrite=args.overwrite))
     return 0
 
 

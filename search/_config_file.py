@@ -31,4 +31,27 @@ def read_yaml_mapping(path: str | os.PathLike) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict) or not all(isinstance(key, str) for key in data):
         raise ValueError(f"config file {path} must hold a mapping of option names to values")
+    for key, value in data.items():
+        if _too_large(value):
+            raise ValueError(f"config file {path}: the value of {key!r} holds more than {MAX_VALUES:,} values")
     return data
+
+
+#: Values (scalars, list items, mapping entries) one option may hold once YAML aliases are expanded.
+MAX_VALUES = 100_000
+
+
+def _too_large(value: Any) -> bool:
+    """Whether ``value`` expands to more than ``MAX_VALUES`` values (aliases counted each time)."""
+    stack, seen = [value], 0
+    while stack:
+        item = stack.pop()
+        seen += 1
+        if seen > MAX_VALUES:
+            return True
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return False

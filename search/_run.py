@@ -9,11 +9,11 @@ from __future__ import annotations
 import datetime
 import os
 import platform
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from robnas.search._lock import empty_directory, experiment_lock
 from robnas.search._ray_compat import check_ray_compat, tune_environment
 from robnas.search._settings import SearchSettings
 from robnas.trainables._layout import SEARCH_SETTINGS_FILE as SETTINGS_FILE
@@ -63,23 +63,29 @@ def run(
     if resume_existing and overwrite:
         raise ValueError("choose one of resume and overwrite")
     path = settings.experiment_path
-    if path.exists() and any(path.iterdir()):
-        if resume_existing:
-            return resume(path, trainable=trainable)
-        if not overwrite:
-            raise ExperimentExistsError(
-                f"experiment directory {path} exists; use --resume to continue it "
-                "or --overwrite to replace it"
-            )
-    param_space = _param_space(settings)
-    if path.exists() and overwrite:
+    exists = path.exists() and any(path.iterdir())
+    if exists and resume_existing:
+        return resume(path, trainable=trainable)
+    if exists and not overwrite:
+        raise ExperimentExistsError(
+            f"experiment directory {path} exists; use --resume to continue it or --overwrite to replace it"
+        )
+    if exists:
         _check_is_experiment(path)
-    _init_ray(settings)
-    if path.exists() and overwrite:
-        shutil.rmtree(path)
-    _write_settings(path, settings)
-    tuner = _new_tuner(settings, param_space, trainable=trainable)
-    return tuner.fit()
+    # Everything is checked and built before the directory is locked or an earlier run touched.
+    param_space = _param_space(settings)
+    components = _components(settings)
+    with experiment_lock(path):
+        if any(path.iterdir()):
+            if not overwrite:  # another process created it meanwhile
+                raise ExperimentExistsError(f"experiment directory {path} exists")
+            _check_is_experiment(path)
+        _init_ray(settings)
+        if any(path.iterdir()):
+            empty_directory(path)
+        _write_settings(path, settings)
+        tuner = _new_tuner(settings, param_space, components, trainable=trainable)
+        return tuner.fit()
 
 
 @tune_environment(state_period_s=STATE_PERIOD_S)
@@ -98,11 +104,17 @@ def resume(
             give the one the search was started with.
     """
     check_ray_compat()
+    path = Path(path).expanduser().resolve()
+    read_settings(path)  # a robnas search: never create a directory here
+    with experiment_lock(path):
+        return _resume(path, num_samples=num_samples, trainable=trainable)
+
+
+def _resume(path: Path, *, num_samples: int | None = None, trainable=None):
     from ray import tune
 
     from robnas.search._study_state import saved_state, set_budget
 
-    path = Path(path).expanduser().resolve()
     settings = read_settings(path)
     if num_samples is not None:
         if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
@@ -203,13 +215,13 @@ def make_search_algorithm(settings: SearchSettings, *, scorer=None):
     )
 
 
-def _new_tuner(settings: SearchSettings, param_space: dict[str, Any], *, trainable=None):
-    from ray import tune
+def _components(settings: SearchSettings) -> dict[str, Any]:
+    """The search algorithm, scheduler and callbacks of a new search (built, and so validated,
+    before anything on disk changes)."""
     from ray.tune.search import ConcurrencyLimiter
 
     from robnas.search._progress import FrontProgress
     from robnas.search._schedulers import make_scheduler, state_callback
-
     from robnas.search._study import StudySearchGenerator
 
     searcher = make_search_algorithm(settings)
@@ -217,18 +229,23 @@ def _new_tuner(settings: SearchSettings, param_space: dict[str, Any], *, trainab
         # Tune ignores max_concurrent_trials for a SearchGenerator: limit the searcher itself.
         # Not under HyperBand: its paused trials count as live and would stall the search.
         searcher = ConcurrencyLimiter(searcher, max_concurrent=settings.max_concurrent)
-    searcher = StudySearchGenerator(searcher)
     scheduler = make_scheduler(settings)
     callbacks = [
         FrontProgress(settings.objective_names, settings.directions, settings.num_samples, max_epochs=settings.max_epochs)
     ]
     callbacks += [c for c in [state_callback(scheduler)] if c is not None]
+    return {"search_alg": StudySearchGenerator(searcher), "scheduler": scheduler, "callbacks": callbacks}
+
+
+def _new_tuner(settings: SearchSettings, param_space: dict[str, Any], components: dict[str, Any], *, trainable=None):
+    from ray import tune
+
     return tune.Tuner(
         _trainable(settings, trainable),
         param_space=param_space,
         tune_config=tune.TuneConfig(
-            search_alg=searcher,
-            scheduler=scheduler,
+            search_alg=components["search_alg"],
+            scheduler=components["scheduler"],
             num_samples=-1,  # the searcher ends the search at its budget (extendable on resume)
             max_concurrent_trials=settings.max_concurrent,
             reuse_actors=True,
@@ -238,7 +255,7 @@ def _new_tuner(settings: SearchSettings, param_space: dict[str, Any], *, trainab
             name=settings.experiment_name,
             storage_path=str(Path(settings.storage_path).expanduser().resolve()),
             verbose=0,
-            callbacks=callbacks,
+            callbacks=components["callbacks"],
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             failure_config=tune.FailureConfig(max_failures=settings.max_failures),
         ),

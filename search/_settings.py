@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import reprlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,12 @@ SCHEDULERS = ("moasha", "asha", "hyperband", "fifo")
 BACKENDS = ("train", "table")
 DEFAULT_SPACE = ("cell", "macro", "sparsity", "attack")
 DEFAULT_STORAGE = "robnas_results"
+#: Largest seed: Optuna's samplers and numpy take seeds below 2**32.
+MAX_SEED = 2**32 - 1
+#: Smallest non-zero CPUs or GPUs a trial may reserve (Ray's resource precision).
+MIN_RESOURCE = 0.0001
+#: Longest experiment name, in bytes (a directory name on common file systems).
+MAX_NAME_BYTES = 200
 #: Candidates screened per launched trial by default (benchmarks/RESULTS.md, search quality).
 DEFAULT_SCREEN = 32
 
@@ -74,6 +82,14 @@ class SearchSettings:
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
         if self.name is not None:
             _check_name(self.name)
+        _path_like("storage_path", self.storage_path)
+        for field in ("data_dir", "address", "table"):
+            if getattr(self, field) is not None:
+                _path_like(field, getattr(self, field))
+        for field in ("dataset", "backend", "scheduler"):
+            _text(field, getattr(self, field))
+        if not isinstance(self.dashboard, bool):
+            raise ValueError(f"dashboard must be true or false, got {_short(self.dashboard)}")
         _choose("backend", self.backend, BACKENDS)
         _choose("dataset", self.dataset, DATASETS)
         replay = self.backend == "table"
@@ -94,15 +110,18 @@ class SearchSettings:
         if self.searcher is None:
             set_("searcher", "motpe" if len(self.objectives) > 1 else "tpe")
         _choose("searcher", self.searcher, SEARCHERS)
-        for field in ("num_samples", "max_epochs", "grace_period", "max_concurrent", "seed"):
-            _integer(field, getattr(self, field), minimum=0 if field == "seed" else 1)
+        for field in ("num_samples", "max_epochs", "grace_period", "max_concurrent"):
+            _integer(field, getattr(self, field), minimum=1)
+        _integer("seed", self.seed, minimum=0, maximum=MAX_SEED)
         _integer("reduction_factor", self.reduction_factor, minimum=2)
         _integer("max_failures", self.max_failures, minimum=0)
         _integer("screen", self.screen, minimum=0)
         for field in ("cpus_per_trial", "gpus_per_trial"):
             value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(f"{field} must be a number >= 0, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"{field} must be a finite number >= 0, got {_short(value)}")
+            if 0 < value < MIN_RESOURCE:
+                raise ValueError(f"{field} must be 0 or at least {MIN_RESOURCE} (Ray's resource precision), got {value!r}")
         if self.cpus_per_trial == 0 and self.gpus_per_trial == 0:
             raise ValueError("a trial needs cpus_per_trial > 0 or gpus_per_trial > 0")
         if self.grace_period > self.max_epochs:
@@ -116,8 +135,10 @@ class SearchSettings:
             "score_weights",
             parse_score_weights(weights, known) if weights else default_score_weights(self.objectives),
         )
+        if any(not math.isfinite(w) for w in self.score_weights.values()):
+            raise ValueError(f"score weights must be finite numbers, got {_short(dict(self.score_weights))}")
         if not isinstance(self.trial, Mapping):
-            raise ValueError(f"trial must be a mapping of trial keys, got {self.trial!r}")
+            raise ValueError(f"trial must be a mapping of trial keys, got {_short(self.trial)}")
         set_("trial", dict(self.trial))
 
     @property
@@ -188,7 +209,29 @@ class SearchSettings:
 
 def _check_name(name: str) -> None:
     if not isinstance(name, str) or not name or name in (".", "..") or os.sep in name or "/" in name:
-        raise ValueError(f"name must be a plain directory name, got {name!r}")
+        raise ValueError(f"name must be a plain directory name, got {_short(name)}")
+    if len(name.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES or "\0" in name:
+        raise ValueError(f"name must be at most {MAX_NAME_BYTES} bytes without NUL, got {_short(name)}")
+
+
+def _path_like(field: str, value: Any) -> None:
+    if not isinstance(value, (str, os.PathLike)) or not os.fspath(value) or "\0" in os.fspath(value):
+        raise ValueError(f"{field} must be a path or address string, got {_short(value)}")
+
+
+def _text(field: str, value: Any) -> None:
+    if not isinstance(value, str):
+        raise ValueError(f"{field} must be a name, got {_short(value)}")
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for messages about untrusted input."""
+    short = reprlib.Repr()
+    short.maxstring = short.maxother = limit
+    short.maxlist = short.maxdict = short.maxtuple = short.maxset = 6
+    short.maxlevel = 2
+    text = short.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _as_names(value: Any, field: str) -> tuple[str, ...]:
@@ -202,10 +245,11 @@ def _as_names(value: Any, field: str) -> tuple[str, ...]:
 
 
 def _choose(field: str, value: Any, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"unknown {field} {value!r}; choose from {', '.join(allowed)}")
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"unknown {field} {_short(value)}; choose from {', '.join(allowed)}")
 
 
-def _integer(field: str, value: Any, *, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{field} must be an integer >= {minimum}, got {value!r}")
+def _integer(field: str, value: Any, *, minimum: int, maximum: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum or (maximum is not None and value > maximum):
+        bound = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+        raise ValueError(f"{field} must be an integer {bound}, got {_short(value)}")

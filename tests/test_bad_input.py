@@ -14,6 +14,11 @@ import pytest
 
 from robnas.search.cli import main
 
+# A few hundred bytes of YAML that expand to 9**8 strings.
+ALIAS_BOMB = "".join(
+    f"{name}: &{name} [{', '.join([f'*{prev}'] * 9 if prev else ['lol'] * 9)}]\n"
+    for prev, name in zip(["", "a", "b", "c", "d", "e", "f", "g"], "abcdefgh")
+) + "space: [*h]\n"
 GOOD_ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 
 
@@ -82,6 +87,16 @@ def cases(tmp: Path, storage: Path) -> dict[str, tuple[list[str], str]]:
         "existing experiment": (["search", "--storage-path", str(storage), "--name", "old"], "--overwrite"),
         "overwrite something else": (["search", "--storage-path", str(storage), "--name", "other", "--overwrite", "--space", "cell", "--num-samples", "1", "--max-epochs", "1"], "not a robnas search"),
         "analyze missing dir": (["analyze", str(storage / "nope")], "does not exist"),
+        "overwrite with a seed Optuna refuses": (["search", "--storage-path", str(storage), "--name", "old", "--overwrite", "--seed", "99999999999"], "seed"),
+        "overwrite with a CPU share Ray cannot hold": (["search", "--storage-path", str(storage), "--name", "old", "--overwrite", "--cpus-per-trial", "1e-300"], "cpus_per_trial"),
+        "NaN CPUs": (["search", "--cpus-per-trial", "nan", *s], "cpus_per_trial"),
+        "infinite GPUs": (["search", "--gpus-per-trial", "inf", *s], "gpus_per_trial"),
+        "infinite score weight": (["search", "--objectives", "robust_acc,params", "--score", "robust_acc=inf", *s], "finite"),
+        "yaml address is a list": (["search", "--config", write(tmp / "h.yaml", "address: [1]\n"), *s], "address"),
+        "yaml data_dir is a list": (["search", "--config", write(tmp / "i.yaml", "data_dir: [a]\n"), *s], "data_dir"),
+        "yaml storage_path is a mapping": (["search", "--config", write(tmp / "j.yaml", "storage_path: {a: 1}\n"), "--name", "new"], "storage_path"),
+        "300-character name": (["search", "--storage-path", str(storage), "--name", "n" * 300], "name"),
+        "yaml alias bomb": (["search", "--config", write(tmp / "k.yaml", ALIAS_BOMB), *s], "more than"),
         "tabulate empty archs": (["tabulate", "--archs", write(tmp / "archs.txt", ""), "--out", str(tmp / "t.csv")], "archs"),
     }
 
