@@ -49,6 +49,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     which.add_argument("--best", metavar="OBJECTIVE", help="the best trial on OBJECTIVE (name or name:min)")
     export.add_argument("--out", required=True, metavar="PATH",
                         help="file to write (in an existing directory: PATH/trial_<id>.pt)")
+    export.add_argument("--force", action="store_true", help="replace an existing file at --out")
     _add_objectives(export)
     export.set_defaults(handler=run_export)
 
@@ -100,6 +101,7 @@ def run_export(args: argparse.Namespace) -> int:
         best=args.best,
         objectives=args.objectives,
         all_fidelities=args.all_fidelities,
+        force=args.force,
     )
     reported = info["reported"]
     metrics = "".join(f", {k} {reported[k]:.4f}" for k in ("clean_acc", "robust_acc", "sparsity")

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from robnas.analysis._front import analyze_trials, numeric_columns, objectives_of
-from robnas.analysis._load import Experiment, load_experiment
+from robnas.analysis._load import SETTINGS_FILE, Experiment, load_experiment
 from robnas.spaces._runtime import RUNTIME_KEYS
 from robnas.trainables._layout import (
     CorruptCheckpointError,
@@ -90,12 +90,14 @@ def export_model(
     best: str | None = None,
     objectives: str | None = None,
     all_fidelities: bool = False,
+    force: bool = False,
 ) -> tuple[Path, dict[str, Any]]:
     """Write a trial of the search in ``path`` (its last checkpoint) to ``out``.
 
     The trial is chosen by :func:`select_trial`. ``out`` may be an existing directory: the
-    file is then ``out/trial_<id>.pt``. Returns the file written and its content without the
-    tensors.
+    file is then ``out/trial_<id>.pt``. An existing file is replaced only with ``force``;
+    anything but a regular file, or a path inside a search's directory, never. Returns the
+    file written and its content without the tensors.
     """
     import torch
 
@@ -106,6 +108,10 @@ def export_model(
     experiment = load_experiment(path)
     chosen = select_trial(experiment, trial_id=trial_id, knee=knee, best=best,
                           objectives=objectives, all_fidelities=all_fidelities)
+    out = Path(out).expanduser()
+    if out.is_dir():
+        out = out / f"trial_{chosen}.pt"
+    _check_out(out, force=force)
     row = experiment.trials.set_index(experiment.trials["trial_id"].astype(str)).loc[chosen]
     directory = experiment.path / row["trial_dir"]
     checkpoint, state, notes = _last_good_checkpoint(directory, chosen)
@@ -134,13 +140,24 @@ def export_model(
         "reported": _plain({k: v for k, v in reported[-1].items() if k != "config"}) if reported else {},
         "versions": {"robnas": __version__, "torch": str(torch.__version__)},
     }
-    out = Path(out).expanduser()
-    if out.is_dir():
-        out = out / f"trial_{chosen}.pt"
     buffer = io.BytesIO()
     torch.save(data, buffer)
     atomic_write_bytes(out, buffer.getvalue())
     return out, {k: v for k, v in data.items() if k not in ("state_dict", "masks")}
+
+
+def _check_out(out: Path, *, force: bool) -> None:
+    """Refuse to write ``out`` over anything but a regular file (and that only with ``force``),
+    or inside a search's directory (one holding ``robnas.json``)."""
+    resolved = out.resolve()
+    for parent in resolved.parents:
+        if (parent / SETTINGS_FILE).is_file():
+            raise ValueError(f"refusing to write {out}: it is inside the search directory {parent}")
+    if out.exists() or out.is_symlink():
+        if not out.is_file() or out.is_symlink():
+            raise ValueError(f"refusing to write {out}: it exists and is not a regular file")
+        if not force:
+            raise ValueError(f"{out} exists; use --force to replace it")
 
 
 def load_model(path: str | os.PathLike, *, device: str = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:

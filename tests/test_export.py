@@ -154,6 +154,28 @@ def test_export_command(fake_search, tmp_path, capsys):
     assert "one of the arguments --trial --knee --best is required" in capsys.readouterr().err
 
 
+def test_export_never_replaces_what_it_was_not_asked_to(fake_search, tmp_path, capsys):
+    earlier = tmp_path / "earlier.pt"
+    earlier.write_bytes(b"an earlier export")
+    settings = fake_search / "robnas.json"
+    before = settings.read_bytes()
+    refused = {
+        str(earlier): "exists; use --force",
+        str(settings): "inside the search directory",
+        str(fake_search / "model.pt"): "inside the search directory",
+        "/dev/null": "not a regular file",
+    }
+    for out, message in refused.items():
+        assert main(["export", str(fake_search), "--trial", "bbbb", "--out", out]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, out
+    assert earlier.read_bytes() == b"an earlier export" and settings.read_bytes() == before
+    assert not (fake_search / "model.pt").exists()
+    assert main(["export", str(fake_search), "--trial", "bbbb", "--out", str(earlier), "--force"]) == 0
+    assert load_model(earlier)[1]["trial_id"] == "bbbb"
+    assert main(["export", str(fake_search), "--trial", "bbbb", "--out", "/dev/null", "--force"]) == 2
+
+
 # ---------------------------------------------------------------- a real search on Ray
 
 
