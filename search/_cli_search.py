@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from robnas.search._config_file import read_yaml_mapping
@@ -94,19 +95,25 @@ def run_search(args: argparse.Namespace) -> int:
                 f"--resume continues {path} as it was started; {', '.join(sorted(changed))} differ from its "
                 "robnas.json (leave them out, or use --overwrite to start again)"
             )
-        _summarise(resume(path, num_samples=options.get("num_samples")))
-        return 0
-    _summarise(run(settings, resume_existing=args.resume, overwrite=args.overwrite))
-    return 0
+        return _summarise(resume(path, num_samples=options.get("num_samples")))
+    return _summarise(run(settings, resume_existing=args.resume, overwrite=args.overwrite))
 
 
 def run_resume(args: argparse.Namespace) -> int:
     from robnas.search._run import resume
 
-    _summarise(resume(args.directory, num_samples=args.num_samples))
-    return 0
+    return _summarise(resume(args.directory, num_samples=args.num_samples))
 
 
-def _summarise(grid) -> None:
+def _summarise(grid) -> int:
+    """Print the outcome of a search; exit code 130 (as for Ctrl-C) if it stopped unfinished."""
+    from robnas.search._study_state import progress
+
+    done, budget, complete = progress(grid.experiment_path)
+    if not complete:
+        total = budget if budget is not None else "?"
+        print(f"interrupted: {done} of {total} trials done; robnas resume {grid.experiment_path}", file=sys.stderr)
+        return 130
     errors = sum(result.error is not None for result in grid)
     print(f"{len(grid)} trials, {errors} failed; experiment: {grid.experiment_path}")
+    return 0

@@ -68,3 +68,20 @@ def set_budget(experiment_dir: str | os.PathLike, budget: int) -> Path:
     write_state(path, STATE_KIND, STATE_VERSION, {k: v for k, v in state.items() if k not in ("kind", "version")})
     return path
 
+
+
+def progress(experiment_dir: str | os.PathLike) -> tuple[int, int | None, bool]:
+    """``(trials done, trial budget, whether the search is complete)`` from the newest searcher
+    state of a search: complete when the space is exhausted, or every launched trial is done
+    and the budget is used up."""
+    saved = saved_state(experiment_dir)
+    if saved is None:
+        return 0, None, False
+    state = saved[1]
+    launched = state.get("launched") or {}
+    done = sum(bool(launch.get("done")) for launch in launched.values() if isinstance(launch, dict))
+    budget = state.get("budget")
+    complete = bool(state.get("exhausted")) or (
+        done == len(launched) and isinstance(budget, int) and len(launched) >= budget
+    )
+    return done, budget, complete

@@ -65,3 +65,39 @@ def test_search_resume_applies_a_new_budget_and_refuses_other_changes(ray_sessio
     assert checksums(tmp_path / "r") == before
     assert main([*table_search(tmp_path, "r"), "--resume", "--num-samples", "5"]) == 0
     assert "5 trials" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_ctrl_c_says_how_to_resume_and_loses_no_finished_epoch(ray_session, tmp_path):
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    argv = [sys.executable, "-m", "robnas", "search", "--storage-path", str(tmp_path), "--name", "c",
+            "--num-samples", "4", "--max-epochs", "4", "--scheduler", "fifo", "--screen", "0"]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    experiment = tmp_path / "c"
+
+    def epochs(trial_dir: Path) -> list[int]:
+        lines = (trial_dir / "result.json").read_text().splitlines() if (trial_dir / "result.json").exists() else []
+        return [json.loads(line)["epoch"] for line in lines if line.strip()]
+
+    deadline = time.monotonic() + 600
+    # Interrupt once some trial has finished epoch 1 and not yet epoch 4 (during its epoch 2 or later).
+    while not any(1 <= len(epochs(d)) < 4 for d in experiment.glob("trial_*")):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=600)
+    assert process.returncode == 130, (out, err)
+    assert f"of 4 trials done; robnas resume {experiment}" in err.splitlines()[-1]
+    partial = {d.name: len(epochs(d)) for d in experiment.glob("trial_*") if 1 <= len(epochs(d)) < 4}
+    assert partial
+    assert main(["resume", str(experiment)]) == 0
+    trials = sorted(experiment.glob("trial_*"))
+    assert len(trials) == 4 and all(epochs(d) == [1, 2, 3, 4] for d in trials)
+    for name, finished in partial.items():  # continued from a checkpoint, not from scratch
+        rows = [json.loads(line) for line in (experiment / name / "result.json").read_text().splitlines()]
+        assert all(row["resumed_from_epoch"] >= 1 for row in rows[finished:]), name
