@@ -107,16 +107,16 @@ def instrumented(variant: str, timeline: Timeline) -> Iterator[None]:
     from robnas.search import _progress, _run
 
     base, timed = _timeline_callback(timeline, quiet=variant == "quiet")
-    period, tune_config = _run._STATE_PERIOD_S, tune.TuneConfig
+    period, tune_config = _run.STATE_PERIOD_S, tune.TuneConfig
     _progress.FrontProgress = timed
     if variant == "checkpoint-10s":
-        _run._STATE_PERIOD_S = "10"
+        _run.STATE_PERIOD_S = "10"
     if variant == "no-reuse":
         tune.TuneConfig = lambda **kw: tune_config(**{**kw, "reuse_actors": False})
     try:
         yield
     finally:
-        _progress.FrontProgress, _run._STATE_PERIOD_S, tune.TuneConfig = base, period, tune_config
+        _progress.FrontProgress, _run.STATE_PERIOD_S, tune.TuneConfig = base, period, tune_config
 
 
 # --------------------------------------------------------------------------- one search

@@ -32,7 +32,6 @@ class ExperimentExistsError(ValueError):
     """The experiment directory exists and neither resume nor overwrite was asked for."""
 
 
-@tune_environment(state_period_s=STATE_PERIOD_S)
 def run(
     settings: SearchSettings | None = None,
     *,
@@ -85,10 +84,10 @@ def run(
             empty_directory(path)
         _write_settings(path, settings)
         tuner = _new_tuner(settings, param_space, components, trainable=trainable)
-        return tuner.fit()
+        with tune_environment(state_period_s=STATE_PERIOD_S):
+            return tuner.fit()
 
 
-@tune_environment(state_period_s=STATE_PERIOD_S)
 def resume(
     path: str | os.PathLike,
     *,
@@ -133,7 +132,8 @@ def _resume(path: Path, *, num_samples: int | None = None, trainable=None):
         resume_unfinished=True,
         resume_errored=True,
     )
-    return tuner.fit()
+    with tune_environment(state_period_s=STATE_PERIOD_S):
+        return tuner.fit()
 
 
 def read_settings(path: str | os.PathLike) -> SearchSettings:
