@@ -27,6 +27,7 @@ def experiment_lock(path: str | os.PathLike) -> Iterator[Path]:
     import fcntl
 
     path = Path(path)
+    created = not path.exists()
     try:
         path.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
@@ -39,7 +40,12 @@ def experiment_lock(path: str | os.PathLike) -> Iterator[Path]:
             raise ExperimentLockedError(
                 f"experiment {path} is in use by another robnas process; wait for it to end"
             ) from None
-        yield path
+        try:
+            yield path
+        except BaseException:
+            if created and not any(path.iterdir()):
+                path.rmdir()  # a search that never started leaves nothing behind
+            raise
     finally:
         os.close(fd)  # releases the lock
 

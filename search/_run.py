@@ -7,6 +7,7 @@ A search is a normal Ray Tune experiment directory ``STORAGE/NAME`` (readable wi
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import platform
 from collections.abc import Callable
@@ -80,6 +81,7 @@ def run(
                 raise ExperimentExistsError(f"experiment directory {path} exists")
             _check_is_experiment(path)
         _init_ray(settings)
+        _check_resources(settings)
         if any(path.iterdir()):
             empty_directory(path)
         _write_settings(path, settings)
@@ -122,6 +124,7 @@ def _resume(path: Path, *, num_samples: int | None = None, trainable=None):
     if not tune.Tuner.can_restore(str(path)):
         raise ValueError(f"{path} has no saved search state to resume from")
     saved_state(path)  # robnas's own state is checked before anything runs or changes
+    _check_tune_state(path)
     _init_ray(settings)
     if num_samples is not None:
         set_budget(path, num_samples)
@@ -142,6 +145,36 @@ def read_settings(path: str | os.PathLike) -> SearchSettings:
 
     path = Path(path)
     return SearchSettings.from_mapping(read_search_settings(path), source=str(path / SETTINGS_FILE))
+
+
+def _check_tune_state(path: Path) -> None:
+    """Refuse a resume whose newest ``experiment_state-*.json`` (the file Tune restores from,
+    ray 2.60's layout) is not readable JSON with its trial list: Tune would start an empty
+    experiment over it."""
+    files = sorted(path.glob("experiment_state-*.json"))
+    if not files:
+        return
+    try:
+        data = json.loads(files[-1].read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or not isinstance(data.get("trial_data"), list):
+            raise ValueError("no trial list")
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        reason = str(error).splitlines()[0][:80] if str(error) else type(error).__name__
+        raise ValueError(f"cannot resume: {files[-1]} is damaged ({reason})") from None
+
+
+def _check_resources(settings: SearchSettings) -> None:
+    """Refuse a trial that asks for more CPUs or GPUs than the Ray cluster has (it would wait
+    forever)."""
+    import ray
+
+    available = ray.cluster_resources()
+    for kind, wanted in (("CPU", settings.cpus_per_trial), ("GPU", settings.gpus_per_trial)):
+        if wanted > available.get(kind, 0.0):
+            raise ValueError(
+                f"a trial asks for {wanted:g} {kind}s but the Ray cluster has {available.get(kind, 0.0):g}; "
+                f"lower --{kind.lower()}s-per-trial"
+            )
 
 
 def _check_is_experiment(path: Path) -> None:

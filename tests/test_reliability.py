@@ -101,3 +101,22 @@ def test_ctrl_c_says_how_to_resume_and_loses_no_finished_epoch(ray_session, tmp_
     for name, finished in partial.items():  # continued from a checkpoint, not from scratch
         rows = [json.loads(line) for line in (experiment / name / "result.json").read_text().splitlines()]
         assert all(row["resumed_from_epoch"] >= 1 for row in rows[finished:]), name
+
+
+@pytest.mark.parametrize("damaged", ["experiment_state-*.json", "robnas-searcher-state-*.json"])
+def test_a_damaged_experiment_is_refused_and_left_as_it_was(ray_session, shared_data, tmp_path, capsys, damaged):
+    assert main(table_search(tmp_path, "d")) == 0
+    state = max((tmp_path / "d").glob(damaged))
+    state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])
+    before = checksums(tmp_path)
+    capsys.readouterr()
+    assert main(["resume", str(tmp_path / "d"), "--num-samples", "5"]) == 2
+    err = capsys.readouterr().err
+    assert state.name in err and err.count("\n") == 1
+    assert checksums(tmp_path) == before
+
+
+def test_more_gpus_than_the_cluster_has_is_refused_before_anything_is_written(ray_session, shared_data, tmp_path, capsys):
+    assert main([*table_search(tmp_path, "g"), "--gpus-per-trial", "1"]) == 2
+    assert "GPUs but the Ray cluster has 0" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
