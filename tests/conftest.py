@@ -9,6 +9,11 @@ import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
+# Ray starts trial workers at niceness 15, so that on a busy machine other processes win every
+# time slice and a test's trials crawl; the suite runs its workers at normal priority (also in
+# the `robnas` processes some tests start, which inherit the environment).
+os.environ.setdefault("RAY_worker_niceness", "0")
+
 
 @pytest.fixture(scope="session", autouse=True)
 def one_torch_thread():
