@@ -16,7 +16,7 @@ from typing import Any
 
 from robnas.search._lock import empty_directory, experiment_lock
 from robnas.search._ray_compat import check_ray_compat, tune_environment
-from robnas.search._settings import SearchSettings
+from robnas.search._settings import SearchSettings, resolve_path
 from robnas.trainables._layout import SEARCH_SETTINGS_FILE as SETTINGS_FILE
 from robnas.trainables._layout import atomic_write_json
 
@@ -105,7 +105,7 @@ def resume(
             give the one the search was started with.
     """
     check_ray_compat()
-    path = Path(path).expanduser().resolve()
+    path = resolve_path(path, "run directory")
     read_settings(path)  # a robnas search: never create a directory here
     with experiment_lock(path):
         return _resume(path, num_samples=num_samples, trainable=trainable)
@@ -286,7 +286,7 @@ def _new_tuner(settings: SearchSettings, param_space: dict[str, Any], components
         ),
         run_config=tune.RunConfig(
             name=settings.experiment_name,
-            storage_path=str(Path(settings.storage_path).expanduser().resolve()),
+            storage_path=str(resolve_path(settings.storage_path, "storage path")),
             verbose=0,
             callbacks=components["callbacks"],
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),

@@ -169,14 +169,14 @@ class SearchSettings:
 
     @property
     def experiment_path(self) -> Path:
-        return Path(self.storage_path).expanduser().resolve() / self.experiment_name
+        return resolve_path(self.storage_path, "storage path") / self.experiment_name
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict; ``SearchSettings.from_mapping(s.to_dict()) == s``."""
         data = dataclasses.asdict(self)
         data["space"], data["objectives"] = list(self.space), [str(o) for o in self.objectives]
         if self.table is not None:
-            data["table"] = str(Path(self.table).expanduser().resolve())
+            data["table"] = str(resolve_path(self.table, "table"))
         data["score_weights"], data["trial"] = dict(self.score_weights), dict(self.trial)
         return data
 
@@ -205,6 +205,14 @@ class SearchSettings:
             if field not in changes and any(source in changes for source in sources):
                 current[field] = None
         return SearchSettings.from_mapping({**current, **changes})
+
+
+def resolve_path(path: str | os.PathLike, what: str) -> Path:
+    """``path`` made absolute with symlinks resolved; ValueError for a symlink loop."""
+    try:
+        return Path(path).expanduser().resolve()
+    except (RuntimeError, OSError) as error:  # RuntimeError: a symlink loop (Python < 3.13)
+        raise ValueError(f"{what} {os.fspath(path)}: {error}") from None
 
 
 def _check_name(name: str) -> None:

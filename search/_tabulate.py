@@ -24,8 +24,8 @@ import pandas as pd
 
 from robnas.search._ray_compat import tune_environment
 from robnas.search._run import STATE_PERIOD_S, init_ray, trial_dirname, versions
-from robnas.spaces._genotype import EDGE_KEYS, OPS, Genotype
-from robnas.spaces._genotype import distinct_archs
+from robnas.search._settings import resolve_path
+from robnas.spaces._genotype import EDGE_KEYS, OPS, Genotype, distinct_archs
 from robnas.spaces._genotype import read_archs as spaces_read_archs
 from robnas.trainables._layout import atomic_write_bytes, atomic_write_json, atomic_write_text, read_results
 
@@ -147,7 +147,7 @@ def read_archs(path: str | os.PathLike) -> tuple[str, ...]:
 
 def experiment_path(out: str | os.PathLike) -> Path:
     """The Tune experiment directory of the table ``out``: ``<out>.tune`` beside it."""
-    out = Path(out).expanduser().resolve()
+    out = resolve_path(out, "output table")
     return out.with_name(out.name + ".tune")
 
 
@@ -169,7 +169,7 @@ def tabulate(settings: TabulateSettings, *, resume: bool = False, overwrite: boo
 
     if resume and overwrite:
         raise ValueError("choose one of resume and overwrite")
-    out = Path(settings.out).expanduser().resolve()
+    out = resolve_path(settings.out, "output table")
     path = experiment_path(out)
     existing = path.is_dir() and any(path.iterdir())
     if existing and not (resume or overwrite):

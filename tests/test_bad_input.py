@@ -42,6 +42,16 @@ def write(path: Path, content: str | bytes) -> str:
     return str(path)
 
 
+def symlink_loop(tmp: Path) -> Path:
+    """``tmp/loop_a`` -> ``tmp/loop_b`` -> ``tmp/loop_a``."""
+    a, b = tmp / "loop_a", tmp / "loop_b"
+    if not a.is_symlink():
+        tmp.mkdir(parents=True, exist_ok=True)
+        a.symlink_to(b)
+        b.symlink_to(a)
+    return a
+
+
 def cases(tmp: Path, storage: Path) -> dict[str, tuple[list[str], str]]:
     s = ["--storage-path", str(storage), "--name", "new"]
     cifar_garbage = tmp / "cifar_garbage"
@@ -96,6 +106,9 @@ def cases(tmp: Path, storage: Path) -> dict[str, tuple[list[str], str]]:
         "yaml data_dir is a list": (["search", "--config", write(tmp / "i.yaml", "data_dir: [a]\n"), *s], "data_dir"),
         "yaml storage_path is a mapping": (["search", "--config", write(tmp / "j.yaml", "storage_path: {a: 1}\n"), "--name", "new"], "storage_path"),
         "300-character name": (["search", "--storage-path", str(storage), "--name", "n" * 300], "name"),
+        "storage path is a symlink loop": (["search", "--storage-path", str(symlink_loop(tmp)), "--name", "n"], "Symlink loop"),
+        "run dir is a symlink loop": (["resume", str(symlink_loop(tmp))], "Symlink loop"),
+        "storage path is a file": (["search", "--storage-path", str(storage / "other" / "notes.txt"), "--name", "n"], "Not a directory"),
         "yaml alias bomb": (["search", "--config", write(tmp / "k.yaml", ALIAS_BOMB), *s], "more than"),
         "tabulate empty archs": (["tabulate", "--archs", write(tmp / "archs.txt", ""), "--out", str(tmp / "t.csv")], "archs"),
     }
