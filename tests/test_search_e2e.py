@@ -157,10 +157,13 @@ def test_driver_killed_three_times_then_resumed_and_extended(ray_session, tmp_pa
     assert len(grid) == 6 and all(r.error is None for r in grid)
     assert all(r.metrics["epoch"] == 3 for r in grid)
     assert all(_finished(experiment, epochs=3)[name] == rows for name, rows in finished.items())
-    for directory in trial_dirs(experiment):
+    # A trial Tune created after its last state save, before a kill, leaves an empty directory
+    # that the resume does not continue (it launches a new trial instead); it holds no result.
+    trained = [d for d in trial_dirs(experiment) if results_of(d)]
+    for directory in trained:
         epochs = [r["epoch"] for r in results_of(directory)]
         assert epochs.count(1) == 1, f"{directory.name} trained from scratch twice: {epochs}"
-    assert len(trial_dirs(experiment)) == 6
+    assert len(trained) == 6
     assert len(set(searched_keys(grid))) == 6
 
     extended = resume(experiment, num_samples=8)
