@@ -278,7 +278,7 @@ def body(report: dict, args) -> str:
         lines.append(f"| {variant['name']} | {_fmt(variant['vote_tau'])} | " + " | ".join(cells) + " |")
     no_proxies = next((v for v in report["variants"] if v["name"].startswith("no proxies")), None)
     if no_proxies and 100 in no_proxies["surrogate"]:
-        lines += ["", "Reference points of the issue (6,144 cells, NASLib's values): best single proxy `params` "
+        lines += ["", "Reference points (6,144 cells, NASLib's values): best single proxy `params` "
                   "tau 0.654, `nwot` 0.637, `synflow` 0.619; a random forest on NASLib's 11 proxies with 100 "
                   "labelled cells 0.795. Most of the surrogate's accuracy comes from the encoded cell (one-hot "
                   "ops, op counts, input-output path features): alone it reaches "
