@@ -44,7 +44,7 @@ from robnas.search._ranker_models import (
     size_pipeline,
     tree_pipeline,
 )
-from robnas.spaces import Objective, parse_objectives
+from robnas.spaces._objectives import Objective, directions_of, names_of, parse_objectives
 
 __all__ = [
     "DEFAULT_VOTE",
@@ -112,12 +112,12 @@ class SurrogateRanker:
     @property
     def names(self) -> tuple[str, ...]:
         """The objectives' metric names."""
-        return tuple(o.name for o in self.objectives)
+        return names_of(self.objectives)
 
     @property
     def directions(self) -> tuple[str, ...]:
         """The objectives' directions, ``"max"`` or ``"min"``."""
-        return tuple(o.direction for o in self.objectives)
+        return directions_of(self.objectives)
 
     @property
     def num_labelled(self) -> int:

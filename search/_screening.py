@@ -34,7 +34,7 @@ from robnas.search._encoding import FEATURE_NAMES, decode_trial, encode_config
 from robnas.search._json_state import StateError, floats_in, floats_out, number_map_in, number_map_out, require
 from robnas.search._ranker import DEFAULT_VOTE, SurrogateRanker
 from robnas.spaces._keys import config_key
-from robnas.spaces._objectives import Objective
+from robnas.spaces._objectives import Objective, names_of
 
 __all__ = ["DEFAULT_ASKED", "Candidate", "Screen"]
 
@@ -107,7 +107,7 @@ class Screen:
 
     @property
     def names(self) -> tuple[str, ...]:
-        return tuple(o.name for o in self.objectives)
+        return names_of(self.objectives)
 
     # ------------------------------------------------------------------ the launch rule
 

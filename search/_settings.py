@@ -17,6 +17,8 @@ from robnas.spaces._objectives import (
     TRIAL_OBJECTIVES,
     Objective,
     default_score_weights,
+    directions_of,
+    names_of,
     parse_objectives,
     parse_score_weights,
 )
@@ -143,12 +145,12 @@ class SearchSettings:
 
     @property
     def objective_names(self) -> tuple[str, ...]:
-        return tuple(o.name for o in self.objectives)
+        return names_of(self.objectives)
 
     @property
     def directions(self) -> tuple[str, ...]:
         """``"max"`` or ``"min"`` per objective."""
-        return tuple(o.direction for o in self.objectives)
+        return directions_of(self.objectives)
 
     @property
     def known_objectives(self) -> tuple[str, ...]:
