@@ -42,9 +42,7 @@ from _results import current_command, record_section  # noqa: E402
 from robnas.search._candidate_proxies import (  # noqa: E402
     DEFAULT_PROXIES,
     dataset_batch,
-    network_of,
     score_network,
-    single_thread,
 )
 from robnas.search._encoding import decode_trial, encode_config  # noqa: E402
 from robnas.search._ranker import DEFAULT_VOTE, SurrogateRanker, zero_shot_vote  # noqa: E402

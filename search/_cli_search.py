@@ -27,6 +27,7 @@ _FLAGS: dict[str, tuple[str, Any, str]] = {
     "--cpus-per-trial": ("cpus_per_trial", float, "CPUs reserved per trial"),
     "--gpus-per-trial": ("gpus_per_trial", float, "GPUs reserved per trial (the trial uses CUDA)"),
     "--max-failures": ("max_failures", int, "retries of a failed trial from its last checkpoint"),
+    "--min-free-mb": ("min_free_mb", float, "free space (MiB) kept on the storage: start with twice this, stop (resumable) below it; default 64"),
     "--address": ("address", str, "Ray cluster address: auto or HOST:PORT (default: start Ray here)"),
     "--seed": ("seed", int, "seed of the searcher (reproducible sequence of configurations)"),
     "--screen": ("screen", int, "candidates scored with zero-cost proxies and a surrogate per launched trial, plus the best trial's one-change neighbours (default 32; 0 = off)"),

@@ -17,6 +17,7 @@ from typing import Any
 from robnas.search._lock import empty_directory, experiment_lock
 from robnas.search._ray_compat import check_ray_compat, tune_environment
 from robnas.search._settings import SearchSettings, resolve_path
+from robnas.search._storage import check_storage, stopped_for_storage
 from robnas.trainables._layout import SEARCH_SETTINGS_FILE as SETTINGS_FILE
 from robnas.trainables._layout import atomic_write_json
 
@@ -73,21 +74,43 @@ def run(
     if exists:
         _check_is_experiment(path)
     # Everything is checked and built before the directory is locked or an earlier run touched.
+    check_storage(path, 2 * _min_free_bytes(settings))
     param_space = _param_space(settings)
-    components = _components(settings)
+    components = _components(settings, path)
+    _init_ray(settings)
+    _check_resources(settings)
     with experiment_lock(path):
         if any(path.iterdir()):
             if not overwrite:  # another process created it meanwhile
                 raise ExperimentExistsError(f"experiment directory {path} exists")
             _check_is_experiment(path)
-        _init_ray(settings)
-        _check_resources(settings)
-        if any(path.iterdir()):
             empty_directory(path)
         _write_settings(path, settings)
         tuner = _new_tuner(settings, param_space, components, trainable=trainable)
+        return _fit(tuner, path, settings)
+
+
+def _fit(tuner, path: Path, settings: SearchSettings):
+    """``tuner.fit()``; a search that ran out of storage ends with a one-line ``StorageError``."""
+    try:
         with tune_environment(state_period_s=STATE_PERIOD_S):
-            return tuner.fit()
+            grid = tuner.fit()
+    except Exception as error:
+        storage = stopped_for_storage(path, _min_free_bytes(settings), error)
+        if storage is not None:
+            raise storage from error
+        raise
+    from robnas.search._study_state import progress
+
+    if not progress(path)[2]:
+        storage = stopped_for_storage(path, _min_free_bytes(settings))
+        if storage is not None:
+            raise storage
+    return grid
+
+
+def _min_free_bytes(settings: SearchSettings) -> float:
+    return settings.min_free_mb * 2**20
 
 
 def resume(
@@ -125,18 +148,18 @@ def _resume(path: Path, *, num_samples: int | None = None, trainable=None):
         raise ValueError(f"{path} has no saved search state to resume from")
     saved_state(path)  # robnas's own state is checked before anything runs or changes
     _check_tune_state(path)
+    check_storage(path, 2 * _min_free_bytes(settings))
     _init_ray(settings)
-    if num_samples is not None:
-        set_budget(path, num_samples)
-        _write_settings(path, settings)
     tuner = tune.Tuner.restore(
         str(path),
         trainable=_trainable(settings, trainable),
         resume_unfinished=True,
         resume_errored=True,
     )
-    with tune_environment(state_period_s=STATE_PERIOD_S):
-        return tuner.fit()
+    if num_samples is not None:  # the first writes, once the restore has succeeded
+        set_budget(path, num_samples)
+        _write_settings(path, settings)
+    return _fit(tuner, path, settings)
 
 
 def read_settings(path: str | os.PathLike) -> SearchSettings:
@@ -248,13 +271,15 @@ def make_search_algorithm(settings: SearchSettings, *, scorer=None):
     )
 
 
-def _components(settings: SearchSettings) -> dict[str, Any]:
+def _components(settings: SearchSettings, path: Path) -> dict[str, Any]:
     """The search algorithm, scheduler and callbacks of a new search (built, and so validated,
     before anything on disk changes)."""
     from ray.tune.search import ConcurrencyLimiter
 
     from robnas.search._progress import FrontProgress
     from robnas.search._schedulers import make_scheduler, state_callback
+    from robnas.search._storage import is_local
+    from robnas.search._storage_guard import StorageGuard
     from robnas.search._study import StudySearchGenerator
 
     searcher = make_search_algorithm(settings)
@@ -267,6 +292,8 @@ def _components(settings: SearchSettings) -> dict[str, Any]:
         FrontProgress(settings.objective_names, settings.directions, settings.num_samples, max_epochs=settings.max_epochs)
     ]
     callbacks += [c for c in [state_callback(scheduler)] if c is not None]
+    if is_local(settings.storage_path):
+        callbacks.append(StorageGuard(path, _min_free_bytes(settings)))
     return {"search_alg": StudySearchGenerator(searcher), "scheduler": scheduler, "callbacks": callbacks}
 
 

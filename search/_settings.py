@@ -35,6 +35,8 @@ MIN_RESOURCE = 0.0001
 MAX_NAME_BYTES = 200
 #: Candidates screened per launched trial by default (benchmarks/RESULTS.md, search quality).
 DEFAULT_SCREEN = 32
+#: Free space (MiB) a search keeps on its storage: it starts with twice this and stops below it.
+DEFAULT_MIN_FREE_MB = 64.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +51,9 @@ class SearchSettings:
     ``screen=K`` (K >= 2, default ``DEFAULT_SCREEN``) scores K candidates, plus the one-change
     neighbours of the best trial so far, with zero-cost proxies and a surrogate model per
     launched trial (0 = off; see ``robnas.search._screening``).
+
+    ``min_free_mb``: the search starts only with twice this much free space on its storage and
+    stops, resumable, when less is left (see ``robnas.search._storage``).
 
     ``backend="table"`` replays the results table ``table`` instead of training: the space
     defaults to the cell, ``max_epochs`` to the table's epochs, and ``objectives`` must be given
@@ -78,6 +83,7 @@ class SearchSettings:
     backend: str = "train"
     table: str | None = None
     screen: int = DEFAULT_SCREEN
+    min_free_mb: float = DEFAULT_MIN_FREE_MB
     trial: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -118,10 +124,12 @@ class SearchSettings:
         _integer("reduction_factor", self.reduction_factor, minimum=2)
         _integer("max_failures", self.max_failures, minimum=0)
         _integer("screen", self.screen, minimum=0)
-        for field in ("cpus_per_trial", "gpus_per_trial"):
+        for field in ("cpus_per_trial", "gpus_per_trial", "min_free_mb"):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"{field} must be a finite number >= 0, got {_short(value)}")
+        for field in ("cpus_per_trial", "gpus_per_trial"):
+            value = getattr(self, field)
             if 0 < value < MIN_RESOURCE:
                 raise ValueError(f"{field} must be 0 or at least {MIN_RESOURCE} (Ray's resource precision), got {value!r}")
         if self.cpus_per_trial == 0 and self.gpus_per_trial == 0:

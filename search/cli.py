@@ -9,6 +9,8 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+from robnas.search._storage import StorageError
+
 EXIT_USAGE = 2
 
 
@@ -112,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return int(args.handler(args) or 0)
-    except (UsageError, ValueError, FileNotFoundError, NotADirectoryError) as error:
+    except (UsageError, ValueError, FileNotFoundError, NotADirectoryError, StorageError) as error:
         message = " ".join(str(error).split()) or type(error).__name__
         print(f"robnas: error: {message}", file=sys.stderr)
         return EXIT_USAGE
