@@ -4,6 +4,7 @@
   ``ASHAScheduler``'s rungs as plain JSON-able data (:func:`asha_state`) and writes them back
   into a fresh scheduler (:func:`load_asha_state`).
 - ``SearchGenerator``'s trial counter and budget, which a resume may raise.
+- Which packages Ray's dashboard needs (``ray.dashboard.optional_deps``).
 - Settings that Tune reads only from ``os.environ``, set around ``tuner.fit()`` by
   :func:`tune_environment` and restored afterwards.
 
@@ -191,6 +192,21 @@ def tune_environment(*, state_period_s: str) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+# --------------------------------------------------------------------------- the dashboard
+
+
+def missing_dashboard_package() -> str | None:
+    """The first package Ray's dashboard needs that is not installed (``None`` if all are): Ray
+    lists them in ``ray.dashboard.optional_deps``, installed by ``ray[default]``."""
+    import importlib
+
+    try:
+        importlib.import_module("ray.dashboard.optional_deps")
+    except ImportError as error:
+        return error.name or str(error)
+    return None
 
 
 # --------------------------------------------------------------------------- the check

@@ -331,10 +331,21 @@ def init_ray(address: str | None, *, dashboard: bool = False) -> None:
     (unless Ray is running in this process already)."""
     import ray
 
+    from robnas.search._ray_compat import missing_dashboard_package
+
+    if address:
+        check_address(address)
+    elif dashboard and (missing := missing_dashboard_package()):
+        raise ValueError(
+            f"--dashboard needs Ray's dashboard packages ({missing} is missing): pip install 'robnas[dashboard]'"
+        )
     if ray.is_initialized():
         return
     if address:
-        ray.init(address=address, log_to_driver=False, logging_level="ERROR")
+        try:
+            ray.init(address=address, log_to_driver=False, logging_level="ERROR")
+        except ConnectionError as error:
+            raise ValueError(f"cannot join the Ray cluster at {address}: {error}") from None
     else:
         ray.init(
             address="local",  # a new local instance; --address auto joins a running cluster
@@ -343,6 +354,28 @@ def init_ray(address: str | None, *, dashboard: bool = False) -> None:
             logging_level="ERROR",
             _node_ip_address="127.0.0.1",
         )
+
+
+#: Seconds robnas waits for a Ray cluster's address to accept a connection.
+CONNECT_TIMEOUT_S = 30.0
+
+
+def check_address(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """Refuse a cluster ``address`` (``auto``, ``HOST:PORT`` or ``ray://HOST:PORT``) whose port
+    does not accept a TCP connection within ``timeout_s`` seconds: Ray itself retries for many
+    minutes without a word."""
+    import socket
+
+    if address in ("auto", "local"):
+        return
+    host, colon, port = address.removeprefix("ray://").rpartition(":")
+    if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"--address must be auto, HOST:PORT or ray://HOST:PORT, got {address!r}")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as error:
+        reason = "no answer" if isinstance(error, TimeoutError) else (error.strerror or str(error))
+        raise ValueError(f"cannot reach the Ray cluster at {address} within {timeout_s:g} s: {reason}") from None
 
 
 def _write_settings(path: Path, settings: SearchSettings) -> None:

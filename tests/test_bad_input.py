@@ -109,6 +109,8 @@ def cases(tmp: Path, storage: Path) -> dict[str, tuple[list[str], str]]:
         "storage path is a symlink loop": (["search", "--storage-path", str(symlink_loop(tmp)), "--name", "n"], "Symlink loop"),
         "run dir is a symlink loop": (["resume", str(symlink_loop(tmp))], "Symlink loop"),
         "storage path is a file": (["search", "--storage-path", str(storage / "other" / "notes.txt"), "--name", "n"], "Not a directory"),
+        "address nobody listens on": (["search", "--address", "127.0.0.1:1", *s], "cannot reach the Ray cluster"),
+        "address without a port": (["search", "--address", "headnode", *s], "HOST:PORT"),
         "yaml alias bomb": (["search", "--config", write(tmp / "k.yaml", ALIAS_BOMB), *s], "more than"),
         "tabulate empty archs": (["tabulate", "--archs", write(tmp / "archs.txt", ""), "--out", str(tmp / "t.csv")], "archs"),
     }
@@ -144,3 +146,17 @@ def test_a_real_process_prints_no_traceback(tmp_path, storage):
     )
     assert out.returncode == 2
     assert "Traceback" not in out.stderr and out.stderr.count("\n") == 1
+
+
+def test_dashboard_without_its_packages_says_which_extra_to_install(tmp_path, monkeypatch, capsys):
+    import sys
+
+    # As on an install without ray[default]: the first package Ray's dashboard imports is absent.
+    monkeypatch.delitem(sys.modules, "ray.dashboard.optional_deps", raising=False)
+    monkeypatch.setitem(sys.modules, "aiohttp", None)
+    argv = ["search", "--dashboard", "--storage-path", str(tmp_path), "--name", "d", "--space", "cell",
+            "--num-samples", "1", "--max-epochs", "1"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "aiohttp is missing" in err and "pip install 'robnas[dashboard]'" in err
+    assert list(tmp_path.iterdir()) == []
