@@ -74,11 +74,12 @@ def analyze(
         compare_dir: where overlays of several searches go (default: :func:`comparison_dir`).
 
     Everything is read and checked before anything is written. Raises ValueError on bad input.
+    Damaged result rows are left out, each with a warning (see :func:`load_experiment`).
     """
     paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     if not paths:
         raise ValueError("give at least one search directory")
-    experiments = [load_experiment(p) for p in paths]
+    experiments = _load(paths, objectives)
     chosen = _objectives(experiments, objectives)
     if reference_point is None:
         reference = _common_reference(experiments, chosen, all_fidelities)
@@ -100,6 +101,16 @@ def analyze(
     if len(analyses) > 1:
         write_comparison(analyses, comparison_dir(paths, compare_dir))
     return analyses
+
+
+def _load(
+    paths: Sequence[str | os.PathLike], objectives: str | Sequence[str | Objective] | None
+) -> list[Experiment]:
+    """The searches in ``paths``, their result rows checked on ``objectives`` (default: the
+    first search's, the objectives every search is then analysed on)."""
+    first = load_experiment(paths[0], objectives=objectives)
+    chosen = objectives if objectives is not None else first.objectives
+    return [first, *(load_experiment(p, objectives=chosen) for p in paths[1:])]
 
 
 def comparison_dir(paths: Sequence[str | os.PathLike], compare_dir: str | os.PathLike | None = None) -> Path:

@@ -105,7 +105,7 @@ def export_model(
     from robnas.spaces._compose import decode
     from robnas.trainables._pruning import MaskSet, measured_sparsity
 
-    experiment = load_experiment(path)
+    experiment = load_experiment(path, objectives=best if best is not None else objectives)
     chosen = select_trial(experiment, trial_id=trial_id, knee=knee, best=best,
                           objectives=objectives, all_fidelities=all_fidelities)
     out = Path(out).expanduser()
