@@ -96,10 +96,15 @@ def analyze(
             wall_time_s=_finite_or_none(times.max()) if times.notna().any() else 0.0,
         )
         analyses.append(SearchAnalysis(experiment, result, experiment.path / ANALYSIS_DIR))
+    out_dirs = [a.out_dir for a in analyses]
+    if len(analyses) > 1:
+        out_dirs.append(comparison_dir(paths, compare_dir))
+    for out in out_dirs:
+        _check_out_dir(out)
     for analysis in analyses:
         write_search(analysis)
     if len(analyses) > 1:
-        write_comparison(analyses, comparison_dir(paths, compare_dir))
+        write_comparison(analyses, out_dirs[-1])
     return analyses
 
 
@@ -111,6 +116,17 @@ def _load(
     first = load_experiment(paths[0], objectives=objectives)
     chosen = objectives if objectives is not None else first.objectives
     return [first, *(load_experiment(p, objectives=chosen) for p in paths[1:])]
+
+
+def _check_out_dir(path: Path) -> None:
+    """ValueError if ``path`` cannot be a directory: it, or the first of its parents that
+    exists, is not a directory (a file, a broken symlink, a symlink loop)."""
+    for part in (path, *path.parents):
+        if part.is_dir():
+            return
+        if part.exists() or part.is_symlink():
+            what = "is not a directory" if part.exists() else "is a broken symlink or a symlink loop"
+            raise ValueError(f"cannot write {path}: {part} {what}")
 
 
 def comparison_dir(paths: Sequence[str | os.PathLike], compare_dir: str | os.PathLike | None = None) -> Path:

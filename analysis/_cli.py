@@ -1,6 +1,7 @@
 """``robnas analyze`` and ``robnas export``: argparse parsers and handlers.
 
-Both print each damaged result row they leave out as one ``robnas: warning:`` line on stderr.
+Both print each damaged result row they leave out as one ``robnas: warning:`` line on stderr,
+and turn an operating-system error (a file they cannot read or write) into one error line.
 """
 
 from __future__ import annotations
@@ -74,12 +75,15 @@ def _add_objectives(parser: argparse.ArgumentParser) -> None:
 
 
 def _reporting(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """``handler`` printing skipped rows on stderr as they are found."""
+    """``handler`` printing skipped rows on stderr as they are found, OSError as ValueError."""
 
     @functools.wraps(handler)
     def run(args: argparse.Namespace) -> int:
         with _skipped_rows_to_stderr():
-            return handler(args)
+            try:
+                return handler(args)
+            except OSError as error:
+                raise ValueError(str(error) or type(error).__name__) from None
 
     return run
 

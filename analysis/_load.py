@@ -11,6 +11,7 @@ of a ``result.json`` is skipped and named (``Experiment.skipped``, and a
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -95,7 +96,8 @@ def load_experiment(
     checked; another metric that is not a number stays in its row as it was written.
 
     Raises:
-        ValueError: ``path`` does not exist, is not a directory or is not a robnas search.
+        ValueError: ``path`` does not exist, is not a directory (or a symlink loop), is not a
+            robnas search or cannot be read.
     """
     path = Path(path).expanduser()
     settings = read_search_settings(path)
@@ -126,15 +128,14 @@ def load_experiment(
 
 def read_search_settings(path: Path) -> dict[str, Any]:
     """The ``settings`` mapping of ``path/robnas.json``; ValueError if it is no robnas search."""
-    if not path.exists():
-        raise ValueError(f"search directory {path} does not exist")
-    if not path.is_dir():
-        raise ValueError(f"search directory {path} is not a directory")
+    _check_search_dir(path)
     file = path / SETTINGS_FILE
     if not file.is_file():
         raise ValueError(f"{path} is not a robnas search (no {SETTINGS_FILE})")
     try:
         settings = json.loads(file.read_text(encoding="utf-8"))["settings"]
+    except OSError as error:
+        raise ValueError(f"cannot read {file}: {error.strerror or error}") from None
     except (ValueError, KeyError, TypeError, RecursionError) as error:
         raise ValueError(f"{file} is not a valid robnas settings file ({error})") from None
     if not isinstance(settings, dict):
@@ -152,6 +153,22 @@ def _checked_objectives(
         raise ValueError(f"{path / SETTINGS_FILE} is not a valid robnas settings file "
                          "(objectives is not a list of names)")
     return names_of(parse_objectives(spec if spec is not None else own or DEFAULT_OBJECTIVES, None))
+
+
+def _check_search_dir(path: Path) -> None:
+    """ValueError unless ``path`` is a directory (or a symlink to one)."""
+    try:
+        path.resolve(strict=True)
+    except (FileNotFoundError, NotADirectoryError):
+        raise ValueError(f"search directory {path} does not exist") from None
+    except RuntimeError:  # Python < 3.13: a symlink loop
+        raise ValueError(f"search directory {path} is a symlink loop") from None
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise ValueError(f"search directory {path} is a symlink loop") from None
+        raise ValueError(f"search directory {path} cannot be reached: {error.strerror or error}") from None
+    if not path.is_dir():
+        raise ValueError(f"search directory {path} is not a directory")
 
 
 def _float(value: Any, default: float = math.nan) -> float:
@@ -205,8 +222,8 @@ def _trial_entries(path: Path, state: dict[str, Any], numbers: Sequence[str]) ->
         directory = path / (info.get("relative_logdir") or f"trial_{trial_id}")
         entries[trial_id] = {**info, "dir": directory if directory.is_dir() else None}
     claimed = {entry["dir"].name for entry in entries.values() if entry["dir"] is not None}
-    for directory in sorted(p for p in path.iterdir() if p.is_dir() and p.name not in claimed):
-        if is_trial_dir(directory):
+    for directory in _subdirectories(path):
+        if directory.name not in claimed and is_trial_dir(directory):
             history, skipped = read_result_rows(directory, numbers=numbers)
             trial_id = str(history[0].get("trial_id") or "") if history else ""
             entry = {"dir": directory, "history": history, "skipped": skipped}
@@ -216,6 +233,15 @@ def _trial_entries(path: Path, state: dict[str, Any], numbers: Sequence[str]) ->
             found = read_result_rows(entry["dir"], numbers=numbers) if entry["dir"] else ([], [])
             entry["history"], entry["skipped"] = found
     return dict(sorted(entries.items()))
+
+
+def _subdirectories(path: Path) -> list[Path]:
+    """The directories in ``path``, by name (symlink loops, dangling links and files left out)."""
+    try:
+        children = list(path.iterdir())
+    except OSError as error:
+        raise ValueError(f"cannot list search directory {path}: {error.strerror or error}") from None
+    return sorted(p for p in children if p.is_dir())
 
 
 def _read_config(entry: dict[str, Any]) -> dict[str, Any]:

@@ -568,6 +568,16 @@ def test_cli_errors_are_one_line_with_exit_code_2(tmp_path, capsys):
     assert "not a robnas search" in capsys.readouterr().err
 
 
+def test_a_system_error_while_writing_is_one_line(search, capsys, monkeypatch):
+    def refuse(path, *args):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr("robnas.analysis._analyze.atomic_write_text", refuse)
+    assert main(["analyze", str(search)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("robnas: error: [Errno 13] Permission denied") and err.count("\n") == 1
+
+
 @pytest.mark.parametrize("settings, message", [
     ({"objectives": 5}, "objectives is not a list of names"),
     ({"objectives": "clean_acc"}, "objectives is not a list of names"),
