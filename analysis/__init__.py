@@ -22,6 +22,7 @@ from robnas.spaces._objectives import Objective, parse_objectives
 _LAZY = {
     "Experiment": "_load",
     "load_experiment": "_load",
+    "SkippedRowWarning": "_load",
     "FrontResult": "_front",
     "analyze_trials": "_front",
     "default_reference_point": "_front",
@@ -42,6 +43,7 @@ __all__ = [
     "FrontResult",
     "Objective",
     "SearchAnalysis",
+    "SkippedRowWarning",
     "analyze",
     "analyze_trials",
     "crowding_distance",

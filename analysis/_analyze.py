@@ -74,11 +74,12 @@ def analyze(
         compare_dir: where overlays of several searches go (default: :func:`comparison_dir`).
 
     Everything is read and checked before anything is written. Raises ValueError on bad input.
+    Damaged result rows are left out, each with a warning (see :func:`load_experiment`).
     """
     paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     if not paths:
         raise ValueError("give at least one search directory")
-    experiments = [load_experiment(p) for p in paths]
+    experiments = _load(paths, objectives)
     chosen = _objectives(experiments, objectives)
     if reference_point is None:
         reference = _common_reference(experiments, chosen, all_fidelities)
@@ -95,11 +96,37 @@ def analyze(
             wall_time_s=_finite_or_none(times.max()) if times.notna().any() else 0.0,
         )
         analyses.append(SearchAnalysis(experiment, result, experiment.path / ANALYSIS_DIR))
+    out_dirs = [a.out_dir for a in analyses]
+    if len(analyses) > 1:
+        out_dirs.append(comparison_dir(paths, compare_dir))
+    for out in out_dirs:
+        _check_out_dir(out)
     for analysis in analyses:
         write_search(analysis)
     if len(analyses) > 1:
-        write_comparison(analyses, comparison_dir(paths, compare_dir))
+        write_comparison(analyses, out_dirs[-1])
     return analyses
+
+
+def _load(
+    paths: Sequence[str | os.PathLike], objectives: str | Sequence[str | Objective] | None
+) -> list[Experiment]:
+    """The searches in ``paths``, their result rows checked on ``objectives`` (default: the
+    first search's, the objectives every search is then analysed on)."""
+    first = load_experiment(paths[0], objectives=objectives)
+    chosen = objectives if objectives is not None else first.objectives
+    return [first, *(load_experiment(p, objectives=chosen) for p in paths[1:])]
+
+
+def _check_out_dir(path: Path) -> None:
+    """ValueError if ``path`` cannot be a directory: it, or the first of its parents that
+    exists, is not a directory (a file, a broken symlink, a symlink loop)."""
+    for part in (path, *path.parents):
+        if part.is_dir():
+            return
+        if part.exists() or part.is_symlink():
+            what = "is not a directory" if part.exists() else "is a broken symlink or a symlink loop"
+            raise ValueError(f"cannot write {path}: {part} {what}")
 
 
 def comparison_dir(paths: Sequence[str | os.PathLike], compare_dir: str | os.PathLike | None = None) -> Path:

@@ -1,10 +1,18 @@
-"""``robnas analyze`` and ``robnas export``: argparse parsers and handlers."""
+"""``robnas analyze`` and ``robnas export``: argparse parsers and handlers.
+
+Both print each damaged result row they leave out as one ``robnas: warning:`` line on stderr,
+and turn an operating-system error (a file they cannot read or write) into one error line.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
 import sys
+import warnings
+from collections.abc import Callable, Iterator
 
 _ANALYZE_HELP = """\
 Read the search(es) in DIR (running, finished or resumed) and write DIR/analysis/: trials.csv,
@@ -14,7 +22,9 @@ from the trials that trained for max_epochs (--all-fidelities: every trial's las
 failed, diverged and NaN trials never enter it. With several DIRs, every search uses the same
 objectives and reference point, and overlays of their fronts and hypervolume curves go to
 FIRST_DIR/analysis/compare/ (or --compare-dir). Wall times count from the search's first start
-(the pause of a resumed search included)."""
+(the pause of a resumed search included). A damaged row of a trial's result.json (not a JSON
+object, no positive integer epoch, an objective that is not a number) is left out, as if never
+reported, with one warning line on stderr."""
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -34,7 +44,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
                          help="where the overlays of several DIRs go (default: FIRST_DIR/analysis/compare)")
     analyze.add_argument("--json", action="store_true",
                          help="print summary.json (a JSON list of them for several DIRs)")
-    analyze.set_defaults(handler=run_analyze)
+    analyze.set_defaults(handler=_reporting(run_analyze))
 
     export = commands.add_parser(
         "export", help="write a found network (weights, config, genotype) to one file",
@@ -51,7 +61,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
                         help="file to write (in an existing directory: PATH/trial_<id>.pt)")
     export.add_argument("--force", action="store_true", help="replace an existing file at --out")
     _add_objectives(export)
-    export.set_defaults(handler=run_export)
+    export.set_defaults(handler=_reporting(run_export))
 
 
 def _add_objectives(parser: argparse.ArgumentParser) -> None:
@@ -62,6 +72,38 @@ def _add_objectives(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--all-fidelities", action="store_true",
                         help="build the front from every trial's last result, not only full-length trials")
+
+
+def _reporting(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """``handler`` printing skipped rows on stderr as they are found, OSError as ValueError."""
+
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        with _skipped_rows_to_stderr():
+            try:
+                return handler(args)
+            except OSError as error:
+                raise ValueError(str(error) or type(error).__name__) from None
+
+    return run
+
+
+@contextlib.contextmanager
+def _skipped_rows_to_stderr() -> Iterator[None]:
+    """Show every ``SkippedRowWarning`` as ``robnas: warning: MESSAGE``; others as usual."""
+    from robnas.analysis._load import SkippedRowWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", SkippedRowWarning)
+        show = warnings.showwarning
+
+        def show_one_line(message, category, filename, lineno, file=None, line=None):
+            if not issubclass(category, SkippedRowWarning):
+                return show(message, category, filename, lineno, file, line)
+            print(f"robnas: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+        warnings.showwarning = show_one_line
+        yield
 
 
 def run_analyze(args: argparse.Namespace) -> int:

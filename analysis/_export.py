@@ -105,7 +105,7 @@ def export_model(
     from robnas.spaces._compose import decode
     from robnas.trainables._pruning import MaskSet, measured_sparsity
 
-    experiment = load_experiment(path)
+    experiment = load_experiment(path, objectives=best if best is not None else objectives)
     chosen = select_trial(experiment, trial_id=trial_id, knee=knee, best=best,
                           objectives=objectives, all_fidelities=all_fidelities)
     out = Path(out).expanduser()
@@ -149,7 +149,10 @@ def export_model(
 def _check_out(out: Path, *, force: bool) -> None:
     """Refuse to write ``out`` over anything but a regular file (and that only with ``force``),
     or inside a search's directory (one holding ``robnas.json``)."""
-    resolved = out.resolve()
+    try:
+        resolved = out.resolve()
+    except RuntimeError:  # Python < 3.13: a symlink loop (later versions resolve what they can)
+        raise ValueError(f"refusing to write {out}: it is a symlink loop") from None
     for parent in resolved.parents:
         if (parent / SETTINGS_FILE).is_file():
             raise ValueError(f"refusing to write {out}: it is inside the search directory {parent}")

@@ -4,15 +4,20 @@ The directory holds ``robnas.json`` (the search's settings), Tune's ``experiment
 (trial statuses; JSON whose entries are JSON strings) and one directory per trial with
 ``params.json`` (the flat config), ``result.json`` (one JSON object per reported epoch) and, for
 failed trials, ``error.txt``. Every piece may be missing or half written while a search runs:
-what can be read is read, and statuses the state file does not give are inferred.
+what can be read is read, and statuses the state file does not give are inferred. A damaged row
+of a ``result.json`` is skipped and named (``Experiment.skipped``, and a
+:class:`SkippedRowWarning` each); the rest of the search is read as if it had never been there.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
 import re
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +26,14 @@ import numpy as np
 import pandas as pd
 
 from robnas.spaces._genotype import EDGE_KEYS, Genotype
-from robnas.trainables._layout import SEARCH_SETTINGS_FILE, checkpoint_dirs, is_trial_dir, read_params, read_results
+from robnas.spaces._objectives import DEFAULT_OBJECTIVES, Objective, names_of, parse_objectives
+from robnas.trainables._layout import (
+    SEARCH_SETTINGS_FILE,
+    checkpoint_dirs,
+    is_trial_dir,
+    read_params,
+    read_result_rows,
+)
 
 SETTINGS_FILE = SEARCH_SETTINGS_FILE
 CONFIG_PREFIX = "config/"
@@ -35,13 +47,18 @@ _DROPPED_RESULT_KEYS = frozenset(
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
+class SkippedRowWarning(UserWarning):
+    """A row of a trial's ``result.json`` was damaged and left out of the analysis."""
+
+
 @dataclass(frozen=True, eq=False)
 class Experiment:
     """One search, read from disk.
 
     ``trials``: one row per trial (see :func:`load_experiment`); ``results``: one row per
     reported epoch with columns ``trial_id``, ``epoch`` and every reported metric;
-    ``start_time``: Unix time (s) the search started; ``max_epochs``: the maximum fidelity.
+    ``start_time``: Unix time (s) the search started; ``max_epochs``: the maximum fidelity;
+    ``skipped``: one message per damaged result row left out (``"PATH line N: REASON; row skipped"``).
     """
 
     path: Path
@@ -50,14 +67,17 @@ class Experiment:
     results: pd.DataFrame
     start_time: float
     max_epochs: int
+    skipped: tuple[str, ...] = ()
 
     @property
     def objectives(self) -> tuple[str, ...]:
         """The objectives the search optimised (from ``robnas.json``)."""
-        return tuple(self.settings.get("objectives") or ("clean_acc", "robust_acc", "sparsity"))
+        return tuple(self.settings.get("objectives") or DEFAULT_OBJECTIVES)
 
 
-def load_experiment(path: str | os.PathLike) -> Experiment:
+def load_experiment(
+    path: str | os.PathLike, *, objectives: str | Sequence[str | Objective] | None = None
+) -> Experiment:
     """Read every trial of the search in ``path``; works on running and resumed searches.
 
     ``trials`` has one row per trial, ordered by start time: ``trial_id``, ``status`` (one of
@@ -68,17 +88,27 @@ def load_experiment(path: str | os.PathLike) -> Experiment:
     search start), ``trial_dir``, ``checkpoint`` (last checkpoint directory name), the last
     reported metrics, and the flat config as ``config/<key>`` columns.
 
+    A damaged row of a trial's ``result.json`` (not a JSON object, no epoch or not a positive
+    integer one, or an objective that is not a finite number or NaN: the rules are those of
+    :func:`robnas.trainables._layout.read_result_rows`) is left out, as if the trial had never
+    reported it; each is named in ``Experiment.skipped`` and by a :class:`SkippedRowWarning`.
+    ``objectives`` (names, or ``name:max``/``name:min``; default: the search's) are the metrics
+    checked; another metric that is not a number stays in its row as it was written.
+
     Raises:
-        ValueError: ``path`` does not exist, is not a directory or is not a robnas search.
+        ValueError: ``path`` does not exist, is not a directory (or a symlink loop), is not a
+            robnas search or cannot be read.
     """
     path = Path(path).expanduser()
     settings = read_search_settings(path)
+    checked = _checked_objectives(path, settings, objectives)
     state = _read_state(path)
     # The search started at the earliest of: the state's start, any trial's start, any first
     # result minus the time its epoch took (a resumed search keeps its original start).
     start_times = [state.get("start_time", math.nan)]
-    rows, histories = [], []
-    for trial_id, entry in _trial_entries(path, state).items():
+    rows, histories, skipped = [], [], []
+    for trial_id, entry in _trial_entries(path, state, checked).items():
+        skipped.extend(entry["skipped"])
         history = [{**row, "trial_id": trial_id} for row in entry["history"]]
         if history:
             first = history[0]
@@ -90,25 +120,55 @@ def load_experiment(path: str | os.PathLike) -> Experiment:
     trials = _trials_frame(rows, max_epochs)
     start_time = min((t for t in start_times if math.isfinite(t)), default=math.nan)
     trials["wall_time_s"] = trials["finished_at"] - start_time
-    return Experiment(path, settings, trials, _results_frame(histories), start_time, max_epochs)
+    for message in skipped:
+        warnings.warn(message, SkippedRowWarning, stacklevel=2)
+    results = _results_frame(histories)
+    return Experiment(path, settings, trials, results, start_time, max_epochs, tuple(skipped))
 
 
 def read_search_settings(path: Path) -> dict[str, Any]:
     """The ``settings`` mapping of ``path/robnas.json``; ValueError if it is no robnas search."""
-    if not path.exists():
-        raise ValueError(f"search directory {path} does not exist")
-    if not path.is_dir():
-        raise ValueError(f"search directory {path} is not a directory")
+    _check_search_dir(path)
     file = path / SETTINGS_FILE
     if not file.is_file():
         raise ValueError(f"{path} is not a robnas search (no {SETTINGS_FILE})")
     try:
         settings = json.loads(file.read_text(encoding="utf-8"))["settings"]
-    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as error:
+    except OSError as error:
+        raise ValueError(f"cannot read {file}: {error.strerror or error}") from None
+    except (ValueError, KeyError, TypeError, RecursionError) as error:
         raise ValueError(f"{file} is not a valid robnas settings file ({error})") from None
     if not isinstance(settings, dict):
         raise ValueError(f"{file} is not a valid robnas settings file (settings is not a mapping)")
     return settings
+
+
+def _checked_objectives(
+    path: Path, settings: dict[str, Any], spec: str | Sequence[str | Objective] | None
+) -> tuple[str, ...]:
+    """The names of the objectives ``spec`` (default: the search's), which result rows must
+    hold as numbers; ValueError if the search's are not a list of names."""
+    own = settings.get("objectives", [])
+    if not isinstance(own, list) or not all(isinstance(o, str) for o in own):
+        raise ValueError(f"{path / SETTINGS_FILE} is not a valid robnas settings file "
+                         "(objectives is not a list of names)")
+    return names_of(parse_objectives(spec if spec is not None else own or DEFAULT_OBJECTIVES, None))
+
+
+def _check_search_dir(path: Path) -> None:
+    """ValueError unless ``path`` is a directory (or a symlink to one)."""
+    try:
+        path.resolve(strict=True)
+    except (FileNotFoundError, NotADirectoryError):
+        raise ValueError(f"search directory {path} does not exist") from None
+    except RuntimeError:  # Python < 3.13: a symlink loop
+        raise ValueError(f"search directory {path} is a symlink loop") from None
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise ValueError(f"search directory {path} is a symlink loop") from None
+        raise ValueError(f"search directory {path} cannot be reached: {error.strerror or error}") from None
+    if not path.is_dir():
+        raise ValueError(f"search directory {path} is not a directory")
 
 
 def _float(value: Any, default: float = math.nan) -> float:
@@ -128,7 +188,7 @@ def _read_state(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(files[-1].read_text(encoding="utf-8"))
         entries = data["trial_data"]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return {}
     trials = {}
     for entry in entries:
@@ -143,15 +203,16 @@ def _read_state(path: Path) -> dict[str, Any]:
                 "last_result_time": meta.get("last_result_time"),
                 "error_filename": meta.get("error_filename"),
             }
-        except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError, RecursionError):
             continue
     stats = data.get("stats") if isinstance(data, dict) else None
     start = _float(stats.get("start_time")) if isinstance(stats, dict) else math.nan
     return {"trials": trials, "start_time": start}
 
 
-def _trial_entries(path: Path, state: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """trial_id -> what the state says, its directory (or None) and its result rows.
+def _trial_entries(path: Path, state: dict[str, Any], numbers: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """trial_id -> what the state says, its directory (or None), its good result rows
+    (``history``) and the messages of its bad ones (``skipped``).
 
     Trials the state does not know yet (it is saved every few seconds) are found by their
     directories: any directory holding ``params.json`` or ``result.json``.
@@ -161,14 +222,26 @@ def _trial_entries(path: Path, state: dict[str, Any]) -> dict[str, dict[str, Any
         directory = path / (info.get("relative_logdir") or f"trial_{trial_id}")
         entries[trial_id] = {**info, "dir": directory if directory.is_dir() else None}
     claimed = {entry["dir"].name for entry in entries.values() if entry["dir"] is not None}
-    for directory in sorted(p for p in path.iterdir() if p.is_dir() and p.name not in claimed):
-        if is_trial_dir(directory):
-            history = read_results(directory)
+    for directory in _subdirectories(path):
+        if directory.name not in claimed and is_trial_dir(directory):
+            history, skipped = read_result_rows(directory, numbers=numbers)
             trial_id = str(history[0].get("trial_id") or "") if history else ""
-            entries.setdefault(trial_id or directory.name.removeprefix("trial_"), {"dir": directory})
+            entry = {"dir": directory, "history": history, "skipped": skipped}
+            entries.setdefault(trial_id or directory.name.removeprefix("trial_"), entry)
     for entry in entries.values():
-        entry["history"] = read_results(entry["dir"]) if entry["dir"] else []
+        if "history" not in entry:
+            found = read_result_rows(entry["dir"], numbers=numbers) if entry["dir"] else ([], [])
+            entry["history"], entry["skipped"] = found
     return dict(sorted(entries.items()))
+
+
+def _subdirectories(path: Path) -> list[Path]:
+    """The directories in ``path``, by name (symlink loops, dangling links and files left out)."""
+    try:
+        children = list(path.iterdir())
+    except OSError as error:
+        raise ValueError(f"cannot list search directory {path}: {error.strerror or error}") from None
+    return sorted(p for p in children if p.is_dir())
 
 
 def _read_config(entry: dict[str, Any]) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from robnas.analysis._analyze import analyze, write_comparison
 from robnas.analysis._front import analyze_trials, default_reference_point
 from robnas.analysis._front import objectives_of as parse_objectives
 from robnas.spaces import Objective
-from robnas.analysis._load import error_message, load_experiment
+from robnas.analysis._load import SkippedRowWarning, error_message, load_experiment
 from robnas.search.cli import main
 
 ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|none~0|nor_conv_1x1~1|avg_pool_3x3~2|"
@@ -217,6 +217,163 @@ def test_not_a_search_is_a_one_line_value_error(tmp_path, setup, message):
         load_experiment(path)
 
 
+
+# ---------------------------------------------------------------- damaged result rows
+
+
+#: Damage done to a good row (a dict) -> the line written instead, and what the warning says.
+BAD_ROWS = {
+    "epoch a string": (lambda r: json.dumps(r | {"epoch": "x"}), 'epoch "x" is not an integer'),
+    "epoch a fraction": (lambda r: json.dumps(r | {"epoch": 2.5}), "epoch 2.5 is not an integer"),
+    "epoch a bool": (lambda r: json.dumps(r | {"epoch": True}), "epoch true is not an integer"),
+    "epoch null": (lambda r: json.dumps(r | {"epoch": None}), "epoch null is not an integer"),
+    "epoch 0": (lambda r: json.dumps(r | {"epoch": 0}), "epoch 0 is below 1"),
+    "epoch negative": (lambda r: json.dumps(r | {"epoch": -3}), "epoch -3 is below 1"),
+    "no epoch": (lambda r: json.dumps({k: v for k, v in r.items() if k not in ("epoch", "training_iteration")}),
+                 "no epoch"),
+    "training_iteration a string": (
+        lambda r: json.dumps({k: v for k, v in r.items() if k != "epoch"} | {"training_iteration": "2"}),
+        'training_iteration "2" is not an integer'),
+    "objective a string": (lambda r: json.dumps(r | {"clean_acc": "high"}), 'clean_acc "high" is not a number'),
+    "objective null": (lambda r: json.dumps(r | {"robust_acc": None}), "robust_acc null is not a number"),
+    "objective a list": (lambda r: json.dumps(r | {"sparsity": [0.5]}), "sparsity [0.5] is not a number"),
+    "objective a bool": (lambda r: json.dumps(r | {"clean_acc": True}), "clean_acc true is not a number"),
+    "objective infinite": (lambda r: json.dumps(r | {"robust_acc": math.inf}), "robust_acc Infinity is not finite"),
+    "objective -infinite": (lambda r: json.dumps(r | {"clean_acc": -math.inf}), "clean_acc -Infinity is not finite"),
+    "long value cut in the message": (lambda r: json.dumps(r | {"clean_acc": "y" * 500}),
+                                      'clean_acc "' + "y" * 36 + "... is not a number"),
+    "a JSON array": (lambda r: "[1, 2]", "JSON array, not an object"),
+    "a JSON string": (lambda r: '"row"', "JSON string, not an object"),
+    "a JSON number": (lambda r: "3", "JSON number, not an object"),
+    "JSON null": (lambda r: "null", "JSON null, not an object"),
+    "not JSON": (lambda r: "{not json", "not valid JSON at column 2 (Expecting property name enclosed in double quotes)"),
+    "a line cut short": (lambda r: json.dumps(r)[:12],
+                         "not valid JSON at column 13 (Expecting property name enclosed in double quotes)"),
+    "NUL bytes": (lambda r: "\x00" * 16, "not valid JSON at column 1 (Expecting value)"),
+    "nested too deeply": (lambda r: "[" * 100_000 + "]" * 100_000, "not valid JSON (nested too deeply)"),
+    "a 5000-digit number": (lambda r: '{"epoch": 2, "clean_acc": ' + "9" * 5000 + "}", "not valid JSON (Exceeds the limit (4300 digits) for integer string conversion)"),
+}
+#: (trial, line) damaged: a middle row, and the last row of a front member.
+DAMAGED = (("a", 3), ("b", 2))
+
+
+def _edit_results(path: Path, trial_id: str, edit) -> Path:
+    """Rewrite ``trial_<id>/result.json`` as ``edit(lines)`` (lines without their newlines)."""
+    file = path / f"trial_{trial_id}" / "result.json"
+    file.write_text("".join(line + "\n" for line in edit(file.read_text().splitlines())))
+    return file
+
+
+def damaged_and_cut(tmp_path: Path, damage) -> tuple[Path, Path]:
+    """The standard search twice: with the rows ``DAMAGED`` replaced by ``damage(row)``, and
+    with them deleted (what the analysis of the damaged one must equal)."""
+    damaged = write_search(tmp_path / "damaged", standard_trials())
+    cut = write_search(tmp_path / "cut", standard_trials())
+    for trial_id, line in DAMAGED:
+        def replace(lines, i=line - 1):
+            return [damage(json.loads(x)) if k == i else x for k, x in enumerate(lines)]
+        _edit_results(damaged, trial_id, replace)
+        _edit_results(cut, trial_id, lambda lines, i=line - 1: lines[:i] + lines[i + 1:])
+    return damaged, cut
+
+
+def assert_same_analysis(damaged, cut) -> None:
+    """Trials, results, front and summary of two loaded searches are the same."""
+    pd.testing.assert_frame_equal(damaged.trials, cut.trials)
+    pd.testing.assert_frame_equal(damaged.results, cut.results)
+    for objectives in (TWO, parse_objectives("clean_acc,robust_acc,sparsity", [])):
+        ours, theirs = (analyze_trials(e.trials, objectives, max_epochs=3) for e in (damaged, cut))
+        pd.testing.assert_frame_equal(ours.trials, theirs.trials)
+        assert ours.summary == theirs.summary
+
+
+@pytest.mark.parametrize("damage, message", BAD_ROWS.values(), ids=BAD_ROWS)
+def test_a_damaged_row_is_skipped_named_and_the_rest_analysed_as_without_it(tmp_path, damage, message):
+    damaged_dir, cut_dir = damaged_and_cut(tmp_path, damage)
+    with pytest.warns(SkippedRowWarning) as caught:
+        damaged = load_experiment(damaged_dir)
+    expected = tuple(f"{damaged_dir / f'trial_{t}' / 'result.json'} line {n}: {message}"
+                     for t, n in DAMAGED)
+    assert len(damaged.skipped) == len(DAMAGED)
+    for found, start in zip(damaged.skipped, expected):
+        assert found.startswith(start) and found.endswith("; row skipped") and "\n" not in found
+    assert [str(w.message) for w in caught] == list(damaged.skipped)
+    cut = load_experiment(cut_dir)
+    assert cut.skipped == ()
+    assert_same_analysis(damaged, cut)
+    # a's last row went: it reached epoch 2 of 3, so the front is b and d.
+    assert list(analyze_trials(damaged.trials, TWO, max_epochs=3).front["trial_id"]) == ["b", "d"]
+
+
+@pytest.mark.parametrize("damage", [
+    lambda r: json.dumps(r | {"epoch": float(r["epoch"])}),  # 3.0 is epoch 3
+    lambda r: json.dumps(r | {"params": "many"}),  # not an objective: kept as written
+    lambda r: json.dumps(r | {"robust_acc": math.nan}),  # NaN is how a diverged trial reports
+    lambda r: json.dumps(r) + "\r",  # a Windows line end
+], ids=["epoch 3.0", "non-objective string", "NaN objective", "CRLF"])
+def test_rows_that_are_not_damaged(tmp_path, damage):
+    damaged_dir, _ = damaged_and_cut(tmp_path, damage)
+    good = write_search(tmp_path / "good", standard_trials())
+    experiment = load_experiment(damaged_dir)
+    assert experiment.skipped == ()
+    assert len(experiment.results) == len(load_experiment(good).results)
+    assert experiment.results["epoch"].tolist() == load_experiment(good).results["epoch"].tolist()
+
+
+def test_a_string_in_a_metric_is_damage_when_it_is_an_objective(tmp_path):
+    damaged_dir, cut_dir = damaged_and_cut(tmp_path, lambda r: json.dumps(r | {"params": "many"}))
+    assert load_experiment(damaged_dir).skipped == ()
+    with pytest.warns(SkippedRowWarning, match='params "many" is not a number'):
+        damaged = load_experiment(damaged_dir, objectives="clean_acc,params")
+    assert len(damaged.skipped) == 2
+    assert_same_analysis(damaged, load_experiment(cut_dir, objectives="clean_acc,params"))
+
+
+def test_blank_lines_and_the_line_being_written_pass_silently(tmp_path):
+    good = write_search(tmp_path / "good", standard_trials())
+    path = write_search(tmp_path / "s", standard_trials())
+    _edit_results(path, "b", lambda lines: ["", lines[0], "   ", *lines[1:]])
+    with open(path / "trial_a" / "result.json", "a") as file:
+        file.write('{"epoch": 4, "clean_')  # no newline yet: Tune is writing it
+    experiment = load_experiment(path)
+    assert experiment.skipped == ()
+    pd.testing.assert_frame_equal(experiment.trials, load_experiment(good).trials)
+    with open(path / "trial_a" / "result.json", "a") as file:
+        file.write("\n")  # the same line ended: a line that will never be whole
+    message = f"{path / 'trial_a' / 'result.json'} line 4: not valid JSON at column 14 (Unterminated string)"
+    with pytest.warns(SkippedRowWarning):
+        assert load_experiment(path).skipped == (message + "; row skipped",)
+
+
+def test_trials_found_by_their_directory_are_read_once(tmp_path):
+    path = write_search(tmp_path / "s", standard_trials(), state=False)
+    _edit_results(path, "b", lambda lines: [lines[0], "[1]", *lines[1:]])
+    with pytest.warns(SkippedRowWarning):
+        assert len(load_experiment(path).skipped) == 1
+
+
+def test_cli_prints_one_warning_line_per_skipped_row(tmp_path, capsys):
+    damaged, cut = damaged_and_cut(tmp_path, BAD_ROWS["epoch a string"][0])
+    assert main(["analyze", str(cut), "--json"]) == 0
+    expected = json.loads(capsys.readouterr().out)
+    assert main(["analyze", str(damaged), "--json"]) == 0
+    out, err = capsys.readouterr()
+    lines = err.splitlines()
+    assert lines == [f"robnas: warning: {damaged / f'trial_{t}' / 'result.json'} line {n}: "
+                     f'epoch "x" is not an integer; row skipped' for t, n in DAMAGED]
+    summary = json.loads(out)
+    assert summary.pop("experiment") != expected.pop("experiment") and summary == expected
+
+
+def test_a_real_process_warns_without_a_traceback(tmp_path):
+    damaged, _ = damaged_and_cut(tmp_path, BAD_ROWS["a JSON array"][0])
+    out = subprocess.run([sys.executable, "-m", "robnas", "analyze", str(damaged)],
+                         capture_output=True, text=True, check=False)
+    assert out.returncode == 0 and "Traceback" not in out.stderr
+    lines = out.stderr.splitlines()
+    assert len(lines) == 2 and all(line.startswith("robnas: warning: ") for line in lines)
+    assert "front 2" in out.stdout
+
 # ---------------------------------------------------------------- objectives and the front
 
 
@@ -409,6 +566,28 @@ def test_cli_errors_are_one_line_with_exit_code_2(tmp_path, capsys):
     assert err.startswith("robnas: error: search directory") and err.count("\n") == 1
     assert main(["analyze", str(tmp_path), "--reference-point", "a,b"]) == 2
     assert "not a robnas search" in capsys.readouterr().err
+
+
+def test_a_system_error_while_writing_is_one_line(search, capsys, monkeypatch):
+    def refuse(path, *args):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr("robnas.analysis._analyze.atomic_write_text", refuse)
+    assert main(["analyze", str(search)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("robnas: error: [Errno 13] Permission denied") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"objectives": 5}, "objectives is not a list of names"),
+    ({"objectives": "clean_acc"}, "objectives is not a list of names"),
+    ({"objectives": ["clean_acc:up"]}, "direction 'up'"),
+])
+def test_damaged_objectives_in_robnas_json(tmp_path, settings, message):
+    path = write_search(tmp_path / "s", standard_trials())
+    (path / "robnas.json").write_text(json.dumps({"settings": settings}))
+    with pytest.raises(ValueError, match=message):
+        load_experiment(path)
 
 
 def test_analysis_modules_import_without_ray():

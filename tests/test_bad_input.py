@@ -33,6 +33,12 @@ def storage(tmp_path: Path) -> Path:
     (root / "empty").mkdir()
     (root / "other").mkdir()
     (root / "other" / "notes.txt").write_text("not a search\n")
+    for name in ("good", "blocked"):  # searches analyze reads; blocked has a file for its analysis/
+        (root / name / "trial_t1").mkdir(parents=True)
+        settings = {"name": name, "max_epochs": 1, "objectives": ["clean_acc"]}
+        (root / name / "robnas.json").write_text(json.dumps({"settings": settings}))
+        (root / name / "trial_t1" / "result.json").write_text('{"epoch": 1, "clean_acc": 0.5, "trial_id": "t1"}\n')
+    (root / "blocked" / "analysis").write_text("in the way\n")
     return root
 
 
@@ -113,6 +119,41 @@ def cases(tmp: Path, storage: Path) -> dict[str, tuple[list[str], str]]:
         "address without a port": (["search", "--address", "headnode", *s], "HOST:PORT"),
         "yaml alias bomb": (["search", "--config", write(tmp / "k.yaml", ALIAS_BOMB), *s], "more than"),
         "tabulate empty archs": (["tabulate", "--archs", write(tmp / "archs.txt", ""), "--out", str(tmp / "t.csv")], "archs"),
+        **analysis_cases(tmp, storage),
+    }
+
+
+def analysis_cases(tmp: Path, storage: Path) -> dict[str, tuple[list[str], str]]:
+    """``analyze`` and ``export`` given something other than a search, or nowhere to write."""
+    good, notes, loop = str(storage / "good"), str(storage / "other" / "notes.txt"), symlink_loop(tmp)
+    dangling = tmp / "dangling"
+    if not dangling.is_symlink():
+        dangling.symlink_to(tmp / "nowhere")
+    runs = {
+        "missing dir": (str(storage / "nope"), "does not exist"),
+        "a file": (notes, "is not a directory"),
+        "an empty dir": (str(storage / "empty"), "not a robnas search"),
+        "something else": (str(storage / "other"), "not a robnas search"),
+        "a symlink loop": (str(loop), "is a symlink loop"),
+        "a dangling symlink": (str(dangling), "does not exist"),
+        "a file inside a file": (notes + "/x", "does not exist"),
+        "damaged robnas.json": (str(Path(write(tmp / "bad_settings" / "robnas.json", "{")).parent),
+                                "not a valid robnas settings file"),
+        "robnas.json without objectives names": (
+            str(Path(write(tmp / "bad_objectives" / "robnas.json", '{"settings": {"objectives": 3}}')).parent),
+            "objectives is not a list of names"),
+    }
+    table = {}
+    for name, (run, expected) in runs.items():
+        table[f"analyze {name}"] = (["analyze", run], expected)
+        table[f"export {name}"] = (["export", run, "--trial", "t1", "--out", str(tmp / "m.pt")], expected)
+    return table | {
+        "analyze a good and a missing dir": (["analyze", good, str(storage / "nope")], "does not exist"),
+        "analyze with a file for analysis/": (["analyze", str(storage / "blocked")], "is not a directory"),
+        "analyze --compare-dir a file": (["analyze", good, good, "--compare-dir", notes], "is not a directory"),
+        "analyze --compare-dir in a symlink loop": (["analyze", good, good, "--compare-dir", f"{loop}/x"],
+                                                    "symlink loop"),
+        "export --out a symlink loop": (["export", good, "--trial", "t1", "--out", str(loop)], "symlink loop"),
     }
 
 
@@ -140,10 +181,17 @@ def test_every_bad_input_is_one_line_exit_2_and_touches_nothing(tmp_path, storag
     assert not problems, "\n".join(problems)
 
 
-def test_a_real_process_prints_no_traceback(tmp_path, storage):
-    out = subprocess.run(
-        [sys.executable, "-m", "robnas", "resume", str(storage / "other")], capture_output=True, text=True
-    )
+@pytest.mark.parametrize("argv", [
+    ["resume", "{storage}/other"],
+    ["analyze", "{storage}/other/notes.txt"],
+    ["analyze", "{tmp}/loop_a"],
+    ["export", "{tmp}/loop_a", "--knee", "--out", "{tmp}/m.pt"],
+    ["analyze", "{storage}/blocked"],
+])
+def test_a_real_process_prints_no_traceback(tmp_path, storage, argv):
+    symlink_loop(tmp_path)
+    argv = [a.format(storage=storage, tmp=tmp_path) for a in argv]
+    out = subprocess.run([sys.executable, "-m", "robnas", *argv], capture_output=True, text=True)
     assert out.returncode == 2
     assert "Traceback" not in out.stderr and out.stderr.count("\n") == 1
 

@@ -154,6 +154,21 @@ def test_export_command(fake_search, tmp_path, capsys):
     assert "one of the arguments --trial --knee --best is required" in capsys.readouterr().err
 
 
+def test_export_warns_of_damaged_rows_and_chooses_among_the_rest(fake_search, tmp_path, capsys):
+    copy = tmp_path / "s"
+    shutil.copytree(fake_search, copy, ignore=shutil.ignore_patterns("analysis"))
+    result = copy / "trial_bbbb" / "result.json"
+    row = json.loads(result.read_text())
+    result.write_text(json.dumps(row | {"robust_acc": "n/a"}) + "\n[1, 2]\n")
+    assert main(["export", str(copy), "--knee", "--out", str(tmp_path / "k.pt")]) == 0
+    out, err = capsys.readouterr()
+    assert err.splitlines() == [
+        f"robnas: warning: {result} line 1: robust_acc \"n/a\" is not a number; row skipped",
+        f"robnas: warning: {result} line 2: JSON array, not an object; row skipped",
+    ]
+    assert "exported trial aaaa" in out  # bbbb reported nothing usable: aaaa is the front
+
+
 def test_export_never_replaces_what_it_was_not_asked_to(fake_search, tmp_path, capsys):
     earlier = tmp_path / "earlier.pt"
     earlier.write_bytes(b"an earlier export")

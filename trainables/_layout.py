@@ -5,7 +5,8 @@ JSON object per report) and ``checkpoint_<k>/`` directories, each holding ``tria
 ``torch.save`` of a ``TrialRunner`` state) with ``trial.pt.sha256`` beside it, or ``replay.json``
 for the table backend. Every file robnas writes is written atomically (a temporary file, then a
 rename), so a reader or a kill never sees half of it. Readers skip what is missing or half
-written. torch is imported only to write or read a ``trial.pt``.
+written, and damaged rows of ``result.json`` (see :func:`read_result_rows`). torch is imported
+only to write or read a ``trial.pt``.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
 import secrets
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,7 +25,7 @@ __all__ = [
     "CHECKPOINT_FILE", "PARAMS_FILE", "REPLAY_CHECKPOINT", "RESULT_FILE", "CorruptCheckpointError",
     "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "checkpoint_dirs", "checkpoint_files",
     "first_good", "is_trial_dir", "read_checkpoint", "read_params", "read_replay_checkpoint",
-    "read_results", "write_checkpoint", "write_replay_checkpoint",
+    "read_result_rows", "read_results", "write_checkpoint", "write_replay_checkpoint",
 ]
 
 #: ``torch.save`` of a trial's state, in each ``checkpoint_<k>/`` directory.
@@ -195,33 +197,117 @@ def is_trial_dir(directory: Path) -> bool:
     return (directory / PARAMS_FILE).is_file() or (directory / RESULT_FILE).is_file()
 
 
-def read_results(trial_dir: str | os.PathLike) -> list[dict[str, Any]]:
-    """The reports in a trial directory's ``result.json``, in order ([] if there is none).
+def read_results(trial_dir: str | os.PathLike, *, numbers: Collection[str] = ()) -> list[dict[str, Any]]:
+    """The reports in a trial directory's ``result.json``, in order ([] if there is none);
+    bad rows (see :func:`read_result_rows`) are skipped without a word."""
+    return read_result_rows(trial_dir, numbers=numbers)[0]
 
-    A line that does not parse (the half-written last one) is skipped. Repeated epochs (a
-    resumed trial reporting an epoch again) keep their last report.
+
+def read_result_rows(
+    trial_dir: str | os.PathLike, *, numbers: Collection[str] = ()
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """``(reports, skipped)``: the good rows of a trial's ``result.json`` in order, and one
+    message per bad row, ``"PATH line N: REASON; row skipped"``.
+
+    A line is a bad row when it
+
+    - is not JSON, or is JSON but not an object;
+    - has no ``epoch`` (rows without one fall back to Tune's ``training_iteration``), or one
+      that is not an integer (``"3"``, ``2.5``, ``true``, ``null``; ``3.0`` is read as 3) or is
+      below 1;
+    - holds a metric named in ``numbers`` that is not a number (a string, ``null``, a bool, a
+      list, ...) or is infinite. NaN is a number here: it is how a diverged trial reports. A
+      metric missing from a row is not checked.
+
+    Blank lines carry no row and are passed over. So is a last line without its newline that
+    does not parse: Tune is writing it right now (a running search always has one for an
+    instant), and a reader cannot tell it from a line cut by a kill, which nothing can recover
+    either. Repeated epochs (a resumed trial reporting an epoch again) keep their last report.
     """
+    file = Path(trial_dir) / RESULT_FILE
     try:
-        text = (Path(trial_dir) / RESULT_FILE).read_text(encoding="utf-8", errors="replace")
+        text = file.read_text(encoding="utf-8", errors="replace") if file.is_file() else ""
     except OSError:
-        return []
-    by_epoch: dict[Any, dict[str, Any]] = {}
-    for line in text.splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
+        return [], []
+    lines = text.split("\n")  # the last item is what follows the last newline
+    by_epoch: dict[int, dict[str, Any]] = {}
+    skipped = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
             continue
-        if isinstance(row, dict):
-            epoch = row.get("epoch", row.get("training_iteration"))
-            by_epoch.pop(epoch, None)
-            by_epoch[epoch] = row
-    return list(by_epoch.values())
+        found = _result_row(line, numbers)
+        if isinstance(found, str):
+            being_written = number == len(lines) and found.startswith(_NOT_JSON)
+            if not being_written:
+                skipped.append(f"{file} line {number}: {found}; row skipped")
+            continue
+        epoch, row = found
+        by_epoch.pop(epoch, None)
+        by_epoch[epoch] = row
+    return list(by_epoch.values()), skipped
+
+
+_NOT_JSON = "not valid JSON"
+_JSON_KINDS = {list: "array", str: "string", int: "number", float: "number", bool: "boolean",
+               type(None): "null"}
+
+
+def _result_row(line: str, numbers: Collection[str]) -> tuple[int, dict[str, Any]] | str:
+    """``(epoch, row)`` for a good line of ``result.json``, else why it is bad."""
+    try:
+        row = json.loads(line)
+    except (ValueError, RecursionError) as error:
+        return _not_json(error)
+    if not isinstance(row, dict):
+        return f"JSON {_JSON_KINDS[type(row)]}, not an object"
+    key = "epoch" if "epoch" in row or "training_iteration" not in row else "training_iteration"
+    if key not in row:
+        return "no epoch"
+    epoch = row[key]
+    integral = isinstance(epoch, int) or isinstance(epoch, float) and epoch.is_integer()
+    if isinstance(epoch, bool) or not integral:
+        return f"{key} {_shown(epoch)} is not an integer"
+    if epoch < 1:
+        return f"{key} {_shown(epoch)} is below 1"
+    for name in numbers:
+        reason = _number_problem(row[name]) if name in row else None
+        if reason is not None:
+            return f"{name} {_shown(row[name])} {reason}"
+    return int(epoch), {**row, key: int(epoch)} if isinstance(epoch, float) else row
+
+
+def _not_json(error: ValueError | RecursionError) -> str:
+    """Why ``json.loads`` refused a line, in a few words."""
+    if isinstance(error, json.JSONDecodeError):
+        what = error.msg.removesuffix(" at").removesuffix(" starting")  # "... string starting at"
+        return f"{_NOT_JSON} at column {error.colno} ({what})"
+    if isinstance(error, RecursionError):  # [[[[...]]]]
+        return f"{_NOT_JSON} (nested too deeply)"
+    return f"{_NOT_JSON} ({str(error).split(':')[0]})"  # an integer of 5000 digits
+
+
+def _number_problem(value: Any) -> str | None:
+    """Why ``value`` is no metric value (None: it is a finite number or NaN)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "is not a number"
+    return "is not finite" if math.isinf(value) else None
+
+
+def _shown(value: Any, limit: int = 40) -> str:
+    """``value`` as JSON, cut to ``limit`` characters."""
+    try:
+        text = json.dumps(value)
+    except (ValueError, RecursionError):
+        text = type(value).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def read_params(trial_dir: str | os.PathLike) -> dict[str, Any] | None:
-    """The flat config in a trial directory's ``params.json``; None if missing or unreadable."""
+    """The flat config in a trial directory's ``params.json``; None if missing, not a regular
+    file (a FIFO would block) or unreadable."""
+    file = Path(trial_dir) / PARAMS_FILE
     try:
-        config = json.loads((Path(trial_dir) / PARAMS_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        config = json.loads(file.read_text(encoding="utf-8")) if file.is_file() else None
+    except (OSError, ValueError, RecursionError):
         return None
     return config if isinstance(config, dict) else None
