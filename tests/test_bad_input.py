@@ -64,10 +64,8 @@ def cifar10_dir(root: Path, first_batch: bytes) -> Path:
 
 def cases(tmp: Path, storage: Path) -> dict[str, tuple[list[str], str]]:
     s = ["--storage-path", str(storage), "--name", "new"]
-    cifar_garbage = tmp / "cifar_garbage"
-    write(cifar_garbage / "data_batch_1", b"\x00\x01 this is not a pickle")
-    cifar_lying = tmp / "cifar_lying"
-    write(cifar_lying / "data_batch_1", pickle.dumps({b"data": [1, 2, 3], b"labels": [0]}))
+    cifar_garbage = cifar10_dir(tmp / "cifar_garbage", b"\x00\x01 this is not a pickle")
+    cifar_lying = cifar10_dir(tmp / "cifar_lying", pickle.dumps({b"data": [1, 2, 3], b"labels": [0]}))
     npz = tmp / "bad.npz"
     np.savez(npz, x_train=np.zeros((2, 8, 8), np.uint8), y_train=np.zeros(2, np.int64))
     npz_classes = tmp / "classes.npz"
@@ -99,8 +97,8 @@ def cases(tmp: Path, storage: Path) -> dict[str, tuple[list[str], str]]:
         "zero samples": (["search", "--num-samples", "0", *s], "num_samples"),
         "missing data dir": (["search", "--dataset", "cifar10", "--data-dir", str(tmp / "nope"), *s], "cifar10"),
         "data dir without files": (["trial", "--dataset", "mnist", "--data-dir", str(storage / "empty")], "mnist"),
-        "cifar batch is not a pickle": (["trial", "--dataset", "cifar10", "--data-dir", str(cifar_garbage)], "data_batch_1"),
-        "cifar batch is not what it claims": (["trial", "--dataset", "cifar10", "--data-dir", str(cifar_lying)], "data_batch_1"),
+        "cifar batch is not a pickle": (["trial", "--dataset", "cifar10", "--data-dir", str(cifar_garbage)], "data_batch_1 is not a readable pickle"),
+        "cifar batch is not what it claims": (["trial", "--dataset", "cifar10", "--data-dir", str(cifar_lying)], "data_batch_1 has data list"),
         "npz missing arrays": (["trial", "--dataset", "npz", "--data-dir", str(npz)], "x_test"),
         "npz labels up to 10**9": (["trial", "--dataset", "npz", "--data-dir", str(npz_classes)], "more than 100000 classes"),
         "npz unknown array": (["trial", "--dataset", "npz", "--data-dir", str(npz_extra)], "unknown arrays extra"),
