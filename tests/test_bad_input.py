@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import pickle
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -58,14 +60,32 @@ def symlink_loop(tmp: Path) -> Path:
     return a
 
 
+def cifar10_dir(root: Path, first_batch: bytes) -> Path:
+    """A CIFAR-10 layout whose data_batch_1 (read first) is ``first_batch``; the other files are empty."""
+    write(root / "data_batch_1", first_batch)
+    for name in [f"data_batch_{i}" for i in range(2, 6)] + ["test_batch"]:
+        write(root / name, b"")
+    return root
+
+
 def cases(tmp: Path, storage: Path) -> dict[str, tuple[list[str], str]]:
     s = ["--storage-path", str(storage), "--name", "new"]
-    cifar_garbage = tmp / "cifar_garbage"
-    write(cifar_garbage / "data_batch_1", b"\x00\x01 this is not a pickle")
-    cifar_lying = tmp / "cifar_lying"
-    write(cifar_lying / "data_batch_1", pickle.dumps({b"data": [1, 2, 3], b"labels": [0]}))
+    cifar_garbage = cifar10_dir(tmp / "cifar_garbage", b"\x00\x01 this is not a pickle")
+    cifar_lying = cifar10_dir(tmp / "cifar_lying", pickle.dumps({b"data": [1, 2, 3], b"labels": [0]}))
     npz = tmp / "bad.npz"
     np.savez(npz, x_train=np.zeros((2, 8, 8), np.uint8), y_train=np.zeros(2, np.int64))
+    npz_classes = tmp / "classes.npz"
+    np.savez(npz_classes, x_train=np.zeros((2, 8, 8), np.uint8), y_train=[0, 10**9],
+             x_test=np.zeros((1, 8, 8), np.uint8), y_test=[0])
+    npz_extra = tmp / "extra.npz"
+    np.savez(npz_extra, x_train=np.zeros((2, 8, 8), np.uint8), y_train=[0, 1], x_test=np.zeros((1, 8, 8), np.uint8),
+             y_test=[0], extra=np.zeros(3))
+    mnist_huge = tmp / "mnist_huge"
+    idx_header = struct.pack(">4I", 0x0803, 60000, 100000, 100000)  # 600 TB declared, 1 KiB present
+    write(mnist_huge / "train-images-idx3-ubyte.gz", gzip.compress(idx_header + bytes(1024)))
+    for stem in ("train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        write(mnist_huge / stem, b"")
+    cifar_huge = cifar10_dir(tmp / "cifar_huge", b"\x80\x04\x8e" + struct.pack("<Q", 2**32) + b"abc")  # 4 GiB in 14 bytes
     no_arch = write(tmp / "no_arch.csv", "cell,acc\n1,0.5\n")
     return {
         "yaml syntax": (["search", "--config", write(tmp / "a.yaml", "num_samples: [1,\n"), *s], "YAML syntax error"),
@@ -83,9 +103,13 @@ def cases(tmp: Path, storage: Path) -> dict[str, tuple[list[str], str]]:
         "zero samples": (["search", "--num-samples", "0", *s], "num_samples"),
         "missing data dir": (["search", "--dataset", "cifar10", "--data-dir", str(tmp / "nope"), *s], "cifar10"),
         "data dir without files": (["trial", "--dataset", "mnist", "--data-dir", str(storage / "empty")], "mnist"),
-        "cifar batch is not a pickle": (["trial", "--dataset", "cifar10", "--data-dir", str(cifar_garbage)], "data_batch_1"),
-        "cifar batch is not what it claims": (["trial", "--dataset", "cifar10", "--data-dir", str(cifar_lying)], "data_batch_1"),
+        "cifar batch is not a pickle": (["trial", "--dataset", "cifar10", "--data-dir", str(cifar_garbage)], "data_batch_1 is not a readable pickle"),
+        "cifar batch is not what it claims": (["trial", "--dataset", "cifar10", "--data-dir", str(cifar_lying)], "data_batch_1 has data list"),
         "npz missing arrays": (["trial", "--dataset", "npz", "--data-dir", str(npz)], "x_test"),
+        "npz labels up to 10**9": (["trial", "--dataset", "npz", "--data-dir", str(npz_classes)], "more than 100000 classes"),
+        "npz unknown array": (["trial", "--dataset", "npz", "--data-dir", str(npz_extra)], "unknown arrays extra"),
+        "idx header declaring 600 TB": (["trial", "--dataset", "mnist", "--data-dir", str(mnist_huge)], "-byte limit"),
+        "cifar pickle declaring 4 GiB": (["trial", "--dataset", "cifar10", "--data-dir", str(cifar_huge)], "bytes8"),
         "unknown dataset": (["search", "--dataset", "imagenet", *s], "imagenet"),
         "run dir does not exist": (["resume", str(storage / "nope")], "does not exist"),
         "run dir is empty": (["resume", str(storage / "empty")], "not a robnas search"),

@@ -2,10 +2,16 @@ from __future__ import annotations
 
 import codecs
 import gzip
+import io
 import os
 import pickle
 import struct
+import subprocess
+import sys
+import textwrap
+import tracemalloc
 import uuid
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +21,7 @@ import torch
 
 from robnas.spaces import DATASETS
 from robnas.trainables._data import Dataset, DatasetError, clear_dataset_cache, load_dataset
+from robnas.trainables._formats import MAX_CLASSES, MAX_DATA_BYTES
 from robnas.trainables._safe_pickle import RefusedGlobalError, load_numpy_pickle
 
 
@@ -47,6 +54,22 @@ def _error(name: str, data_dir=None) -> str:
     message = str(info.value)
     assert "\n" not in message
     assert message.startswith(f"{name}: ") or name not in DATASETS
+    return message
+
+
+#: Allocation ceiling for refusing a hostile file; the sizes such files declare are GiB to PB.
+REFUSAL_PEAK_BYTES = 16 * 2**20
+
+
+def _error_without_allocating(name: str, data_dir) -> str:
+    """`_error`, asserting that the traced allocation peak stays below REFUSAL_PEAK_BYTES."""
+    tracemalloc.start()
+    try:
+        message = _error(name, data_dir)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < REFUSAL_PEAK_BYTES, f"allocated {peak} bytes to refuse: {message}"
     return message
 
 
@@ -268,6 +291,89 @@ def test_restricted_unpickler_refuses_other_callables(tmp_path):
     assert load_numpy_pickle(path)[b"a"].tolist() == [0, 1, 2, 3, 4]
 
 
+def _short(raw: bytes) -> bytes:  # SHORT_BINSTRING
+    return b"U" + bytes([len(raw)]) + raw
+
+
+def _int(value: int) -> bytes:  # BININT
+    return b"J" + struct.pack("<i", value)
+
+
+def _pickled_array(n: int, dtype_code: bytes, flags: int, raw: bytes) -> bytes:
+    """A 1-D array of `n` items as numpy pickles it at protocol 2, with `flags` in its dtype's state."""
+    dtype = (b"cnumpy\ndtype\n" + _short(dtype_code) + b"\x89\x88\x87R(" + _int(3) + _short(b"|") + b"NNN"
+             + _int(8) + _int(1) + _int(flags) + b"tb")
+    return (b"\x80\x02cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n" + _int(0) + b"\x85" + _short(b"b")
+            + b"\x87R(" + _int(1) + _int(n) + b"\x85" + dtype + b"\x89" + raw + b"tb.")
+
+
+_GIB4 = struct.pack("<Q", 2**32)
+
+#: A few bytes each that declare GiB: lengths, a memo table, arrays.
+HOSTILE_PICKLES = {
+    "bytes8 of 4 GiB": (b"\x80\x04\x8e" + _GIB4 + b"abc", "expected 4294967296 bytes in a bytes8, but only 3 remain"),
+    "bytearray8 of 4 GiB": (b"\x80\x05\x96" + _GIB4 + b"abc", "expected 4294967296 bytes in a bytearray8"),
+    "unicode8 of 4 GiB": (b"\x80\x04\x8d" + _GIB4 + b"abc", "expected 4294967296 bytes in a unicodestring8"),
+    "frame of 4 GiB": (b"\x80\x04\x95" + _GIB4 + b"N.", "a frame of 4294967296 bytes at byte 2 runs past the end"),
+    "memo index 2**28": (b"\x80\x02Nr" + struct.pack("<I", 2**28) + b".", "memo index 268435456 at byte 3 skips ahead"),
+    "no STOP": (b"\x80\x02N", "pickle exhausted before seeing STOP"),
+    "_reconstruct of 2 GiB": (
+        b"\x80\x02cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n" + _int(2**31 - 1) + b"\x85" + _short(b"b")
+        + b"\x87R.", "an array of 2147483647 bytes declared in a pickle of 65 bytes"),
+    "ndarray((2**31,))": (b"\x80\x02cnumpy\nndarray\n" + _int(2**31 - 1) + b"\x85\x85R.",
+                          "numpy.ndarray is only admitted as the class _reconstruct builds"),
+    "_reconstruct of another class": (
+        b"\x80\x02cnumpy.core.multiarray\n_reconstruct\nc_codecs\nencode\n" + _int(0) + b"\x85" + _short(b"b") + b"\x87R.",
+        "_reconstruct is only admitted for numpy.ndarray"),
+    "object dtype": (pickle.dumps(np.dtype("O"), protocol=2), "refused dtype object"),
+    "void dtype": (pickle.dumps(np.dtype("V8"), protocol=4), "refused dtype |V8"),
+    "big-endian dtype": (b"\x80\x02cnumpy\ndtype\n" + _short(b">i8") + b"\x89\x88\x87R.", "refused dtype >i8"),
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE_PICKLES)
+def test_cifar_pickle_declaring_more_than_it_holds_is_refused_without_allocating(tmp_path, case):
+    batch, problem = HOSTILE_PICKLES[case]
+    root = _cifar_dir_with(tmp_path, batch)
+    message = _error_without_allocating("cifar10", root)
+    assert f"{root / 'data_batch_2'} " in message and problem in message
+
+
+def test_cifar_batch_larger_than_the_limit_is_refused_unread(tmp_path):
+    root = _cifar_dir_with(tmp_path, b"")
+    with open(root / "data_batch_2", "r+b") as handle:
+        handle.truncate(MAX_DATA_BYTES + 1)  # sparse: nothing written
+    message = _error_without_allocating("cifar10", root)
+    assert f"data_batch_2 has {MAX_DATA_BYTES + 1} bytes, more than the {MAX_DATA_BYTES}-byte limit" in message
+
+
+def test_pickled_dtype_state_cannot_alter_numpy(tmp_path):
+    """numpy trusts a dtype's pickled flags: object flags on a void dtype crash the process.
+
+    Run in a child process, which would die with the signal.
+    """
+    crash = tmp_path / "crash.pkl"
+    crash.write_bytes(_pickled_array(1000, b"V8", 0x3F, b"](" + _int(7) * 2 + b"e"))
+    ignored = tmp_path / "ignored.pkl"
+    ignored.write_bytes(_pickled_array(2, b"i8", 0x3F, _short(b"\x01" * 16)))
+    code = textwrap.dedent(f"""
+        from pathlib import Path
+        from robnas.trainables._safe_pickle import RefusedGlobalError, load_numpy_pickle
+        try:
+            load_numpy_pickle(Path({str(crash)!r}))
+        except RefusedGlobalError as exc:
+            print(exc)
+        array = load_numpy_pickle(Path({str(ignored)!r}))
+        print(array.dtype, array.dtype.hasobject, array.tolist())
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines() == [
+        "refused dtype |V8: only built-in numeric dtypes are admitted",
+        f"int64 False {[0x0101010101010101] * 2}",
+    ]
+
+
 # --------------------------------------------------------------------------- SVHN
 
 
@@ -295,6 +401,28 @@ def test_svhn_errors(tmp_path):
     assert f"{tmp_path / 'train_32x32.mat'} is not a readable MATLAB v5 file" in _error("svhn", tmp_path)
     scipy.io.savemat(tmp_path / "train_32x32.mat", {"X": np.zeros((32, 32, 3, 2), np.uint8), "y": [[0], [1]]})
     assert "labels in [0, 1], outside [1, 10]" in _error("svhn", tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("name", "dims", "problem"),
+    [
+        ("X", (32, 32, 3, 10**8), "declares X (uint8) of shape (32, 32, 3, 100000000): 307200000000 bytes, more than"),
+        ("X", (32, 32, 3, -2), "declares X (uint8) of shape (32, 32, 3, -2), with a negative dimension"),
+        ("y", (2**30, 1), "declares y (double) of shape (1073741824, 1): 8589934592 bytes, more than"),
+    ],
+)
+def test_svhn_variable_declaring_too_much_is_refused_before_loading(tmp_path, name, dims, problem):
+    """Dims patched in an uncompressed file: the data is 2 images, the header declares more."""
+    x, y = np.zeros((32, 32, 3, 2), np.uint8), np.array([[1.0], [2.0]])
+    for stem in ("train_32x32.mat", "test_32x32.mat"):
+        scipy.io.savemat(tmp_path / stem, {"X": x, "y": y})
+    path = tmp_path / "train_32x32.mat"
+    written = {"X": struct.pack("<4i", 32, 32, 3, 2), "y": struct.pack("<2i", 2, 1)}[name]
+    raw = path.read_bytes()
+    assert raw.count(written) == 1
+    path.write_bytes(raw.replace(written, struct.pack(f"<{len(dims)}i", *dims)))
+    message = _error_without_allocating("svhn", tmp_path)
+    assert f"{path} {problem}" in message
 
 
 # --------------------------------------------------------------------------- MNIST / Fashion-MNIST
@@ -333,15 +461,82 @@ def test_idx_errors(tmp_path):
     assert "t10k-labels-idx1-ubyte.gz cannot be read (BadGzipFile" in _error("mnist", tmp_path)
 
 
+def test_idx_gz_length_errors(tmp_path):
+    _write_mnist(tmp_path, np.random.default_rng(4), suffix=".gz")
+    images = tmp_path / "train-images-idx3-ubyte.gz"
+    raw = gzip.decompress(images.read_bytes())
+    images.write_bytes(gzip.compress(raw + bytes(1000)))
+    assert f"{images} is too long: more than {len(raw)} bytes, header dims (7, 6, 6) need {len(raw)}" in _error("mnist", tmp_path)
+    images.write_bytes(gzip.compress(raw[:-5]))
+    assert f"{images} is truncated: {len(raw) - 5} bytes, header dims (7, 6, 6) need {len(raw)}" in _error("mnist", tmp_path)
+    images.write_bytes(gzip.compress(raw[:10]))
+    assert f"{images} is truncated: 10 bytes, shorter than its 16-byte header" in _error("mnist", tmp_path)
+    images.write_bytes(gzip.compress(raw)[:-12])  # the gzip stream itself cut short
+    assert f"{images} cannot be read (EOFError" in _error("mnist", tmp_path)
+
+
+def _idx_header(*dims: int) -> bytes:
+    return struct.pack(">I", 0x0800 + len(dims)) + struct.pack(f">{len(dims)}I", *dims)
+
+
+@pytest.mark.parametrize(
+    ("stem", "dims"),
+    [
+        ("train-images-idx3-ubyte", (60000, 100000, 100000)),
+        ("train-images-idx3-ubyte", (2**32 - 1,) * 3),
+        ("train-images-idx3-ubyte", (MAX_DATA_BYTES // 784 + 1, 28, 28)),  # just over the limit
+        ("train-labels-idx1-ubyte", (2**32 - 1,)),
+        ("t10k-images-idx3-ubyte", (10**9, 28, 28)),
+    ],
+)
+@pytest.mark.parametrize("suffix", ["", ".gz"])
+def test_idx_header_declaring_too_much_is_refused_before_reading(tmp_path, stem, dims, suffix):
+    """A small body (1 MiB of zeros) after a header that declares GiB to PB: refused at the header."""
+    _write_mnist(tmp_path, np.random.default_rng(5), suffix=suffix)
+    path = tmp_path / f"{stem}{suffix}"
+    raw = _idx_header(*dims) + bytes(2**20)
+    path.write_bytes(gzip.compress(raw) if suffix else raw)
+    message = _error_without_allocating("mnist", tmp_path)
+    size = int(np.prod(dims, dtype=object))
+    assert f"{path} declares IDX data of shape {dims}: {size} bytes, more than the {MAX_DATA_BYTES}-byte limit" in message
+
+
+def test_gz_idx_holding_less_than_it_declares_allocates_what_it_holds(tmp_path):
+    """1.5 GB declared, within the limit, but 1 KiB present: memory follows the bytes read."""
+    _write_mnist(tmp_path, np.random.default_rng(5), suffix=".gz")
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(_idx_header(2_000_000, 28, 28) + bytes(1024)))
+    message = _error_without_allocating("mnist", tmp_path)
+    assert f"{path} is truncated: 1040 bytes, header dims (2000000, 28, 28) need 1568000016" in message
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (2**20, "is truncated: 1048592 bytes, header dims (2000, 28, 28) need 1568016"),
+        (MAX_DATA_BYTES, "is too long: 2147483664 bytes, header dims (2000, 28, 28) need 1568016"),
+    ],
+)
+def test_plain_idx_size_is_checked_against_its_header_before_reading(tmp_path, body, problem):
+    """The file size of an uncompressed IDX file (sparse here) decides before its body is read."""
+    _write_mnist(tmp_path, np.random.default_rng(6))
+    path = tmp_path / "train-images-idx3-ubyte"
+    path.write_bytes(_idx_header(2000, 28, 28))
+    with open(path, "r+b") as handle:
+        handle.truncate(16 + body)
+    assert f"{path} {problem}" in _error_without_allocating("mnist", tmp_path)
+
+
 # --------------------------------------------------------------------------- npz
 
 
-def test_npz_layouts_round_trip(tmp_path):
+@pytest.mark.parametrize("save", [np.savez, np.savez_compressed])
+def test_npz_layouts_round_trip(tmp_path, save):
     rng = np.random.default_rng(6)
     x_train = _u8(rng, 4, 5, 5, 3)  # NHWC uint8
-    x_test = rng.random((2, 3, 5, 5)).astype(np.float64)  # NCHW float
+    x_test = np.asfortranarray(rng.random((2, 3, 5, 5)))  # NCHW float64, stored in Fortran order
     path = tmp_path / "mine.npz"
-    np.savez(path, x_train=x_train, y_train=np.array([0, 1, 2, 1]), x_test=x_test, y_test=np.array([2, 0]))
+    save(path, x_train=x_train, y_train=np.array([0, 1, 2, 1]), x_test=x_test, y_test=np.array([2, 0]))
     for where in (path, tmp_path):
         ds = load_dataset("npz", where)
         assert torch.equal(ds.x_train, _as_float(x_train.transpose(0, 3, 1, 2)))
@@ -380,6 +575,13 @@ def _npz(tmp_path: Path, **arrays) -> Path:
         ({"y_train": [0.0, 1.0]}, "has y_train float64 (2,), not 2 integer labels"),
         ({"y_train": [0, -1]}, "labels in [-1, 0]"),
         ({"num_classes": 1}, "has num_classes"),
+        ({"y_train": [0, 10**9]}, "has labels up to 1000000000: more than 100000 classes"),
+        ({"y_test": [2**63 - 1]}, "has labels up to 9223372036854775807: more than 100000 classes"),
+        ({"y_test": np.array([2**64 - 1], np.uint64)}, "labels in [18446744073709551615, 18446744073709551615]"),
+        ({"y_test": [MAX_CLASSES]}, "has labels up to 100000: more than 100000 classes"),
+        ({"num_classes": 10**9}, "has num_classes 1000000000: more than 100000 classes"),
+        ({"num_classes": MAX_CLASSES + 1}, "has num_classes 100001: more than 100000 classes"),
+        ({"x_train": np.zeros((2, 1, 4, 4), object)}, "has x_train of dtype object, holding Python objects"),
         ({"x_test": np.zeros((1, 1, 3, 3), np.uint8)}, "images must be square and alike"),
     ],
 )
@@ -387,6 +589,71 @@ def test_npz_errors(tmp_path, arrays, problem):
     path = _npz(tmp_path, **arrays)
     message = _error("npz", path)
     assert problem in message and (str(path) in message or "images must be" in message)
+
+
+def test_npz_allows_up_to_max_classes(tmp_path):
+    path = _npz(tmp_path, y_train=[0, MAX_CLASSES - 1])
+    assert load_dataset("npz", path).num_classes == MAX_CLASSES
+
+
+def _npy(array: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    np.lib.format.write_array(out, array, allow_pickle=False)
+    return out.getvalue()
+
+
+def _npy_declaring(shape: tuple[int, ...], descr: str = "|u1", body: bytes = bytes(64)) -> bytes:
+    """A .npy whose header declares `shape` of `descr` but whose body is only `body`."""
+    out = io.BytesIO()
+    np.lib.format.write_array_header_1_0(out, {"descr": descr, "fortran_order": False, "shape": shape})
+    return out.getvalue() + body
+
+
+def _zip_npz(path: Path, compression: int, **members: bytes) -> Path:
+    """A .npz written member by member: the four arrays of `_npz`, then `members` (name -> .npy bytes)."""
+    arrays = {"x_train": np.zeros((2, 1, 4, 4), np.uint8), "y_train": np.array([0, 1]),
+              "x_test": np.zeros((1, 1, 4, 4), np.uint8), "y_test": np.array([1])}
+    files = {f"{key}.npy": _npy(array) for key, array in arrays.items()}
+    files.update({f"{key}.npy": data for key, data in members.items()})
+    with zipfile.ZipFile(path, "w", compression) as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return path
+
+
+#: .npy members that declare far more than they hold.
+HOSTILE_NPZ = {
+    "unknown array of 1 TB": ({"extra": _npy_declaring((10**6, 10**6))}, "has unknown arrays extra"),
+    "many unknown arrays": ({f"extra{i}": _npy(np.zeros(1)) for i in range(8)},
+                            "has unknown arrays extra0, extra1, extra2, extra3, extra4 and 3 more"),
+    "x_train of 1 TB": ({"x_train": _npy_declaring((10**6, 10**6))},
+                        f"declares x_train of shape (1000000, 1000000): 1000000000000 bytes, more than the {MAX_DATA_BYTES}-byte limit"),
+    "y_train of 16 GiB": ({"y_train": _npy_declaring((2**31,), "<i8")}, "declares y_train of shape (2147483648,): 17179869184 bytes"),
+    "x_train of -1 images": ({"x_train": _npy_declaring((-1, 1, 4, 4))}, "declares x_train of shape (-1, 1, 4, 4), with a negative dimension"),
+    "x_train longer than its member": ({"x_train": _npy_declaring((1000, 1, 28, 28))},
+                                       "has a truncated x_train: (1000, 1, 28, 28) uint8 need 784128 bytes, its member holds 192"),
+    "x_train of objects": ({"x_train": _npy_declaring((2, 1, 4, 4), "|O")}, "has x_train of dtype object, holding Python objects"),
+    "header of 4 GiB": ({"x_train": b"\x93NUMPY\x02\x00" + struct.pack("<I", 2**32 - 1) + bytes(64)},
+                        "has an unreadable array x_train (ValueError: EOF: reading array header"),
+    "not a .npy": ({"y_test": b"PK not numpy"}, "has an unreadable array y_test (ValueError: the magic string is not correct"),
+    "num_classes of 8 GiB": ({"num_classes": _npy_declaring((2**30,), "<i8")}, "declares num_classes of shape (1073741824,)"),
+}
+
+
+@pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+@pytest.mark.parametrize("case", HOSTILE_NPZ)
+def test_npz_member_declaring_too_much_is_refused_before_loading(tmp_path, case, compression):
+    members, problem = HOSTILE_NPZ[case]
+    path = _zip_npz(tmp_path / "d.npz", compression, **members)
+    message = _error_without_allocating("npz", path)
+    assert f"{path} {problem}" in message
+
+
+@pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+def test_npz_written_member_by_member_round_trip(tmp_path, compression):
+    path = _zip_npz(tmp_path / "d.npz", compression, num_classes=_npy(np.array(5)))
+    ds = load_dataset("npz", path)
+    assert (ds.input_shape, ds.num_classes, ds.y_train.tolist()) == ((1, 4, 4), 5, [0, 1])
 
 
 def test_npz_locating_errors(tmp_path):
@@ -432,3 +699,8 @@ def test_dataset_validates_tensors():
         Dataset("t", x, y, x + 2, y, num_classes=2)
     with pytest.raises(DatasetError, match="y_train must be int64"):
         Dataset("t", x, y.int(), x, y, num_classes=2)
+    with pytest.raises(DatasetError, match=r"num_classes must be in \[2, 100000\], got 1000000000"):
+        Dataset("t", x, y, x, y, num_classes=10**9)
+    with pytest.raises(DatasetError, match=r"num_classes must be in \[2, 100000\], got 1"):
+        Dataset("t", x, y * 0, x, y * 0, num_classes=1)
+    assert Dataset("t", x, y, x, y, num_classes=MAX_CLASSES).num_classes == MAX_CLASSES

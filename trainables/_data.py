@@ -15,7 +15,7 @@ import torch
 
 from robnas.spaces._defaults import DATASETS
 from robnas.trainables import _formats as fm
-from robnas.trainables._formats import DatasetError, FileFormat, Splits, one_line
+from robnas.trainables._formats import MAX_CLASSES, DatasetError, FileFormat, Splits, one_line
 
 __all__ = ["Dataset", "DatasetError", "clear_dataset_cache", "load_dataset"]
 
@@ -63,8 +63,9 @@ class Dataset:
     """Train and test splits in memory.
 
     x_*: float32 (N, C, H, W) in [0, 1], contiguous, square images (H == W);
-    y_*: int64 (N,) in [0, num_classes). Instances returned by `load_dataset` are cached
-    and shared: treat the tensors as read-only (clone before any in-place change).
+    y_*: int64 (N,) in [0, num_classes), num_classes in [2, MAX_CLASSES]. Instances returned
+    by `load_dataset` are cached and shared: treat the tensors as read-only (clone before any
+    in-place change).
     """
 
     name: str
@@ -92,8 +93,8 @@ class Dataset:
         if shapes[0] != shapes[1] or shapes[0][1] != shapes[0][2]:
             raise DatasetError(f"{self.name}: images must be square and alike in both splits, "
                                f"got train {shapes[0]} and test {shapes[1]}")
-        if self.num_classes < 2:
-            raise DatasetError(f"{self.name}: num_classes must be at least 2, got {self.num_classes}")
+        if not 2 <= self.num_classes <= MAX_CLASSES:
+            raise DatasetError(f"{self.name}: num_classes must be in [2, {MAX_CLASSES}], got {self.num_classes}")
 
     @property
     def in_channels(self) -> int:

@@ -3,25 +3,44 @@
 Each reader returns `Splits`: numpy images (N, C, H, W), either uint8 (0..255) or float in
 [0, 1], and int64 labels (N,). Every problem is a one-line `DatasetError` naming the file
 and what was expected.
+
+Sizes a file declares are checked before anything of that size is allocated: no array may
+declare more than `MAX_DATA_BYTES` (an IDX body, one .npz array, one SVHN variable, one CIFAR
+batch file), and a data set has at most `MAX_CLASSES` classes.
 """
 
 from __future__ import annotations
 
 import gzip
+import io
+import math
+import os
 import struct
+import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import IO, Callable, NamedTuple
 
 import numpy as np
 
 from robnas.trainables._safe_pickle import RefusedGlobalError, load_numpy_pickle
 
 __all__ = [
-    "DatasetError", "FileFormat", "Splits", "one_line", "locate_idx", "locate_npz", "locate_stems",
-    "read_cifar", "read_digits", "read_idx", "read_npz", "read_svhn",
+    "MAX_CLASSES", "MAX_DATA_BYTES", "DatasetError", "FileFormat", "Splits", "one_line", "locate_idx",
+    "locate_npz", "locate_stems", "read_cifar", "read_digits", "read_idx", "read_npz", "read_svhn",
 ]
+
+MAX_DATA_BYTES = 2 * 1024**3
+"""Largest array a data file may declare, in bytes (2 GiB): checked before reading it.
+
+Applies to an IDX body (decompressed), each .npz array, each SVHN variable and each CIFAR
+batch file. MNIST's train images are 47 MB, SVHN's train X 225 MB, CIFAR-100's train batch
+150 MB; the float32 copy used for training is 4x a uint8 array.
+"""
+
+MAX_CLASSES = 100_000
+"""Most classes a data set may have (the network's output width): bounds labels and num_classes."""
 
 
 class DatasetError(ValueError):
@@ -118,11 +137,42 @@ def locate_npz(fmt: FileFormat, root: Path) -> tuple[Path, ...]:
     return (found[0],)
 
 
+# --------------------------------------------------------------------------- declared sizes
+
+
+def _check_size(fmt: FileFormat, path: Path, what: str, shape: tuple[int, ...], itemsize: int) -> int:
+    """Bytes of `what`, an array of `shape` with `itemsize`-byte elements, at most MAX_DATA_BYTES."""
+    if min(shape, default=0) < 0:
+        raise fmt.error(path, f"declares {what} of shape {shape}, with a negative dimension")
+    nbytes = math.prod(shape) * itemsize
+    if nbytes > MAX_DATA_BYTES:
+        raise fmt.error(path, f"declares {what} of shape {shape}: {nbytes} bytes, "
+                              f"more than the {MAX_DATA_BYTES}-byte limit")
+    return nbytes
+
+
+def _check_file_size(fmt: FileFormat, path: Path) -> None:
+    """A file read whole must hold at most MAX_DATA_BYTES."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise fmt.error(path, f"cannot be read ({type(exc).__name__}: {exc})") from exc
+    if size > MAX_DATA_BYTES:
+        raise fmt.error(path, f"has {size} bytes, more than the {MAX_DATA_BYTES}-byte limit")
+
+
+def _check_classes(fmt: FileFormat, path: Path, what: str, num_classes: int) -> None:
+    """`num_classes` (described by `what` in the error) is at most MAX_CLASSES."""
+    if num_classes > MAX_CLASSES:
+        raise fmt.error(path, f"has {what}: more than {MAX_CLASSES} classes")
+
+
 # --------------------------------------------------------------------------- CIFAR (pickles)
 
 
 def _cifar_batch(fmt: FileFormat, path: Path) -> tuple[np.ndarray, np.ndarray]:
     """One CIFAR python batch -> x (N, 3, 32, 32) uint8, y (N,) int64."""
+    _check_file_size(fmt, path)
     try:
         batch = load_numpy_pickle(path)
     except RefusedGlobalError as exc:
@@ -162,14 +212,45 @@ def read_cifar(fmt: FileFormat, paths: tuple[Path, ...]) -> Splits:
 # --------------------------------------------------------------------------- SVHN (.mat)
 
 
+def _mat_itemsize(matlab_class: str) -> int:
+    """Bytes per element of a MATLAB class as `whosmat` names it ('uint8', 'double', ...); 8 for others."""
+    try:
+        return np.dtype(matlab_class).itemsize
+    except TypeError:  # 'char', 'logical', 'cell', 'struct', 'sparse', ...
+        return 8
+
+
+def _mat_unreadable(fmt: FileFormat, path: Path, exc: Exception) -> DatasetError:
+    return fmt.error(path, f"is not a readable MATLAB v5 file ({type(exc).__name__}: {exc})")
+
+
+def _check_mat_sizes(fmt: FileFormat, path: Path) -> None:
+    """X and y exist and their declared dims fit MAX_DATA_BYTES; reads only the variable headers.
+
+    A compressed variable holds far fewer bytes in the file than it declares.
+    """
+    from scipy.io import whosmat
+
+    try:
+        found = {name: (shape, cls) for name, shape, cls in whosmat(path)}
+    except Exception as exc:  # scipy raises ValueError, MatReadError, NotImplementedError (v7.3), ...
+        raise _mat_unreadable(fmt, path, exc) from exc
+    if "X" not in found or "y" not in found:
+        raise fmt.error(path, "has no variables X and y")
+    for name in ("X", "y"):
+        shape, cls = found[name]
+        _check_size(fmt, path, f"{name} ({cls})", tuple(shape), _mat_itemsize(cls))
+
+
 def _svhn_split(fmt: FileFormat, path: Path) -> tuple[np.ndarray, np.ndarray]:
     """X (32, 32, 3, N) uint8 -> (N, 3, 32, 32); y (N, 1) in 1..10, 10 meaning digit 0."""
     from scipy.io import loadmat
 
+    _check_mat_sizes(fmt, path)
     try:
         mat = loadmat(path, variable_names=("X", "y"))
-    except Exception as exc:  # scipy raises ValueError, MatReadError, NotImplementedError (v7.3), ...
-        raise fmt.error(path, f"is not a readable MATLAB v5 file ({type(exc).__name__}: {exc})") from exc
+    except Exception as exc:  # as in _check_mat_sizes
+        raise _mat_unreadable(fmt, path, exc) from exc
     x, y = mat.get("X"), mat.get("y")
     if x is None or y is None:
         raise fmt.error(path, "has no variables X and y")
@@ -190,24 +271,67 @@ def read_svhn(fmt: FileFormat, paths: tuple[Path, ...]) -> Splits:
 # --------------------------------------------------------------------------- MNIST (IDX)
 
 
-def _idx_array(fmt: FileFormat, path: Path, ndim: int) -> np.ndarray:
-    """An IDX file of unsigned bytes (magic 0x0000_08_<ndim>, big-endian uint32 dims)."""
-    try:
-        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    except (OSError, EOFError, zlib.error) as exc:
-        raise fmt.error(path, f"cannot be read ({type(exc).__name__}: {exc})") from exc
-    magic = 0x0800 + ndim
+_READ_CHUNK = 1 << 20  # bytes per read of an IDX body (1 MiB)
+
+
+def _idx_header(fmt: FileFormat, path: Path, handle: IO[bytes], ndim: int) -> tuple[int, ...]:
+    """The dims of a uint8 IDX stream at its start (magic 0x0000_08_<ndim>, big-endian uint32 dims)."""
+    magic, header = 0x0800 + ndim, 4 + 4 * ndim
+    raw = handle.read(header)
     if len(raw) < 4 or struct.unpack(">I", raw[:4])[0] != magic:
         raise fmt.error(path, f"has magic 0x{raw[:4].hex()}, not 0x{magic:08x} (uint8 IDX, {ndim}-D)")
-    header = 4 + 4 * ndim
     if len(raw) < header:
         raise fmt.error(path, f"is truncated: {len(raw)} bytes, shorter than its {header}-byte header")
-    dims = struct.unpack(f">{ndim}I", raw[4:header])
-    size = header + int(np.prod(dims, dtype=np.int64))
-    if len(raw) != size:
-        state = "truncated" if len(raw) < size else "too long"
-        raise fmt.error(path, f"is {state}: {len(raw)} bytes, header dims {dims} need {size}")
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+    dims = struct.unpack(f">{ndim}I", raw[4:])
+    _check_size(fmt, path, "IDX data", dims, 1)
+    return dims
+
+
+def _check_idx_length(fmt: FileFormat, path: Path, length: int, dims: tuple[int, ...], *, probed: bool = False) -> None:
+    """`length` bytes (the whole file, decompressed) against what the header and `dims` need.
+
+    With `probed`, reading stopped one byte past the need, so a longer file shows as need + 1.
+    """
+    need = 4 + 4 * len(dims) + math.prod(dims)
+    if length != need:
+        state = "truncated" if length < need else "too long"
+        shown = f"more than {need}" if probed and length > need else str(length)
+        raise fmt.error(path, f"is {state}: {shown} bytes, header dims {dims} need {need}")
+
+
+def _read_at_most(handle: IO[bytes], count: int) -> np.ndarray:
+    """The next `count` bytes of `handle` (fewer at its end) as a uint8 array (n,).
+
+    Read in chunks into one growing buffer: memory follows the bytes the stream holds (a
+    gzip stream may hold far fewer than its header declares), not `count`.
+    """
+    body = bytearray()
+    while len(body) < count:
+        chunk = handle.read(min(_READ_CHUNK, count - len(body)))
+        if not chunk:
+            break
+        body += chunk
+    return np.frombuffer(body, np.uint8)
+
+
+def _idx_array(fmt: FileFormat, path: Path, ndim: int) -> np.ndarray:
+    """A uint8 IDX file, optionally gzipped, as an array of its header's dims.
+
+    The header is checked first (magic, dims within MAX_DATA_BYTES, and for a plain file its
+    size); the body is then read up to its declared size plus one byte that tells a
+    too-long file (a plain file may change after its size was checked).
+    """
+    gz = path.suffix == ".gz"
+    try:
+        with gzip.open(path, "rb") if gz else open(path, "rb") as handle:
+            dims = _idx_header(fmt, path, handle, ndim)
+            if not gz:
+                _check_idx_length(fmt, path, os.fstat(handle.fileno()).st_size, dims)
+            body = _read_at_most(handle, math.prod(dims) + 1)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise fmt.error(path, f"cannot be read ({type(exc).__name__}: {exc})") from exc
+    _check_idx_length(fmt, path, 4 + 4 * ndim + len(body), dims, probed=True)
+    return body.reshape(dims)
 
 
 def _idx_split(fmt: FileFormat, images: Path, labels: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -226,6 +350,68 @@ def read_idx(fmt: FileFormat, paths: tuple[Path, ...]) -> Splits:
 # --------------------------------------------------------------------------- .npz
 
 _NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+_NPZ_OPTIONAL = ("num_classes",)
+_NPY_HEAD_BYTES = 1 << 16  # enough for a .npy magic, version and header (numpy refuses headers over 10000)
+_NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def _listing(names: list[str], shown: int = 5) -> str:
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
+def _npz_members(fmt: FileFormat, path: Path, archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
+    """Array name -> zip member of the four arrays (and num_classes); any other member is refused."""
+    known = {f"{key}.npy": key for key in (*_NPZ_KEYS, *_NPZ_OPTIONAL)}
+    names = archive.namelist()
+    missing = [key for key in _NPZ_KEYS if f"{key}.npy" not in names]
+    if missing:
+        raise fmt.error(path, f"misses {', '.join(missing)}")
+    unknown = sorted({name.removesuffix(".npy") for name in names if name not in known})
+    if unknown:
+        raise fmt.error(path, f"has unknown arrays {_listing(unknown)}")
+    return {known[name]: archive.getinfo(name) for name in names}
+
+
+def _npy_header(fmt: FileFormat, path: Path, key: str, member: IO[bytes]) -> tuple[tuple[int, ...], np.dtype, int]:
+    """Shape, dtype and header length (bytes) of the .npy at the start of `member`; reads the header only."""
+    head = io.BytesIO(member.read(_NPY_HEAD_BYTES))
+    version = np.lib.format.read_magic(head)
+    reader = _NPY_HEADER_READERS.get(version)
+    if reader is None:
+        raise fmt.error(path, f"has {key} in .npy format version {version}, not (1, 0) or (2, 0)")
+    shape, _, dtype = reader(head)
+    return shape, dtype, head.tell()
+
+
+def _npz_array(fmt: FileFormat, path: Path, archive: zipfile.ZipFile, key: str, info: zipfile.ZipInfo) -> np.ndarray:
+    """One member's array, read once its header passes: no objects, within MAX_DATA_BYTES and the member."""
+    try:
+        with archive.open(info) as member:
+            shape, dtype, header = _npy_header(fmt, path, key, member)
+            if dtype.hasobject:
+                raise fmt.error(path, f"has {key} of dtype {dtype}, holding Python objects")
+            size = header + _check_size(fmt, path, key, shape, dtype.itemsize)
+            if size > info.file_size:
+                raise fmt.error(path, f"has a truncated {key}: {shape} {dtype} need {size} bytes, "
+                                      f"its member holds {info.file_size}")
+            member.seek(0)
+            return np.lib.format.read_array(member, allow_pickle=False)
+    except DatasetError:
+        raise
+    except Exception as exc:  # ValueError (a bad .npy header, a short body), zipfile.BadZipFile (CRC), zlib.error, ...
+        raise fmt.error(path, f"has an unreadable array {key} ({type(exc).__name__}: {exc})") from exc
+
+
+def _npz_arrays(fmt: FileFormat, path: Path) -> dict[str, np.ndarray]:
+    """Name -> array; names are checked before any array is read, each header before its array."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except Exception as exc:  # zipfile.BadZipFile, OSError, ...
+        raise fmt.error(path, f"is not a readable .npz ({type(exc).__name__}: {exc})") from exc
+    with archive:
+        members = _npz_members(fmt, path, archive)
+        return {key: _npz_array(fmt, path, archive, key, info) for key, info in members.items()}
 
 
 def _npz_images(fmt: FileFormat, path: Path, key: str, x: np.ndarray) -> np.ndarray:
@@ -249,36 +435,37 @@ def _npz_images(fmt: FileFormat, path: Path, key: str, x: np.ndarray) -> np.ndar
     return x
 
 
+def _npz_split(fmt: FileFormat, path: Path, arrays: dict[str, np.ndarray], split: str) -> list[np.ndarray]:
+    """[x (N, C, H, W), y (N,) int64] of `split` ("train" or "test")."""
+    x = _npz_images(fmt, path, f"x_{split}", arrays[f"x_{split}"])
+    y = arrays[f"y_{split}"]
+    if y.ndim != 1 or y.dtype.kind not in "iu" or len(y) != len(x):
+        raise fmt.error(path, f"has y_{split} {y.dtype} {y.shape}, not {len(x)} integer labels")
+    _check_labels(fmt, path, y, 0, np.iinfo(np.int64).max)
+    return [x, y.astype(np.int64)]
+
+
+def _npz_num_classes(fmt: FileFormat, path: Path, given: np.ndarray | None, labels_max: int) -> int:
+    """The declared `num_classes` array, else the largest label + 1; in [2, MAX_CLASSES]."""
+    _check_classes(fmt, path, f"labels up to {labels_max}", labels_max + 1)
+    num_classes = labels_max + 1
+    if given is not None:
+        if given.shape != () or given.dtype.kind not in "iu" or int(given) <= labels_max:
+            raise fmt.error(path, f"has num_classes {given!r}, not an integer above the largest label {labels_max}")
+        num_classes = int(given)
+        _check_classes(fmt, path, f"num_classes {num_classes}", num_classes)
+    if num_classes < 2:
+        raise fmt.error(path, f"has {num_classes} class(es); at least 2 are needed")
+    return num_classes
+
+
 def read_npz(fmt: FileFormat, paths: tuple[Path, ...]) -> Splits:
+    """x_train, y_train, x_test, y_test (and optionally num_classes) from one .npz."""
     path = paths[0]
     with open(path, "rb") as handle:
         if handle.read(2) != b"PK":
             raise fmt.error(path, "is not a zip archive, as .npz files are")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
-    except Exception as exc:  # zipfile.BadZipFile, ValueError (object arrays), OSError, ...
-        raise fmt.error(path, f"is not a readable .npz ({type(exc).__name__}: {exc})") from exc
-    missing = [k for k in _NPZ_KEYS if k not in arrays]
-    unknown = sorted(set(arrays) - set(_NPZ_KEYS) - {"num_classes"})
-    if missing or unknown:
-        problem = f"misses {', '.join(missing)}" if missing else f"has unknown arrays {', '.join(unknown)}"
-        raise fmt.error(path, problem)
-    out = []
-    for split in ("train", "test"):
-        x = _npz_images(fmt, path, f"x_{split}", arrays[f"x_{split}"])
-        y = arrays[f"y_{split}"]
-        if y.ndim != 1 or y.dtype.kind not in "iu" or len(y) != len(x):
-            raise fmt.error(path, f"has y_{split} {y.dtype} {y.shape}, not {len(x)} integer labels")
-        _check_labels(fmt, path, y, 0, np.iinfo(np.int64).max)
-        out += [x, y.astype(np.int64)]
+    arrays = _npz_arrays(fmt, path)
+    out = _npz_split(fmt, path, arrays, "train") + _npz_split(fmt, path, arrays, "test")
     labels_max = max((int(y.max()) for y in out[1::2] if y.size), default=-1)
-    num_classes = labels_max + 1
-    if "num_classes" in arrays:
-        given = arrays["num_classes"]
-        if given.shape != () or given.dtype.kind not in "iu" or int(given) <= labels_max:
-            raise fmt.error(path, f"has num_classes {given!r}, not an integer above the largest label {labels_max}")
-        num_classes = int(given)
-    if num_classes < 2:
-        raise fmt.error(path, f"has {num_classes} class(es); at least 2 are needed")
-    return Splits(*out, num_classes)
+    return Splits(*out, _npz_num_classes(fmt, path, arrays.get("num_classes"), labels_max))
