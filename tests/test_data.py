@@ -20,7 +20,15 @@ import scipy.io
 import torch
 
 from robnas.spaces import DATASETS
-from robnas.trainables._data import Dataset, DatasetError, clear_dataset_cache, load_dataset
+from robnas.trainables._data import (
+    SPLITS,
+    Dataset,
+    DatasetError,
+    clear_dataset_cache,
+    load_dataset,
+    load_split,
+    validation_size,
+)
 from robnas.trainables._formats import MAX_CLASSES, MAX_DATA_BYTES
 from robnas.trainables._safe_pickle import RefusedGlobalError, load_numpy_pickle
 
@@ -40,8 +48,18 @@ def _as_float(x: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(x).to(torch.float32) / 255
 
 
+def official_train(ds: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
+    """The official training set of ``ds`` in file order: its train and val splits put back."""
+    n = len(ds.y_train) + len(ds.y_val)
+    keep = torch.ones(n, dtype=torch.bool)
+    keep[ds.val_index] = False
+    x, y = torch.empty((n, *ds.input_shape)), torch.empty(n, dtype=torch.int64)
+    x[keep], y[keep], x[ds.val_index], y[ds.val_index] = ds.x_train, ds.y_train, ds.x_val, ds.y_val
+    return x, y
+
+
 def _check_invariants(ds: Dataset) -> None:
-    for x, y in ((ds.x_train, ds.y_train), (ds.x_test, ds.y_test)):
+    for x, y in ((ds.x_train, ds.y_train), (ds.x_val, ds.y_val), (ds.x_test, ds.y_test)):
         assert x.dtype == torch.float32 and x.is_contiguous() and x.dim() == 4
         assert y.dtype == torch.int64 and len(y) == len(x)
         assert 0.0 <= float(x.min()) and float(x.max()) <= 1.0
@@ -111,21 +129,66 @@ def _write_mnist(folder: Path, rng: np.random.Generator, *, suffix: str = "") ->
 # --------------------------------------------------------------------------- digits
 
 
-def test_digits_shapes_values_and_stratified_split():
+def test_digits_shapes_values_and_stratified_70_15_15_split():
     ds = load_dataset("digits")
     from sklearn.datasets import load_digits
 
     target = load_digits().target
-    assert (ds.x_train.shape, ds.x_test.shape) == ((1437, 1, 8, 8), (360, 1, 8, 8))
+    assert (len(ds.x_train), len(ds.x_val), len(ds.x_test)) == (1257, 270, 270)
     assert (ds.in_channels, ds.input_size, ds.input_shape, ds.num_classes) == (1, 8, (1, 8, 8), 10)
     _check_invariants(ds)
     assert float(ds.x_train.max()) == 1.0
     assert torch.equal(ds.x_train * 16, torch.round(ds.x_train * 16))  # pixels are k/16 exactly
-    total = torch.bincount(ds.y_train, minlength=10) + torch.bincount(ds.y_test, minlength=10)
+    counts = {split: torch.bincount(getattr(ds, f"y_{split}"), minlength=10).double() for split in SPLITS}
+    total = sum(counts.values())
     assert total.tolist() == np.bincount(target).tolist()
-    share = torch.bincount(ds.y_test, minlength=10).double() / total.double()
-    assert torch.all((share - 0.2).abs() < 0.01), share  # stratified 80/20
-    assert repr(ds) == "Dataset(name='digits', train=1437, test=360, input_shape=(1, 8, 8), num_classes=10)"
+    for split, share in (("train", 0.70), ("val", 0.15), ("test", 0.15)):
+        assert torch.all((counts[split] / total - share).abs() < 0.02), (split, counts[split])  # stratified
+    assert repr(ds) == "Dataset(name='digits', train=1257, val=270, test=270, input_shape=(1, 8, 8), num_classes=10)"
+
+
+def test_the_splits_are_disjoint_stable_and_the_same_images_on_every_call():
+    from sklearn.datasets import load_digits
+
+    images = torch.from_numpy(load_digits().images.reshape(-1, 64) / 16.0).float()
+    first = {split: load_split("digits", split) for split in SPLITS}
+    clear_dataset_cache()
+    for split in SPLITS:
+        x, y = load_split("digits", split)
+        assert torch.equal(x, first[split][0]) and torch.equal(y, first[split][1])
+        assert x.dtype == torch.float32 and x.device.type == "cpu" and y.dtype == torch.int64
+    # Each of the 1,797 images (digits has duplicates: compare indices, not pixels) is in one split.
+    rows = {split: [] for split in SPLITS}
+    for split in SPLITS:
+        flat = first[split][0].reshape(-1, 64)
+        distance = torch.cdist(flat, images)
+        rows[split] = distance.argmin(1).tolist()
+        assert torch.all(distance.min(1).values == 0)
+    together = rows["train"] + rows["val"] + rows["test"]
+    assert len(together) == 1797
+    with pytest.raises(DatasetError, match="unknown split 'dev'"):
+        load_split("digits", "dev")
+
+
+@pytest.mark.parametrize("train_images, expected", [(50_000, 5000), (60_000, 5000), (73_257, 5000), (20, 2), (2, 1)])
+def test_validation_takes_a_tenth_of_the_official_training_set_at_most_5000(train_images, expected):
+    assert validation_size("cifar10", train_images) == expected
+
+
+def test_validation_is_stratified_and_fixed_on_a_real_format(tmp_path):
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    labels = np.repeat(np.arange(10), 20)  # 200 images per batch, 20 of each class
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {b"data": _u8(rng, 200, 3072), b"labels": rng.permutation(labels).tolist()}
+        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
+    ds = load_dataset("cifar10", tmp_path)
+    assert (len(ds.x_train), len(ds.x_val), len(ds.x_test)) == (900, 100, 200)
+    assert torch.bincount(ds.y_val, minlength=10).tolist() == [10] * 10  # stratified: 10 % of each class
+    index = ds.val_index.clone()
+    clear_dataset_cache()
+    assert torch.equal(load_dataset("cifar10", tmp_path).val_index, index)  # the same images every time
 
 
 def test_digits_is_deterministic_and_cached():
@@ -134,7 +197,7 @@ def test_digits_is_deterministic_and_cached():
     clear_dataset_cache()
     second = load_dataset("digits")
     assert second is not first
-    for field in ("x_train", "y_train", "x_test", "y_test"):
+    for field in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
         assert torch.equal(getattr(first, field), getattr(second, field))
     assert first.y_test[:10].tolist() == second.y_test[:10].tolist()
 
@@ -153,11 +216,11 @@ def test_cifar10_round_trip(tmp_path, protocol):
     ds = load_dataset("cifar10", tmp_path)
     train = [files[f"data_batch_{i}"] for i in range(1, 6)]
     expected_x = np.concatenate([d for d, _ in train]).reshape(-1, 3, 32, 32)
-    assert torch.equal(ds.x_train, _as_float(expected_x))
-    assert ds.y_train.tolist() == [v for _, labels in train for v in labels]
+    assert torch.equal(official_train(ds)[0], _as_float(expected_x))
+    assert official_train(ds)[1].tolist() == [v for _, labels in train for v in labels]
     assert torch.equal(ds.x_test, _as_float(files["test_batch"][0].reshape(-1, 3, 32, 32)))
     assert ds.y_test.tolist() == files["test_batch"][1]
-    assert (ds.input_shape, ds.num_classes, len(ds.x_train), len(ds.x_test)) == ((3, 32, 32), 10, 20, 5)
+    assert (ds.input_shape, ds.num_classes, len(official_train(ds)[0]), len(ds.x_test)) == ((3, 32, 32), 10, 20, 5)
     _check_invariants(ds)
 
 
@@ -188,8 +251,8 @@ def test_cifar10_python2_pickles(tmp_path):
         (tmp_path / name).write_bytes(_py2_cifar_pickle(data[name], labels[name]))
     assert pickle.loads((tmp_path / "test_batch").read_bytes(), encoding="bytes")[b"labels"] == labels["test_batch"]
     ds = load_dataset("cifar10", tmp_path)
-    assert torch.equal(ds.x_train, _as_float(np.concatenate([data[n] for n in names[:5]]).reshape(-1, 3, 32, 32)))
-    assert ds.y_train.tolist() == [v for n in names[:5] for v in labels[n]]
+    assert torch.equal(official_train(ds)[0], _as_float(np.concatenate([data[n] for n in names[:5]]).reshape(-1, 3, 32, 32)))
+    assert official_train(ds)[1].tolist() == [v for n in names[:5] for v in labels[n]]
     assert torch.equal(ds.x_test, _as_float(data["test_batch"].reshape(-1, 3, 32, 32)))
 
 
@@ -203,8 +266,8 @@ def test_cifar100_round_trip_fine_labels_and_str_keys(tmp_path):
             pickle.dump({"data": data, "fine_labels": fine, "coarse_labels": fine // 5}, handle)
         written[name] = (data, fine)
     ds = load_dataset("cifar100", tmp_path)
-    assert torch.equal(ds.x_train, _as_float(written["train"][0].reshape(-1, 3, 32, 32)))
-    assert ds.y_train.tolist() == written["train"][1].tolist()
+    assert torch.equal(official_train(ds)[0], _as_float(written["train"][0].reshape(-1, 3, 32, 32)))
+    assert official_train(ds)[1].tolist() == written["train"][1].tolist()
     assert ds.y_test.tolist() == written["test"][1].tolist()
     assert ds.num_classes == 100
 
@@ -386,10 +449,10 @@ def test_svhn_round_trip_maps_10_to_0(tmp_path):
         scipy.io.savemat(tmp_path / name, {"X": x, "y": y})
         written[name] = x
     ds = load_dataset("svhn", tmp_path)
-    assert ds.y_train.tolist() == [0, 1, 9, 0, 5] and ds.y_test.tolist() == [0, 1, 9]
+    assert official_train(ds)[1].tolist() == [0, 1, 9, 0, 5] and ds.y_test.tolist() == [0, 1, 9]
     x = written["train_32x32.mat"]
-    assert float(ds.x_train[4, 2, 7, 30]) == np.float32(x[7, 30, 2, 4]) / np.float32(255)
-    assert torch.equal(ds.x_train, _as_float(x.transpose(3, 2, 0, 1)))
+    assert float(official_train(ds)[0][4, 2, 7, 30]) == np.float32(x[7, 30, 2, 4]) / np.float32(255)
+    assert torch.equal(official_train(ds)[0], _as_float(x.transpose(3, 2, 0, 1)))
     assert torch.equal(ds.x_test, _as_float(written["test_32x32.mat"].transpose(3, 2, 0, 1)))
     assert ds.input_shape == (3, 32, 32)
 
@@ -435,8 +498,8 @@ def test_svhn_variable_declaring_too_much_is_refused_before_loading(tmp_path, na
 def test_idx_round_trip(tmp_path, name, subdir, suffix):
     arrays = _write_mnist(tmp_path / subdir, np.random.default_rng(3), suffix=suffix)
     ds = load_dataset(name, tmp_path)
-    assert torch.equal(ds.x_train, _as_float(arrays["train-images-idx3-ubyte"][:, None]))
-    assert ds.y_train.tolist() == arrays["train-labels-idx1-ubyte"].tolist()
+    assert torch.equal(official_train(ds)[0], _as_float(arrays["train-images-idx3-ubyte"][:, None]))
+    assert official_train(ds)[1].tolist() == arrays["train-labels-idx1-ubyte"].tolist()
     assert torch.equal(ds.x_test, _as_float(arrays["t10k-images-idx3-ubyte"][:, None]))
     assert ds.y_test.tolist() == arrays["t10k-labels-idx1-ubyte"].tolist()
     assert (ds.input_shape, ds.num_classes) == ((1, 6, 6), 10)
@@ -539,9 +602,9 @@ def test_npz_layouts_round_trip(tmp_path, save):
     save(path, x_train=x_train, y_train=np.array([0, 1, 2, 1]), x_test=x_test, y_test=np.array([2, 0]))
     for where in (path, tmp_path):
         ds = load_dataset("npz", where)
-        assert torch.equal(ds.x_train, _as_float(x_train.transpose(0, 3, 1, 2)))
+        assert torch.equal(official_train(ds)[0], _as_float(x_train.transpose(0, 3, 1, 2)))
         assert torch.equal(ds.x_test, torch.from_numpy(x_test.astype(np.float32)))
-        assert ds.y_train.tolist() == [0, 1, 2, 1] and ds.y_test.tolist() == [2, 0]
+        assert official_train(ds)[1].tolist() == [0, 1, 2, 1] and ds.y_test.tolist() == [2, 0]
         assert (ds.input_shape, ds.num_classes) == ((3, 5, 5), 3)
 
 
@@ -653,7 +716,7 @@ def test_npz_member_declaring_too_much_is_refused_before_loading(tmp_path, case,
 def test_npz_written_member_by_member_round_trip(tmp_path, compression):
     path = _zip_npz(tmp_path / "d.npz", compression, num_classes=_npy(np.array(5)))
     ds = load_dataset("npz", path)
-    assert (ds.input_shape, ds.num_classes, ds.y_train.tolist()) == ((1, 4, 4), 5, [0, 1])
+    assert (ds.input_shape, ds.num_classes, official_train(ds)[1].tolist()) == ((1, 4, 4), 5, [0, 1])
 
 
 def test_npz_locating_errors(tmp_path):
@@ -689,18 +752,23 @@ def test_cache_returns_same_object_until_a_file_changes(tmp_path):
 
 def test_dataset_validates_tensors():
     x, y = torch.zeros(3, 1, 4, 4), torch.tensor([0, 1, 1])
-    ok = Dataset("t", x, y, x, y, num_classes=2)
-    assert ok.input_shape == (1, 4, 4) and ok != Dataset("t", x, y, x, y, num_classes=2)  # identity equality
+    ok = Dataset("t", x, y, x, y, x, y, num_classes=2)
+    assert ok.input_shape == (1, 4, 4) and ok != Dataset("t", x, y, x, y, x, y, num_classes=2)  # identity equality
     with pytest.raises(DatasetError, match="x_train must be contiguous float32"):
-        Dataset("t", x.double(), y, x, y, num_classes=2)
+        Dataset("t", x.double(), y, x, y, x, y, num_classes=2)
+    zeros = torch.zeros(3, dtype=torch.int64)
     with pytest.raises(DatasetError, match=r"y_test has labels in \[0, 1\], outside \[0, 0\]"):
-        Dataset("t", x, torch.zeros(3, dtype=torch.int64), x, y, num_classes=1)
+        Dataset("t", x, zeros, x, zeros, x, y, num_classes=1)
+    with pytest.raises(DatasetError, match=r"x_val has values outside \[0, 1\]"):
+        Dataset("t", x, y, x + 2, y, x, y, num_classes=2)
     with pytest.raises(DatasetError, match=r"x_test has values outside \[0, 1\]"):
-        Dataset("t", x, y, x + 2, y, num_classes=2)
+        Dataset("t", x, y, x, y, x + 2, y, num_classes=2)
     with pytest.raises(DatasetError, match="y_train must be int64"):
-        Dataset("t", x, y.int(), x, y, num_classes=2)
+        Dataset("t", x, y.int(), x, y, x, y, num_classes=2)
+    with pytest.raises(DatasetError, match="images must be square and alike in every split"):
+        Dataset("t", x, y, torch.zeros(3, 1, 5, 5), y, x, y, num_classes=2)
     with pytest.raises(DatasetError, match=r"num_classes must be in \[2, 100000\], got 1000000000"):
-        Dataset("t", x, y, x, y, num_classes=10**9)
+        Dataset("t", x, y, x, y, x, y, num_classes=10**9)
     with pytest.raises(DatasetError, match=r"num_classes must be in \[2, 100000\], got 1"):
-        Dataset("t", x, y * 0, x, y * 0, num_classes=1)
-    assert Dataset("t", x, y, x, y, num_classes=MAX_CLASSES).num_classes == MAX_CLASSES
+        Dataset("t", x, y * 0, x, y * 0, x, y * 0, num_classes=1)
+    assert Dataset("t", x, y, x, y, x, y, num_classes=MAX_CLASSES).num_classes == MAX_CLASSES

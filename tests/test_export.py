@@ -67,7 +67,7 @@ def fake_search(tmp_path_factory) -> Path:
 def _check_reloaded(path: Path, reported: dict) -> dict:
     model, info = load_model(path)
     data = load_dataset("digits")
-    clean, robust = evaluate_robustness(model, data.x_test, data.y_test, info["trial_config"].evaluation)
+    clean, robust = evaluate_robustness(model, data.x_val, data.y_val, info["trial_config"].evaluation)
     assert clean == pytest.approx(reported["clean_acc"], abs=1e-6)
     assert robust == pytest.approx(reported["robust_acc"], abs=1e-6)
     assert info["reported"]["clean_acc"] == reported["clean_acc"]

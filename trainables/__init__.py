@@ -20,6 +20,7 @@ _LAZY = {
     "Dataset": "_data",
     "DatasetError": "_data",
     "load_dataset": "_data",
+    "load_split": "_data",
     "TrialEpochs": "_epochs",
     "train_epochs": "_epochs",
     "fgsm_rs": "_fgsm_rs",

@@ -1,7 +1,17 @@
-"""In-memory image data sets: `load_dataset(name, data_dir)` -> `Dataset` of tensors.
+"""In-memory image data sets: `load_dataset(name, data_dir)` -> `Dataset` of tensors, and
+`load_split(name, split)` -> one of its three splits.
 
 Nothing is ever downloaded: `digits` ships with scikit-learn, every other set is read from
 files the user already has (see `robnas.trainables._formats` for the layouts).
+
+Three splits, each the same images on every call:
+- `train`: what trials train on;
+- `val`: what every per-epoch number is measured on, and so what schedulers, searchers and
+  the analysis select with. It is a fixed part of the official training set, stratified by
+  class, drawn with seed 0: 10 % of it, at most 5,000 images (CIFAR-10/100, MNIST,
+  Fashion-MNIST, SVHN: 5,000);
+- `test`: the official test set, touched only by the final evaluation (`robnas evaluate`).
+Digits (1,797 images) is split 70/15/15, stratified, seed 0.
 """
 
 from __future__ import annotations
@@ -17,7 +27,15 @@ from robnas.spaces._defaults import DATASETS
 from robnas.trainables import _formats as fm
 from robnas.trainables._formats import MAX_CLASSES, DatasetError, FileFormat, Splits, one_line
 
-__all__ = ["Dataset", "DatasetError", "clear_dataset_cache", "load_dataset"]
+__all__ = ["SPLITS", "Dataset", "DatasetError", "clear_dataset_cache", "load_dataset", "load_split"]
+
+#: The splits of every data set, in the order a search uses them.
+SPLITS = ("train", "val", "test")
+#: The validation split: this fraction of the official training set, at most this many images.
+VAL_FRACTION = 0.1
+MAX_VAL_IMAGES = 5000
+#: Seed of the stratified draw of the validation split (fixed: the same images every time).
+VAL_SEED = 0
 
 _MNIST_STEMS = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 _IDX_LAYOUT = ", ".join(_MNIST_STEMS) + ", optionally .gz, optionally in raw/ or {}/raw/"
@@ -60,7 +78,7 @@ _CACHE_SIZE = 2  # loaded sets kept per process (CIFAR-10 is ~0.7 GB as float32)
 
 @dataclass(frozen=True, eq=False, repr=False)
 class Dataset:
-    """Train and test splits in memory.
+    """Train, validation and test splits in memory (see the module docstring).
 
     x_*: float32 (N, C, H, W) in [0, 1], contiguous, square images (H == W);
     y_*: int64 (N,) in [0, num_classes), num_classes in [2, MAX_CLASSES]. Instances returned
@@ -71,13 +89,18 @@ class Dataset:
     name: str
     x_train: torch.Tensor
     y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
     x_test: torch.Tensor
     y_test: torch.Tensor
     num_classes: int
+    #: Indices (int64, sorted) of the validation images in the official training set, whose
+    #: other images make up `x_train` in their original order.
+    val_index: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         shapes = []
-        for split in ("train", "test"):
+        for split in SPLITS:
             x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
             if x.dtype != torch.float32 or x.dim() != 4 or not x.is_contiguous():
                 raise DatasetError(f"{self.name}: x_{split} must be contiguous float32 (N, C, H, W), "
@@ -90,9 +113,9 @@ class Dataset:
             if x.numel() and (float(x.min()) < 0.0 or float(x.max()) > 1.0):
                 raise DatasetError(f"{self.name}: x_{split} has values outside [0, 1]")
             shapes.append(tuple(x.shape[1:]))
-        if shapes[0] != shapes[1] or shapes[0][1] != shapes[0][2]:
-            raise DatasetError(f"{self.name}: images must be square and alike in both splits, "
-                               f"got train {shapes[0]} and test {shapes[1]}")
+        if len(set(shapes)) != 1 or shapes[0][1] != shapes[0][2]:
+            raise DatasetError(f"{self.name}: images must be square and alike in every split, "
+                               f"got train {shapes[0]}, val {shapes[1]} and test {shapes[2]}")
         if not 2 <= self.num_classes <= MAX_CLASSES:
             raise DatasetError(f"{self.name}: num_classes must be in [2, {MAX_CLASSES}], got {self.num_classes}")
 
@@ -111,7 +134,7 @@ class Dataset:
         return (self.in_channels, self.input_size, self.input_size)
 
     def __repr__(self) -> str:
-        return (f"Dataset(name={self.name!r}, train={len(self.x_train)}, test={len(self.x_test)}, "
+        return (f"Dataset(name={self.name!r}, train={len(self.x_train)}, val={len(self.x_val)}, test={len(self.x_test)}, "
                 f"input_shape={self.input_shape}, num_classes={self.num_classes})")
 
 
@@ -121,14 +144,46 @@ def _images(x: np.ndarray) -> torch.Tensor:
     return out.div_(255.0) if x.dtype == np.uint8 else out
 
 
+def _labels(y: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.array(y, dtype=np.int64, copy=True))
+
+
+def validation_indices(y: np.ndarray, size: int) -> np.ndarray:
+    """Sorted indices of `size` of the labels `y` (N,), stratified by class where every class
+    has two or more images (else a uniform draw), seed `VAL_SEED`."""
+    from sklearn.model_selection import train_test_split
+
+    counts = np.bincount(y)
+    classes = np.count_nonzero(counts)
+    can_stratify = counts[counts > 0].min() >= 2 and min(size, len(y) - size) >= classes
+    stratify = y if can_stratify else None
+    _, picked = train_test_split(np.arange(len(y)), test_size=size, stratify=stratify, random_state=VAL_SEED)
+    return np.sort(picked)
+
+
+def validation_size(name: str, train_images: int) -> int:
+    """Images of the validation split taken out of `train_images` official training images."""
+    if name == "digits":
+        return fm.DIGITS_VAL_IMAGES
+    return max(1, min(MAX_VAL_IMAGES, round(VAL_FRACTION * train_images))) if train_images > 1 else 0
+
+
 def _to_dataset(name: str, splits: Splits) -> Dataset:
+    size = validation_size(name, len(splits.y_train))
+    if size == 0:
+        raise DatasetError(f"{name}: the training set has {len(splits.y_train)} image(s); at least 2 are needed")
+    val = validation_indices(np.asarray(splits.y_train), size)
+    train = np.setdiff1d(np.arange(len(splits.y_train)), val, assume_unique=True)
     return Dataset(
         name=name,
-        x_train=_images(splits.x_train),
-        y_train=torch.from_numpy(np.array(splits.y_train, dtype=np.int64, copy=True)),
+        x_train=_images(splits.x_train[train]),
+        y_train=_labels(splits.y_train[train]),
+        x_val=_images(splits.x_train[val]),
+        y_val=_labels(splits.y_train[val]),
         x_test=_images(splits.x_test),
-        y_test=torch.from_numpy(np.array(splits.y_test, dtype=np.int64, copy=True)),
+        y_test=_labels(splits.y_test),
         num_classes=splits.num_classes,
+        val_index=torch.from_numpy(val.astype(np.int64)),
     )
 
 
@@ -168,6 +223,16 @@ def load_dataset(name: str, data_dir: str | Path | None = None) -> Dataset:
         stat = path.stat()
         stamps.append((stat.st_mtime_ns, stat.st_size))
     return _load_cached(name, files, tuple(stamps))
+
+
+def load_split(name: str, split: str, *, data_dir: str | Path | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split `split` (``train``, ``val`` or ``test``) of data set `name`: images, float32 CPU
+    tensor (N, C, H, W) in [0, 1], and int64 labels (N,); the same images on every call.
+    The tensors are shared with the cached `Dataset`: clone before changing them in place."""
+    if split not in SPLITS:
+        raise DatasetError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
+    data = load_dataset(name, data_dir)
+    return getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
 
 
 def clear_dataset_cache() -> None:

@@ -62,15 +62,23 @@ def one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
+#: Digits' 1,797 images split 70/15/15: test and validation images (stratified, seed 0).
+DIGITS_TEST_IMAGES = 270
+DIGITS_VAL_IMAGES = 270
+#: Digits' pixels are integers 0..16; robnas divides them by this to get [0, 1].
+DIGITS_SCALE = 16.0
+
+
 def read_digits() -> Splits:
-    """scikit-learn's 8x8 digits (shipped with sklearn), /16, stratified 80/20 split, seed 0."""
+    """scikit-learn's 8x8 digits (shipped with sklearn), / `DIGITS_SCALE`: 1,527 "official"
+    training images (validation is split off them later) and 270 test images, stratified, seed 0."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
     bunch = load_digits()
-    x = (bunch.images[:, None] / 16.0).astype(np.float32)  # (1797, 1, 8, 8) in [0, 1]
+    x = (bunch.images[:, None] / DIGITS_SCALE).astype(np.float32)  # (1797, 1, 8, 8) in [0, 1]
     y = bunch.target.astype(np.int64)
-    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.2, stratify=y, random_state=0)
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=DIGITS_TEST_IMAGES, stratify=y, random_state=0)
     return Splits(x_tr, y_tr, x_te, y_te, 10)
 
 

@@ -53,7 +53,8 @@ class TrialRunner:
         training = config.training
         data = dataset or load_dataset(training.dataset, training.data_dir)
         self.x_train, self.y_train = data.x_train.to(self.device), data.y_train.to(self.device)
-        self.x_test, self.y_test = data.x_test.to(self.device), data.y_test.to(self.device)
+        # Every per-epoch number is measured on the validation split; test is for the final evaluation.
+        self.x_val, self.y_val = data.x_val.to(self.device), data.y_val.to(self.device)
         self.input_shape = tuple(data.x_train.shape[1:])
 
         with torch.random.fork_rng(devices=[]):
@@ -111,7 +112,7 @@ class TrialRunner:
         train_loss = self._train_one_epoch()
         train_time = time.perf_counter() - start
         clean_acc, robust_acc = evaluate_robustness(
-            self.model, self.x_test, self.y_test, self.config.evaluation
+            self.model, self.x_val, self.y_val, self.config.evaluation
         )
         self.epoch += 1
         return {
