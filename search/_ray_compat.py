@@ -4,6 +4,8 @@
   ``ASHAScheduler``'s rungs as plain JSON-able data (:func:`asha_state`) and writes them back
   into a fresh scheduler (:func:`load_asha_state`).
 - ``SearchGenerator``'s trial counter and budget, which a resume may raise.
+- The trial statuses in Tune's ``experiment_state-*.json``, which a resume reconciles with the
+  trials' own result files (:func:`mark_finished`).
 - Which packages Ray's dashboard needs (``ray.dashboard.optional_deps``).
 - Settings that Tune reads only from ``os.environ``, set around ``tuner.fit()`` by
   :func:`tune_environment` and restored afterwards.
@@ -15,9 +17,11 @@ still exists with the shape robnas expects, and raises a one-line ``RuntimeError
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from robnas.search._callback_json import check_count, check_record, decode_float, encode_float
@@ -192,6 +196,49 @@ def tune_environment(*, state_period_s: str) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+# --------------------------------------------------------------------------- experiment state
+
+#: Statuses of trials that a restored Tune experiment does not run again.
+FINISHED_STATUSES = ("TERMINATED", "ERROR")
+
+
+def newest_experiment_state(path: Path) -> Path | None:
+    """The ``experiment_state-*.json`` Tune restores ``path`` from (the newest), if any."""
+    files = sorted(Path(path).glob("experiment_state-*.json"))
+    return files[-1] if files else None
+
+
+def unfinished_trials(state_file: Path) -> dict[str, str]:
+    """``{trial_id: trial directory name}`` of the trials Tune's state file lists as not
+    finished (ray 2.60: ``trial_data`` is a list of ``[trial JSON, run metadata JSON]``)."""
+    data = json.loads(state_file.read_text(encoding="utf-8"))
+    unfinished = {}
+    for trial_json, _ in data["trial_data"]:
+        trial = json.loads(trial_json)
+        if trial["status"] not in FINISHED_STATUSES:
+            unfinished[str(trial["trial_id"])] = str(trial["relative_logdir"])
+    return unfinished
+
+
+def mark_finished(state_file: Path, last_results: dict[str, dict[str, Any]]) -> None:
+    """Rewrite Tune's state file (atomically) with the trials ``last_results`` names marked
+    ``TERMINATED``, each with that last result: a restore then keeps them as finished."""
+    from robnas.trainables._layout import atomic_write_json
+
+    data = json.loads(state_file.read_text(encoding="utf-8"))
+    for entry in data["trial_data"]:
+        trial, metadata = json.loads(entry[0]), json.loads(entry[1])
+        result = last_results.get(str(trial["trial_id"]))
+        if result is None:
+            continue
+        trial["status"] = "TERMINATED"
+        metadata["last_result"] = result
+        if isinstance(result.get("timestamp"), (int, float)):
+            metadata["last_result_time"] = float(result["timestamp"])
+        entry[0], entry[1] = json.dumps(trial), json.dumps(metadata)
+    atomic_write_json(state_file, data)
 
 
 # --------------------------------------------------------------------------- the dashboard

@@ -137,6 +137,7 @@ def resume(
 def _resume(path: Path, *, num_samples: int | None = None, trainable=None):
     from ray import tune
 
+    from robnas.search._reconcile import reconcile
     from robnas.search._study_state import saved_state, set_budget
 
     settings = read_settings(path)
@@ -156,7 +157,9 @@ def _resume(path: Path, *, num_samples: int | None = None, trainable=None):
         resume_unfinished=True,
         resume_errored=True,
     )
-    if num_samples is not None:  # the first writes, once the restore has succeeded
+    # The first writes, once the restore has succeeded.
+    reconcile(path, settings.max_epochs, make_search_algorithm(settings))
+    if num_samples is not None:
         set_budget(path, num_samples)
         _write_settings(path, settings)
     return _fit(tuner, path, settings)

@@ -120,3 +120,34 @@ def test_more_gpus_than_the_cluster_has_is_refused_before_anything_is_written(ra
     assert main([*table_search(tmp_path, "g"), "--gpus-per-trial", "1"]) == 2
     assert "GPUs but the Ray cluster has 0" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_trial_finished_after_tunes_last_state_save_is_never_trained_again(ray_session, shared_data, tmp_path, capsys):
+    """As after a kill between Tune's result copy and its state save: the state lists a trial as
+    running whose result.json ends with its last epoch. The resume keeps it finished."""
+    import json
+
+    experiment = tmp_path / "lag"
+    assert main(table_search(tmp_path, "lag")) == 0
+    (state_file,) = experiment.glob("experiment_state-*.json")
+    state = json.loads(state_file.read_text())
+    trial = json.loads(state["trial_data"][0][0])
+    trial["status"] = "RUNNING"
+    state["trial_data"][0][0] = json.dumps(trial)
+    state_file.write_text(json.dumps(state))
+    searcher_file = max(experiment.glob("robnas-searcher-state-*.json"))
+    searcher = json.loads(searcher_file.read_text())
+    launch = searcher["launched"][trial["trial_id"]]
+    launch["done"] = False
+    searcher["trials"][launch["number"]].update(state="RUNNING", values=None)
+    searcher_file.write_text(json.dumps(searcher))
+    trial_dir = experiment / trial["relative_logdir"]
+    before = checksums(trial_dir)
+    capsys.readouterr()
+
+    assert main(["resume", str(experiment), "--num-samples", "4"]) == 0
+    assert "4 trials, 0 failed" in capsys.readouterr().out
+    assert checksums(trial_dir) == before  # not trained again: every file as it was
+    searcher = json.loads(max(experiment.glob("robnas-searcher-state-*.json")).read_text())
+    assert searcher["launched"][trial["trial_id"]]["done"] is True
+    assert searcher["trials"][launch["number"]]["state"] == "COMPLETE"

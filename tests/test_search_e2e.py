@@ -111,15 +111,11 @@ def _wait_for_finished(experiment: Path, epochs: int, count: int, timeout: float
     raise TimeoutError(f"fewer than {count} trials finished in {timeout} s")
 
 
-def _finished(experiment: Path, epochs: int) -> dict[str, list[tuple]]:
-    """Per finished trial, its logged epochs with their objectives.
-
-    Tune saves its experiment state every 2 s: a trial that finished within the last period
-    before a SIGKILL is not yet marked finished there, and the resume trains its last epoch
-    again from the previous checkpoint (same seed, same numbers, a rewritten line with other
-    timings). What must never change are the epochs and their objective values."""
+def _finished(experiment: Path, epochs: int) -> dict[str, list[dict]]:
+    """Per finished trial (its result.json reached ``epochs``), every row as written. A row of a
+    finished trial is never rewritten, whenever the driver is killed (see search/_reconcile.py)."""
     return {
-        d.name: [(r["epoch"], r["clean_acc"], r["robust_acc"], r["sparsity"]) for r in results_of(d)]
+        d.name: results_of(d)
         for d in trial_dirs(experiment)
         if any(r.get("epoch") == epochs for r in results_of(d))
     }
