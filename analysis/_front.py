@@ -89,7 +89,8 @@ def exclusion_reasons(
 ) -> pd.Series:
     """Why each trial is kept out of the front (``""``: it is eligible).
 
-    ``failed`` (status ERROR), ``no result``, ``diverged``, ``nan objective``, and unless
+    ``failed`` (status ERROR), ``no result``, ``diverged``, ``duplicate of ID`` (the same
+    network as trial ID, which stands for it), ``nan objective``, and unless
     ``all_fidelities``: ``stopped early`` / ``not finished`` (fewer than ``max_epochs`` epochs).
     """
     finite = np.all(np.isfinite(objective_values(trials, objectives)), axis=1)
@@ -102,6 +103,8 @@ def exclusion_reasons(
             reasons.append("no result")
         elif row.get("diverged") is True:
             reasons.append("diverged")
+        elif row.get("duplicate_of"):
+            reasons.append(f"duplicate of {row['duplicate_of']}")
         elif not finite[i]:
             reasons.append("nan objective")
         elif not all_fidelities and epoch < max_epochs:

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from robnas.spaces._effective import effective_key
 from robnas.spaces._genotype import EDGE_KEYS, Genotype
 from robnas.spaces._objectives import DEFAULT_OBJECTIVES, Objective, names_of, parse_objectives
 from robnas.trainables._layout import (
@@ -83,7 +84,9 @@ def load_experiment(
     ``trials`` has one row per trial, ordered by start time: ``trial_id``, ``status`` (one of
     ``STATUSES``), ``epoch`` (epochs reported, 0 if none), ``complete`` (reached ``max_epochs``
     and did not fail), ``stopped_early`` (terminated before ``max_epochs``), ``diverged``,
-    ``error`` (one line; failed or diverged trials), ``arch`` (NB201 string), ``finished_at``
+    ``error`` (one line; failed or diverged trials), ``arch`` (NB201 string), ``duplicate_of``
+    (the trial that trained the same network and stands for it, ``""`` if none: see
+    ``robnas.spaces._effective``), ``network_key``, ``finished_at``
     (Unix time, s, of the last result or failure), ``wall_time_s`` (``finished_at`` minus the
     search start), ``trial_dir``, ``checkpoint`` (last checkpoint directory name), the last
     reported metrics, and the flat config as ``config/<key>`` columns.
@@ -321,6 +324,7 @@ def _trial_row(trial_id: str, entry: dict[str, Any], history: list[dict[str, Any
         "finished_at": max(finished) if finished else math.nan,
         "trial_dir": directory.name if directory is not None else "",
         "checkpoint": checkpoints[-1] if checkpoints else "",
+        "network_key": effective_key(config) if config else f"unknown config of {trial_id}",
     }
     row.update((k, v) for k, v in last.items() if k not in _DROPPED_RESULT_KEYS and k not in row)
     for key, value in config.items():
@@ -360,4 +364,17 @@ def _trials_frame(rows: list[dict[str, Any]], max_epochs: int) -> pd.DataFrame:
     frame = frame[columns + rest + config]
     started = frame["started_at"].astype(float).fillna(np.inf).to_numpy()
     order = np.lexsort((frame["trial_id"].to_numpy(str), started))
-    return frame.iloc[order].reset_index(drop=True)
+    frame = frame.iloc[order].reset_index(drop=True)
+    frame.insert(columns.index("arch") + 1, "duplicate_of", _duplicate_of(frame))
+    return frame
+
+
+def _duplicate_of(frame: pd.DataFrame) -> pd.Series:
+    """Per trial, the trial that trained the same network (``effective_key``) and stands for
+    it, or ``""``: of each group, the one with the most epochs, the first started on ties."""
+    stands = {}
+    for i in frame.sort_values("epoch", ascending=False, kind="stable").index:
+        stands.setdefault(frame.at[i, "network_key"], frame.at[i, "trial_id"])
+    return pd.Series([
+        "" if stands[key] == trial else stands[key] for key, trial in zip(frame["network_key"], frame["trial_id"])
+    ], index=frame.index, dtype=object)

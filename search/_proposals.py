@@ -9,23 +9,24 @@ the same proposals, before and after a restore.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 from robnas.search._screening import Candidate
 from robnas.search._searchers import make_sampler
 from robnas.search._study_state import trial_state
-from robnas.spaces._keys import config_key
 
 
 class Proposals:
-    """Ask sampler ``sampler`` for candidates over ``distributions`` (Optuna's), given ``study``."""
+    """Ask sampler ``sampler`` for candidates over ``distributions`` (Optuna's), given ``study``;
+    ``key_of`` gives a candidate's key (the network it trains)."""
 
-    def __init__(self, study, *, sampler: str, seed: int, rounds: int, distributions: Mapping[str, Any]) -> None:
+    def __init__(self, study, *, sampler: str, seed: int, rounds: int, distributions: Mapping[str, Any],
+                 key_of: Callable[[Mapping[str, Any]], str]) -> None:
         import optuna
 
-        self.sampler, self.seed, self.rounds = sampler, seed, rounds
+        self.sampler, self.seed, self.rounds, self.key_of = sampler, seed, rounds, key_of
         self.distributions = dict(distributions)
         self._study = optuna.create_study(directions=study.directions, sampler=make_sampler(sampler, seed=seed))
         self._study.add_trials(study.get_trials(deepcopy=False, states=(trial_state("COMPLETE"),)))
@@ -38,4 +39,4 @@ class Proposals:
         trial = self._study.ask(fixed_distributions=self.distributions)
         frozen = self._study.get_trials(deepcopy=False)[trial.number]
         config = dict(trial.params)
-        return Candidate(config, config_key(config), "asked", dict(frozen.system_attrs))
+        return Candidate(config, self.key_of(config), "asked", dict(frozen.system_attrs))

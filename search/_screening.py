@@ -119,19 +119,21 @@ class Screen:
         domains: Mapping[str, Any],
         launched: Callable[[str], bool],
         rng: np.random.Generator,
+        key_of: Callable[[Mapping[str, Any]], str] = config_key,
     ) -> int:
         """Index into ``pool`` of the candidate to launch; neighbours of an incumbent are
         appended to ``pool`` first (in place).
 
         ``finished``: ``(config, {objective: value})`` of the finished trials in completion
-        order; ``launched(key)``: whether a config key was launched already.
+        order; ``launched(key)``: whether a config key was launched already; ``key_of``: the
+        key of a config (the network it trains).
         """
         configs = [config for config, _ in finished]
         observed = acq.gains(
             np.array([[float(values.get(n, math.nan)) for n in self.names] for _, values in finished]),
             self.objectives,
         )
-        join = lambda incumbent: self._join(pool, incumbent, domains, launched, rng)  # noqa: E731
+        join = lambda incumbent: self._join(pool, incumbent, domains, launched, rng, key_of)  # noqa: E731
         if len(self.objectives) > 1 and rng.random() >= 1.0 / len(self.objectives):
             return self._improve_front(pool, configs, observed, join, rng)
         join(configs[acq.best_first(observed)] if configs else None)
@@ -160,12 +162,12 @@ class Screen:
             return acq.best_first(candidates)
         return int(np.argmax(improvement))
 
-    def _join(self, pool, incumbent, domains, launched, rng) -> None:
+    def _join(self, pool, incumbent, domains, launched, rng, key_of) -> None:
         if incumbent is None or not self.use_neighbours:
             return
         keys = {c.key for c in pool}
         for config in neighbours(incumbent, domains, rng):
-            key = config_key(config)
+            key = key_of(config)
             if not launched(key) and key not in keys:
                 keys.add(key)
                 pool.append(Candidate(config, key, "neighbour"))

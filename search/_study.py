@@ -9,7 +9,8 @@ out) leave no trial in the study. Each proposal gets a fresh sampler seeded from
 round)``: a search is reproducible, and a restored search proposes exactly what the
 uninterrupted one would have.
 
-A configuration is launched at most once up to cell isomorphism (``robnas.spaces`` ``config_key``);
+A network is launched at most once: configurations that train the same network (isomorphic
+cells, a schedule of a dense network, ...: ``robnas.spaces._effective.effective_key``) count as one;
 with a :class:`~robnas.search._screening.Screen` the launch is the best predicted of a pool.
 ``budget`` caps the trials launched: the search ends when it is reached or when the space is
 exhausted (``max_retries`` duplicates in a row).
@@ -52,8 +53,9 @@ from robnas.search._study_state import (
     trials_from_json,
     trials_to_json,
 )
-from robnas.spaces._keys import config_key
+from robnas.spaces._effective import effective_key
 from robnas.spaces._objectives import Objective
+from robnas.spaces._runtime import RUNTIME_KEYS
 
 __all__ = ["StudySearchGenerator", "StudySearcher"]
 
@@ -109,6 +111,7 @@ class StudySearcher(Searcher):
         self._exhausted = False
         self._domains: dict[str, Any] = {}
         self._distributions: dict[str, Any] = {}
+        self._constants: dict[str, Any] = {}  # the fixed keys of Tune's param_space
         self._rng = np.random.default_rng(seed)
         self._rounds = 0
         self._launched: dict[str, _Launch] = {}  # trial id -> launch
@@ -124,7 +127,13 @@ class StudySearcher(Searcher):
         """Adopt the searched domains of Tune's ``param_space`` (fixed keys come from Tune)."""
         self._domains = searched_domains(config)
         self._distributions = {name: to_distribution(name, d) for name, d in self._domains.items()}
+        self._constants = {k: v for k, v in config.items() if k not in self._domains and k not in RUNTIME_KEYS}
+        self._by_key = {self.key_of(launch.config): t for t, launch in self._launched.items()}
         return True
+
+    def key_of(self, config: Mapping[str, Any]) -> str:
+        """The key of the network ``config`` (searched keys) trains, with this search's fixed keys."""
+        return effective_key(config, self._constants)
 
     def suggest(self, trial_id: str) -> dict | None:
         if self.budget is not None and len(self._launched) >= self.budget:
@@ -140,7 +149,7 @@ class StudySearcher(Searcher):
         if screen is not None and not explore and screen.size > 1:
             chosen = screen.choose(
                 pool, [(self._launched[t].config, values) for t, values in self._results.items()],
-                domains=self._domains, launched=self._by_key.__contains__, rng=self._rng,
+                domains=self._domains, launched=self._by_key.__contains__, rng=self._rng, key_of=self.key_of,
             )
         self.num_explored += int(explore)
         self.num_screened_out += len(pool) - 1
@@ -194,7 +203,7 @@ class StudySearcher(Searcher):
         duplicates = 0
         while len(pool) < size and self._domains and duplicates < self.max_retries:
             config = draw(self._domains, self._rng)
-            key = config_key(config)
+            key = self.key_of(config)
             if key in self._by_key or key in keys:
                 duplicates += 1
                 continue
@@ -206,12 +215,12 @@ class StudySearcher(Searcher):
         """The next of ``points_to_evaluate``, else the sampler's next proposal (None: none left)."""
         if self._points:
             config = self._points.pop(0)
-            return Candidate(config, config_key(config), "point")
+            return Candidate(config, self.key_of(config), "point")
         if not self._distributions:
             return None
         if self._proposals is None:
             self._proposals = Proposals(self.study, sampler=self.sampler_name, seed=self.seed, rounds=self._rounds,
-                                        distributions=self._distributions)
+                                        distributions=self._distributions, key_of=self.key_of)
         candidate = self._proposals.next()
         self._rounds = self._proposals.rounds
         return candidate
@@ -273,6 +282,7 @@ class StudySearcher(Searcher):
             "sampler": self.sampler_name, "seed": self.seed, "budget": self.budget,
             "objectives": [str(o) for o in self.objectives], "rounds": self._rounds,
             "space": {k: distribution_to_json(d) for k, d in self._distributions.items()},
+            "constants": self._constants,
             "rng": self._rng.bit_generator.state, "points": self._points,
             "trials": trials_to_json(self.study),
             "launched": {t: {"number": l.number, "key": l.key, "config": l.config, "done": l.done}
@@ -324,7 +334,11 @@ class StudySearcher(Searcher):
         self._points = [dict(p) for p in require(state, "points", list, where)]
         self._exhausted = bool(require(state, "exhausted", bool, where))
         self._launched = launched
-        self._by_key = {launch.key: t for t, launch in launched.items()}
+        constants = state.get("constants")  # absent in states written before robnas 0.1's effective keys
+        if constants is not None:
+            self._constants = dict(require(state, "constants", dict, where))
+        # Keys are recomputed: an older state's keys may come from an older rule.
+        self._by_key = {self.key_of(launch.config): t for t, launch in launched.items()}
         self._results = {str(t): number_map_in(v, where) for t, v in require(state, "results", dict, where).items()}
         self.num_duplicates, self.num_screened_out, self.num_explored = (
             int(c) for c in require(state, "counters", list, where))

@@ -59,11 +59,12 @@ def write_search(path: Path, trials, *, max_epochs=3, objectives=("clean_acc", "
     settings = {"max_epochs": max_epochs, "objectives": list(objectives), "name": path.name}
     (path / "robnas.json").write_text(json.dumps({"settings": settings, "versions": {}}))
     entries = []
-    for t in trials:
+    for number, t in enumerate(trials):
         directory = path / f"trial_{t['id']}"
         directory.mkdir()
+        # One training seed per trial: distinct trainings (a shared config would be one network).
         config = {"arch": ARCH, "width": 8, "max_epochs": max_epochs, "score_weights": {"clean_acc": 1.0},
-                  **t["config"]}
+                  "seed": number, **t["config"]}
         (directory / "params.json").write_text(json.dumps(config))
         lines = []
         for epoch, point in enumerate(t["points"], start=1):

@@ -91,7 +91,7 @@ def test_never_launches_an_isomorph_twice():
     assert searcher.suggest("t3") == cell(E)
     assert searcher.suggest("t4") == Searcher.FINISHED
     assert searcher.num_duplicates == 2
-    assert sorted(searcher._by_key) == sorted({config_key(cell(x)) for x in (C, D, E)})
+    assert sorted(searcher._by_key) == sorted({searcher.key_of(cell(x)) for x in (C, D, E)})
 
 
 def test_all_duplicates_end_the_search():
@@ -126,10 +126,10 @@ def test_results_at_any_fidelity_train_the_ranker():
     searcher = screening([cell(C, max_epochs=4), cell(D, max_epochs=4)], space={}, size=1)
     searcher.suggest("t1")
     searcher.on_trial_result("t1", {"robust_acc": 0.2, "epoch": 1})
-    row = searcher.screen.ranker._rows[config_key(cell(C, max_epochs=4))]
+    row = searcher.screen.ranker._rows[searcher.key_of(cell(C, max_epochs=4))]
     assert row[2] == {"robust_acc": 0.2} and row[3] == 0.25
     searcher.on_trial_complete("t1", {"robust_acc": 0.4, "epoch": 2})  # stopped early at epoch 2
-    row = searcher.screen.ranker._rows[config_key(cell(C, max_epochs=4))]
+    row = searcher.screen.ranker._rows[searcher.key_of(cell(C, max_epochs=4))]
     assert row[2] == {"robust_acc": 0.4} and row[3] == 0.5
 
 
@@ -323,7 +323,7 @@ def test_every_launch_is_a_trial_of_the_study_with_its_value():
     # Each launched trial, asked or drawn, is a complete trial of the study with its value, and
     # nothing else is (the 25 screened-out candidates left no trial).
     assert [t.value for t in trials] == [0.0, 1.0, 2.0, 3.0, 4.0]
-    assert {config_key(t.params) for t in trials} == set(searcher._by_key)
+    assert {searcher.key_of(t.params) for t in trials} == set(searcher._by_key)
     assert {t.user_attrs["origin"] for t in trials} <= {"asked", "drawn", "neighbour"}
 
 
