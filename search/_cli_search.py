@@ -116,5 +116,7 @@ def _summarise(grid) -> int:
         print(f"interrupted: {done} of {total} trials done; robnas resume {grid.experiment_path}", file=sys.stderr)
         return 130
     errors = sum(result.error is not None for result in grid)
+    if budget is not None and done < budget:
+        print(f"the space holds no other network: {done} distinct networks trained of the {budget} asked for")
     print(f"{len(grid)} trials, {errors} failed; experiment: {grid.experiment_path}")
     return 0

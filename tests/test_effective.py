@@ -61,3 +61,22 @@ def test_a_search_over_cell_sparsity_and_attack_never_trains_one_network_twice()
     launched = [config for config, _ in simulate(settings, reports)]
     assert len(launched) == 16
     assert len({effective_key(c) for c in launched}) == 16
+
+
+@pytest.mark.slow
+def test_a_space_with_fewer_networks_than_asked_ends_when_exhausted_and_says_so(ray_session, tmp_path, capsys):
+    from robnas.search.cli import main
+
+    # --space attack: pgd, fgsm_rs and trades on the default cell: three networks.
+    argv = ["search", "--space", "attack", "--num-samples", "5", "--max-epochs", "1", "--screen", "0",
+            "--scheduler", "fifo", "--storage-path", str(tmp_path), "--name", "small",
+            "--config", str(_write(tmp_path / "t.yaml", "trial: {eval_images: 16}\n"))]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "the space holds no other network: 3 distinct networks trained of the 5 asked for" in out
+    assert "3 trials, 0 failed" in out
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path
