@@ -30,7 +30,7 @@ _FLAGS: dict[str, tuple[str, Any, str]] = {
     "--min-free-mb": ("min_free_mb", float, "free space (MiB) kept on the storage: start with twice this, stop (resumable) below it; default 64"),
     "--address": ("address", str, "Ray cluster address: auto or HOST:PORT (default: start Ray here)"),
     "--seed": ("seed", int, "seed of the searcher (reproducible sequence of configurations)"),
-    "--screen": ("screen", int, "candidates scored with zero-cost proxies and a surrogate per launched trial, plus the best trial's one-change neighbours (default 32; 0 = off)"),
+    "--screen": ("screen", int, "candidates scored with zero-cost proxies and a surrogate per launched trial, plus the best trial's one-change neighbours (default 32, and 0 = off with --searcher random)"),
     "--backend": ("backend", str, "train (default) or table: replay a results table instead of training"),
     "--table": ("table", str, "results table (CSV or Parquet) replayed by --backend table"),
 }
@@ -63,6 +63,7 @@ def _settings_and_options(args: argparse.Namespace):
 
     options: dict[str, Any] = read_yaml_mapping(args.config) if args.config else {}
     source = args.config or "options"
+    options = _flag_named_keys(options, source)
     unknown = sorted(set(options) - set(SearchSettings.__dataclass_fields__))
     if unknown:
         SearchSettings.from_mapping(options, source=source)  # raises, naming the keys
@@ -76,6 +77,22 @@ def _settings_and_options(args: argparse.Namespace):
         return SearchSettings.from_mapping(options, source=source), options
     except TypeError as error:  # e.g. a YAML list where a mapping belongs
         raise ValueError(f"{source}: {error}") from None
+
+
+#: YAML key spelled as its flag (``score`` for ``--score``) -> the settings field it sets.
+_FLAG_KEYS = {flag[2:].replace("-", "_"): field for flag, (field, _, _) in _FLAGS.items() if flag[2:].replace("-", "_") != field}
+
+
+def _flag_named_keys(options: dict[str, Any], source: str) -> dict[str, Any]:
+    """``options`` with keys named as flags (``score``) renamed to their fields (``score_weights``):
+    a YAML file takes the flags' names, and the fields' names too."""
+    renamed = dict(options)
+    for key, field in _FLAG_KEYS.items():
+        if key in renamed:
+            if field in renamed:
+                raise ValueError(f"{source}: give {key} or {field}, not both")
+            renamed[field] = renamed.pop(key)
+    return renamed
 
 
 #: Options ``robnas search --resume`` may give for an existing experiment: where it is, and a

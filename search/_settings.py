@@ -48,9 +48,10 @@ class SearchSettings:
 
     ``searcher=None`` picks ``tpe`` for one objective, ``motpe`` for several.
 
-    ``screen=K`` (K >= 2, default ``DEFAULT_SCREEN``) scores K candidates, plus the one-change
-    neighbours of the best trial so far, with zero-cost proxies and a surrogate model per
-    launched trial (0 = off; see ``robnas.search._screening``).
+    ``screen=K`` (K >= 2) scores K candidates, plus the one-change neighbours of the best trial
+    so far, with zero-cost proxies and a surrogate model per launched trial (0 = off; see
+    ``robnas.search._screening``). Default: ``DEFAULT_SCREEN``, except 0 for ``searcher="random"``
+    (a random baseline stays random unless screening is asked for).
 
     ``min_free_mb``: the search starts only with twice this much free space on its storage and
     stops, resumable, when less is left (see ``robnas.search._storage``).
@@ -82,7 +83,7 @@ class SearchSettings:
     seed: int = 0
     backend: str = "train"
     table: str | None = None
-    screen: int = DEFAULT_SCREEN
+    screen: int | None = None
     min_free_mb: float = DEFAULT_MIN_FREE_MB
     trial: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -123,6 +124,8 @@ class SearchSettings:
         _integer("seed", self.seed, minimum=0, maximum=MAX_SEED)
         _integer("reduction_factor", self.reduction_factor, minimum=2)
         _integer("max_failures", self.max_failures, minimum=0)
+        if self.screen is None:
+            set_("screen", 0 if self.searcher == "random" else DEFAULT_SCREEN)
         _integer("screen", self.screen, minimum=0)
         for field in ("cpus_per_trial", "gpus_per_trial", "min_free_mb"):
             value = getattr(self, field)
@@ -209,6 +212,7 @@ class SearchSettings:
             "max_epochs": ("backend", "table", "dataset"),
             "objectives": ("backend", "table"),
             "searcher": ("objectives", "backend", "table"),
+            "screen": ("searcher", "objectives", "backend", "table"),
         }
         current = self.to_dict()
         for field, sources in derived.items():

@@ -92,3 +92,28 @@ def test_yaml_errors(tmp_path, capsys):
 def test_python_dash_m_robnas_matches_console_script():
     out = subprocess.run([sys.executable, "-m", "robnas", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.startswith("robnas ")
+
+
+def test_random_search_is_plain_random_unless_screening_is_asked_for():
+    from robnas.search import SearchSettings
+
+    assert SearchSettings(searcher="random").screen == 0
+    assert SearchSettings(searcher="random", screen=16).screen == 16
+    assert SearchSettings(searcher="tpe").screen == SearchSettings().screen == 32
+    assert SearchSettings(searcher="tpe").replace(searcher="random").screen == 0
+
+
+def test_yaml_takes_the_flags_names(tmp_path, capsys):
+    import argparse
+
+    from robnas.search._cli_search import add_search_parser, settings_from_args
+
+    parser = argparse.ArgumentParser()
+    add_search_parser(parser.add_subparsers())
+    config = tmp_path / "s.yaml"
+    config.write_text("objectives: [robust_acc, params]\nscore: robust_acc=1,params=-0.5\n")
+    settings = settings_from_args(parser.parse_args(["search", "--config", str(config)]))
+    assert dict(settings.score_weights) == {"robust_acc": 1.0, "params": -0.5}
+    config.write_text("score: robust_acc=1\nscore_weights: {robust_acc: 1}\n")
+    with pytest.raises(ValueError, match="give score or score_weights, not both"):
+        settings_from_args(parser.parse_args(["search", "--config", str(config)]))
