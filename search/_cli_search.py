@@ -45,12 +45,23 @@ def add_search_parser(commands: argparse._SubParsersAction) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help="continue the experiment if it exists")
     group.add_argument("--overwrite", action="store_true", help="replace an existing experiment")
+    _add_verbosity(parser)
     parser.set_defaults(handler=run_search)
 
     resume = commands.add_parser("resume", help="continue an interrupted search")
     resume.add_argument("directory", help="experiment directory STORAGE/NAME")
     resume.add_argument("--num-samples", type=int, help="extend the search to this many trials")
+    _add_verbosity(resume)
     resume.set_defaults(handler=run_resume)
+
+
+def _add_verbosity(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--quiet", action="store_const", const="quiet", dest="verbosity",
+                       help="print nothing while the search runs, only its outcome")
+    group.add_argument("--verbose", action="store_const", const="verbose", dest="verbosity",
+                       help="also print Ray Tune's own progress table (new searches)")
+    parser.set_defaults(verbosity="normal")
 
 
 def settings_from_args(args: argparse.Namespace):
@@ -101,8 +112,10 @@ _RESUMABLE = ("name", "storage_path", "num_samples")
 
 
 def run_search(args: argparse.Namespace) -> int:
+    from robnas.search._progress import set_verbosity
     from robnas.search._run import read_settings, resume, run
 
+    set_verbosity(args.verbosity)
     settings, options = _settings_and_options(args)
     path = settings.experiment_path
     if args.resume and path.is_dir() and any(path.iterdir()):
@@ -118,8 +131,10 @@ def run_search(args: argparse.Namespace) -> int:
 
 
 def run_resume(args: argparse.Namespace) -> int:
+    from robnas.search._progress import set_verbosity
     from robnas.search._run import resume
 
+    set_verbosity(args.verbosity)
     return _summarise(resume(args.directory, num_samples=args.num_samples))
 
 

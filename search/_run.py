@@ -292,7 +292,8 @@ def _components(settings: SearchSettings, path: Path) -> dict[str, Any]:
         searcher = ConcurrencyLimiter(searcher, max_concurrent=settings.max_concurrent)
     scheduler = make_scheduler(settings)
     callbacks = [
-        FrontProgress(settings.objective_names, settings.directions, settings.num_samples, max_epochs=settings.max_epochs)
+        FrontProgress(settings.objective_names, settings.directions, settings.num_samples,
+                      max_epochs=settings.max_epochs, experiment=path)
     ]
     callbacks += [c for c in [state_callback(scheduler)] if c is not None]
     if is_local(settings.storage_path):
@@ -302,6 +303,8 @@ def _components(settings: SearchSettings, path: Path) -> dict[str, Any]:
 
 def _new_tuner(settings: SearchSettings, param_space: dict[str, Any], components: dict[str, Any], *, trainable=None):
     from ray import tune
+
+    from robnas.search._progress import verbosity
 
     return tune.Tuner(
         _trainable(settings, trainable),
@@ -317,7 +320,7 @@ def _new_tuner(settings: SearchSettings, param_space: dict[str, Any], components
         run_config=tune.RunConfig(
             name=settings.experiment_name,
             storage_path=str(resolve_path(settings.storage_path, "storage path")),
-            verbose=0,
+            verbose=2 if verbosity() == "verbose" else 0,
             callbacks=components["callbacks"],
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             failure_config=tune.FailureConfig(max_failures=settings.max_failures),
