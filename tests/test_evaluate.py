@@ -51,8 +51,8 @@ def _row(trial_id: str, metrics: dict, i: int) -> dict:
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
-    """aaaa, bbbb: trained one epoch; dddd: aaaa's network reporting worse numbers (never on
-    the front); eeee: failed before any checkpoint."""
+    """aaaa, bbbb: trained one epoch; dddd: aaaa's network under another seed, reporting worse
+    numbers (never on the front); eeee: failed before any checkpoint."""
     path = tmp_path_factory.mktemp("evaluate") / "s"
     path.mkdir()
     settings = {"max_epochs": 1, "objectives": ["clean_acc", "robust_acc"], "dataset": "digits",
@@ -65,7 +65,7 @@ def run(tmp_path_factory) -> Path:
         runner.save(directory / "checkpoint_000000" / "trial.pt")
     shutil.copytree(path / "trial_aaaa" / "checkpoint_000000", path / "trial_dddd" / "checkpoint_000000")
     worse = {"epoch": 1, "clean_acc": 0.01, "robust_acc": 0.0, "sparsity": 0.5}
-    _trial_dir(path, "dddd", CHEAP, [_row("dddd", worse, 2)])
+    _trial_dir(path, "dddd", {**CHEAP, "seed": 5}, [_row("dddd", worse, 2)])  # not a duplicate of aaaa
     _trial_dir(path, "eeee", CHEAP, [])
     (path / "trial_eeee" / "error.txt").write_text("Failure # 1\nRuntimeError: boom\n")
     return path
