@@ -1,7 +1,8 @@
 """Pandas and numpy over finished trials: Pareto fronts, hypervolume, knee, reports.
 
 The functions here import no Ray; arrays are ``(n_points, n_objectives)``. ``analyze(dirs)``
-writes a search's ``analysis/`` directory; ``load_model(path)`` rebuilds an exported network.
+writes a search's ``analysis/`` directory; ``evaluate(dir)`` measures its trials once on the
+test split (``analysis/final.csv``); ``load_model(path)`` rebuilds an exported network.
 The reading, reporting and export names are imported on first use, so that importing this
 package stays cheap (no pandas, matplotlib or torch until needed).
 """
@@ -29,6 +30,9 @@ _LAZY = {
     "objectives_of": "_front",
     "SearchAnalysis": "_analyze",
     "analyze": "_analyze",
+    "autoattack_correct": "_autoattack",
+    "evaluate": "_evaluate",
+    "read_final": "_final",
     "export_model": "_export",
     "load_model": "_export",
     "select_trial": "_export",
@@ -46,9 +50,11 @@ __all__ = [
     "SkippedRowWarning",
     "analyze",
     "analyze_trials",
+    "autoattack_correct",
     "crowding_distance",
     "default_reference_point",
     "epsilon_net_order",
+    "evaluate",
     "export_model",
     "hypervolume",
     "knee_point",
@@ -59,5 +65,6 @@ __all__ = [
     "objectives_of",
     "parse_objectives",
     "pareto_mask",
+    "read_final",
     "select_trial",
 ]

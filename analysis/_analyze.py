@@ -1,7 +1,9 @@
 """``analyze()``: read searches, compute their fronts and write ``DIR/analysis/``.
 
 Files per search: ``trials.csv``, ``pareto.csv``, ``hypervolume.csv``, ``summary.json``,
-``scatter_matrix.png``, ``hypervolume.png``, ``learning_curves.png`` and ``report.html``. With
+``scatter_matrix.png``, ``hypervolume.png``, ``learning_curves.png`` and ``report.html``; where
+``robnas evaluate`` wrote ``final.csv``, also ``final_vs_selection.csv`` (selection and final
+numbers side by side, their gap, and the front and knee on the final numbers). With
 several searches, overlays go to a comparison directory (``fronts.png``, ``hypervolume.png``,
 ``summary.json``, ``report.html``). Every file is written atomically, after all of a
 directory's content has been computed.
@@ -28,13 +30,14 @@ from robnas.analysis._front import (
     objective_values,
     objectives_of,
 )
+from robnas.analysis._final import ANALYSIS_DIR, read_final
+from robnas.analysis._final_front import FinalComparison, compare_final
 from robnas.analysis._load import CONFIG_PREFIX, Experiment, load_experiment
 from robnas.analysis._report import render_report, summary_facts
 from robnas.spaces._genotype import EDGE_KEYS
 from robnas.spaces._objectives import Objective
 from robnas.trainables._layout import atomic_write_bytes, atomic_write_json, atomic_write_text
 
-ANALYSIS_DIR = "analysis"
 COMPARE_DIR = "compare"
 _FLAGS = ["trial_id", "status", "epoch", "complete", "stopped_early", "diverged", "eligible", "excluded",
           "pareto", "rank", "knee", "error", "arch"]
@@ -44,11 +47,13 @@ _HIDDEN_CONFIG = {CONFIG_PREFIX + k for k in ("arch", *EDGE_KEYS, "score_weights
 
 @dataclass(frozen=True, eq=False)
 class SearchAnalysis:
-    """One analysed search: what was read, its front, and the directory its files go to."""
+    """One analysed search: what was read, its front, the directory its files go to, and its
+    final numbers beside the selection numbers (None before ``robnas evaluate``)."""
 
     experiment: Experiment
     result: FrontResult
     out_dir: Path
+    final: FinalComparison | None = None
 
     @property
     def summary(self) -> dict[str, Any]:
@@ -95,12 +100,15 @@ def analyze(
             start_time=_finite_or_none(experiment.start_time),
             wall_time_s=_finite_or_none(times.max()) if times.notna().any() else 0.0,
         )
-        analyses.append(SearchAnalysis(experiment, result, experiment.path / ANALYSIS_DIR))
+        final = compare_final(result, read_final(experiment.path), max_epochs=experiment.max_epochs,
+                              reference_point=result.reference_point, all_fidelities=all_fidelities)
+        result.summary["final"] = final.summary if final is not None else None
+        analyses.append(SearchAnalysis(experiment, result, experiment.path / ANALYSIS_DIR, final))
     out_dirs = [a.out_dir for a in analyses]
     if len(analyses) > 1:
         out_dirs.append(comparison_dir(paths, compare_dir))
     for out in out_dirs:
-        _check_out_dir(out)
+        check_out_dir(out)
     for analysis in analyses:
         write_search(analysis)
     if len(analyses) > 1:
@@ -118,7 +126,7 @@ def _load(
     return [first, *(load_experiment(p, objectives=chosen) for p in paths[1:])]
 
 
-def _check_out_dir(path: Path) -> None:
+def check_out_dir(path: Path) -> None:
     """ValueError if ``path`` cannot be a directory: it, or the first of its parents that
     exists, is not a directory (a file, a broken symlink, a symlink loop)."""
     for part in (path, *path.parents):
@@ -202,6 +210,7 @@ def write_search(analysis: SearchAnalysis) -> dict[str, Path]:
         pareto[[c for c in pareto.columns if c not in _HIDDEN_CONFIG]],
         list(images.values()),
         trials=result.trials[[c for c in shown if c in result.trials]],
+        final=final_section(analysis.final),
     )
     texts = {
         "trials.csv": _csv(trials_table(result)),
@@ -209,11 +218,22 @@ def write_search(analysis: SearchAnalysis) -> dict[str, Path]:
         "hypervolume.csv": _csv(result.curve),
         "report.html": page,
     }
+    if analysis.final is not None:
+        texts["final_vs_selection.csv"] = _csv(analysis.final.table)
     out = analysis.out_dir
     written = {name: atomic_write_text(out / name, text) for name, text in texts.items()}
     written.update((name, atomic_write_bytes(out / name, png)) for name, (_, png) in images.items())
     written["summary.json"] = atomic_write_json(out / "summary.json", result.summary)
     return written
+
+
+def final_section(final: FinalComparison | None) -> tuple[str, pd.DataFrame] | None:
+    """The report's title and table of selection vs final numbers (None without final.csv)."""
+    if final is None:
+        return None
+    title = (f"Selection vs final numbers (test split, {final.attack}); gap = selection - final; "
+             "the knee of the front on the final numbers is highlighted")
+    return title, final.table
 
 
 def _labels(analyses: Sequence[SearchAnalysis]) -> list[str]:

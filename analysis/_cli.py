@@ -1,7 +1,8 @@
-"""``robnas analyze`` and ``robnas export``: argparse parsers and handlers.
+"""``robnas analyze``, ``robnas evaluate`` and ``robnas export``: argparse parsers and handlers.
 
-Both print each damaged result row they leave out as one ``robnas: warning:`` line on stderr,
-and turn an operating-system error (a file they cannot read or write) into one error line.
+Each prints every damaged result row it leaves out (and every doubt AutoAttack raises about its
+own result) as one ``robnas: warning:`` line on stderr, and turns an operating-system error (a
+file it cannot read or write) into one error line.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
                          help="print summary.json (a JSON list of them for several DIRs)")
     analyze.set_defaults(handler=_reporting(run_analyze))
 
+    _add_evaluate_parser(commands)
+
     export = commands.add_parser(
         "export", help="write a found network (weights, config, genotype) to one file",
         description="Write a trial's last checkpoint as one file: genotype string, flat config, "
@@ -62,6 +65,49 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     export.add_argument("--force", action="store_true", help="replace an existing file at --out")
     _add_objectives(export)
     export.set_defaults(handler=_reporting(run_export))
+
+
+_EVALUATE_HELP = """\
+Measure the trials of the finished search in DIR once on the TEST split (the search selected on
+per-epoch numbers; the test split is touched only here): clean accuracy and robust accuracy at
+each trial's evaluation eps, from each trial's last good checkpoint. An image is robust only if
+it is classified correctly clean and after every attack. --attack apgd (default): APGD-CE then
+APGD-T (AutoAttack's standard settings: 100 iterations, 9 target classes); autoattack: the full
+standard AutoAttack (APGD-CE, APGD-T, FAB-T, Square); pgd: each trial's own per-epoch PGD. The
+results go to DIR/analysis/final.csv, rewritten after each trial; a trial already there with
+the same attack, eps, number of images and checkpoint is not measured again."""
+
+
+def _add_evaluate_parser(commands: argparse._SubParsersAction) -> None:
+    from robnas.analysis._final import ATTACKS
+
+    evaluate = commands.add_parser(
+        "evaluate", help="final clean and robust accuracy of found networks on the test split",
+        description=_EVALUATE_HELP,
+    )
+    evaluate.add_argument("directory", metavar="DIR", help="experiment directory STORAGE/NAME")
+    evaluate.add_argument("--trials", default="front", metavar="front|all|ID,ID,...",
+                          help="the Pareto front (default), every trial that finished without failing, "
+                               "or the trials named")
+    evaluate.add_argument("--attack", default="apgd", choices=sorted(ATTACKS),
+                          help="apgd (default), autoattack or pgd")
+    evaluate.add_argument("--max-images", type=_positive_int, metavar="N",
+                          help="evaluate the first N test images (default: all)")
+    evaluate.add_argument("--threads", type=_positive_int, default=1, metavar="N",
+                          help="torch CPU threads (default 1, as each search trial: the numbers do not "
+                               "depend on how many cores the machine has)")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object per trial")
+    evaluate.set_defaults(handler=_reporting(run_evaluate))
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value
 
 
 def _add_objectives(parser: argparse.ArgumentParser) -> None:
@@ -90,15 +136,20 @@ def _reporting(handler: Callable[[argparse.Namespace], int]) -> Callable[[argpar
 
 @contextlib.contextmanager
 def _skipped_rows_to_stderr() -> Iterator[None]:
-    """Show every ``SkippedRowWarning`` as ``robnas: warning: MESSAGE``; others as usual."""
+    """Show every ``SkippedRowWarning`` and ``AttackWarning`` as ``robnas: warning: MESSAGE``;
+    others as usual."""
+    from robnas.analysis._autoattack import AttackWarning
     from robnas.analysis._load import SkippedRowWarning
 
+    one_line = (SkippedRowWarning, AttackWarning)
+
     with warnings.catch_warnings():
-        warnings.simplefilter("always", SkippedRowWarning)
+        for category in one_line:
+            warnings.simplefilter("always", category)
         show = warnings.showwarning
 
         def show_one_line(message, category, filename, lineno, file=None, line=None):
-            if not issubclass(category, SkippedRowWarning):
+            if not issubclass(category, one_line):
                 return show(message, category, filename, lineno, file, line)
             print(f"robnas: warning: {' '.join(str(message).split())}", file=sys.stderr)
 
@@ -126,10 +177,45 @@ def run_analyze(args: argparse.Namespace) -> int:
         knee = s["knee"]["trial_id"] if s["knee"] else "none"
         print(f"{a.experiment.path}: {s['n_trials']} trials ({s['n_complete']} complete, "
               f"{s['n_failed']} failed), front {s['n_pareto']}, hypervolume {s['hypervolume']:.4g}, "
-              f"knee {knee}; wrote {a.out_dir}")
+              f"knee {knee} (selection numbers){_final_line(s.get('final'))}; wrote {a.out_dir}")
     if len(analyses) > 1:
         print(f"comparison: {comparison_dir(args.directories, args.compare_dir)}")
     return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from robnas.analysis._evaluate import RESULT_KEYS, evaluate
+    from robnas.analysis._final import final_path
+
+    measured = kept = 0
+    rows = evaluate(args.directory, trials=args.trials, attack=args.attack, max_images=args.max_images,
+                    threads=args.threads)
+    for row in rows:
+        measured, kept = measured + row["measured"], kept + (not row["measured"])
+        for note in row["notes"]:
+            print(f"robnas: warning: trial {row['trial_id']}: {note}", file=sys.stderr)
+        if args.json:
+            print(json.dumps({k: row[k] for k in RESULT_KEYS}), flush=True)
+            continue
+        if measured + kept == 1:
+            print(f"{'trial':<12} {'epoch':>5} {'clean':>7} {'robust':>7}  {'attack':<10} {'eps':>7} {'images':>6}")
+        note = "" if row["measured"] else "  (from final.csv)"
+        print(f"{row['trial_id']:<12} {row['epoch']:>5} {row['clean_acc']:>7.4f} {row['robust_acc']:>7.4f}  "
+              f"{row['attack']:<10} {row['eps']:>7.4g} {row['images']:>6}{note}", flush=True)
+    if not args.json:
+        print(f"{measured} trial{'' if measured == 1 else 's'} measured, {kept} already in "
+              f"{final_path(args.directory)}")
+    return 0
+
+
+def _final_line(final: dict | None) -> str:
+    """``; final (test, ATTACK, N trials): front K, knee ID``, or nothing before ``evaluate``."""
+    if not final:
+        return ""
+    knee = final["knee"]["trial_id"] if final["knee"] else "none"
+    gaps = ", ".join(f"{m} gap {v:+.3f}" for m, v in final["mean_gap"].items() if v is not None)
+    return (f"; final ({final['split']}, {final['attack']}, {final['n_evaluated']} trials): front "
+            f"{final['n_pareto']}, knee {knee}{', mean ' + gaps if gaps else ''}")
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -150,5 +236,7 @@ def run_export(args: argparse.Namespace) -> int:
                       if isinstance(reported.get(k), float))
     for note in info["notes"]:
         print(f"robnas: warning: {note}", file=sys.stderr)
-    print(f"exported trial {info['trial_id']} (epoch {info['epoch']}{metrics}) {info['arch']} to {path}")
+    final = "".join(f"; final ({row['split']}, {row['attack']}) clean_acc {row['clean_acc']:.4f}, "
+                    f"robust_acc {row['robust_acc']:.4f}" for row in info["final"])
+    print(f"exported trial {info['trial_id']} (epoch {info['epoch']}{metrics}{final}) {info['arch']} to {path}")
     return 0

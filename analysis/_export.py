@@ -7,10 +7,15 @@ An export is one ``torch.save`` file of plain values and tensors, readable with
      "config": flat trial config (params.json), "state_dict": model weights,
      "masks": pruning keep-masks (bool tensors), "masks_sparsity": float, "weight_sparsity": float,
      "num_classes": int, "in_channels": int, "input_shape": [C, H, W] ([] if unknown),
+     "input": what to feed the network (see robnas.trainables._inputs.input_spec): shape,
+              channels, height, width, dtype, layout, range [0, 1], the loader's scaling
+              (digits: divided by 16), normalization (none),
+     "final": the trial's rows of final.csv for these weights (test split; [] if not evaluated),
      "checkpoint": directory name, "notes": [newer checkpoints skipped as unreadable],
      "reported": the result the trial reported for these weights, "versions": {...}}
 
-The weights come from the trial's last checkpoint that reads and matches its SHA-256.
+The weights come from the trial's last checkpoint that reads, matches its SHA-256 and fits the
+trial's network (``robnas.analysis._trial_model``), pruning masks applied.
 
 torch is imported only when a model is exported or loaded.
 """
@@ -23,18 +28,13 @@ import pickle
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from robnas.analysis._final import read_final
 from robnas.analysis._front import analyze_trials, numeric_columns, objectives_of
 from robnas.analysis._load import SETTINGS_FILE, Experiment, load_experiment
+from robnas.analysis._trial_model import apply_masks, build_model, load_trial_model
 from robnas.spaces._runtime import RUNTIME_KEYS
-from robnas.trainables._layout import (
-    CorruptCheckpointError,
-    atomic_write_bytes,
-    checkpoint_files,
-    first_good,
-    read_checkpoint,
-    read_params,
-    read_results,
-)
+from robnas.trainables._inputs import input_spec
+from robnas.trainables._layout import atomic_write_bytes, read_results
 
 if TYPE_CHECKING:
     import torch
@@ -102,7 +102,6 @@ def export_model(
     import torch
 
     from robnas import __version__
-    from robnas.spaces._compose import decode
     from robnas.trainables._pruning import MaskSet, measured_sparsity
 
     experiment = load_experiment(path, objectives=best if best is not None else objectives)
@@ -113,30 +112,27 @@ def export_model(
         out = out / f"trial_{chosen}.pt"
     _check_out(out, force=force)
     row = experiment.trials.set_index(experiment.trials["trial_id"].astype(str)).loc[chosen]
-    directory = experiment.path / row["trial_dir"]
-    checkpoint, state, notes = _last_good_checkpoint(directory, chosen)
-    weights, epoch, masks = state["model"], int(state["epoch"]), dict(state.get("masks") or {})
-    num_classes, in_channels = weights["classifier.weight"].shape[0], weights["stem.0.weight"].shape[1]
-    config = _read_params(directory)
-    trial_config = decode(config, ignore=RUNTIME_KEYS)
-    model = _build(trial_config, int(in_channels), int(num_classes))
-    model.load_state_dict(weights)
-    reported = [r for r in read_results(directory) if r.get("epoch") == epoch]
+    trial = load_trial_model(experiment.path / row["trial_dir"], chosen)
+    model, trial_config, epoch, masks = trial.model, trial.trial_config, trial.epoch, trial.masks
+    reported = [r for r in read_results(experiment.path / row["trial_dir"]) if r.get("epoch") == epoch]
+    shape = _input_shape(trial_config)
     data = {
         "format": EXPORT_FORMAT,
         "trial_id": chosen,
         "epoch": epoch,
         "arch": trial_config.genotype.to_str(),
-        "config": _plain(config),
-        "state_dict": weights,
+        "config": _plain(trial.config),
+        "state_dict": model.state_dict(),
         "masks": masks,
         "masks_sparsity": float(MaskSet(masks).sparsity) if masks else 0.0,
         "weight_sparsity": float(measured_sparsity(model)),
-        "num_classes": int(num_classes),
-        "in_channels": int(in_channels),
-        "input_shape": _input_shape(trial_config),
-        "checkpoint": checkpoint,
-        "notes": notes,
+        "num_classes": trial.num_classes,
+        "in_channels": trial.in_channels,
+        "input_shape": shape,
+        "input": input_spec(trial_config.training.dataset, shape),
+        "final": _final_rows(experiment.path, chosen, trial.checkpoint),
+        "checkpoint": trial.checkpoint,
+        "notes": trial.notes,
         "reported": _plain({k: v for k, v in reported[-1].items() if k != "config"}) if reported else {},
         "versions": {"robnas": __version__, "torch": str(torch.__version__)},
     }
@@ -167,8 +163,11 @@ def load_model(path: str | os.PathLike, *, device: str = "cpu") -> tuple[torch.n
     """Rebuild an exported network: ``(model in eval mode on device, info)``.
 
     ``info`` is the export's content without ``state_dict``, plus ``trial_config``: the decoded
-    ``TrialConfig`` (its ``evaluation`` is the attack the trial was evaluated with). The file is
-    read with ``weights_only=True``: loading runs no code from it.
+    ``TrialConfig`` (its ``evaluation`` is the attack the trial was evaluated with). Among it:
+    ``input`` (what to feed the network: shape, value range [0, 1], the loader's scaling) and
+    ``final`` (its test-split numbers, [] if never evaluated); exports written before these
+    existed get them filled in, ``final`` empty. The file is read with ``weights_only=True``:
+    loading runs no code from it.
     """
     import torch
 
@@ -182,53 +181,19 @@ def load_model(path: str | os.PathLike, *, device: str = "cpu") -> tuple[torch.n
         found = data.get("format") if isinstance(data, dict) else type(data).__name__
         raise ValueError(f"{path} is not a robnas model export (format {found!r}, expected {EXPORT_FORMAT!r})")
     trial_config = decode(data["config"], ignore=RUNTIME_KEYS)
-    model = _build(trial_config, int(data["in_channels"]), int(data["num_classes"])).to(device)
+    model = build_model(trial_config, int(data["in_channels"]), int(data["num_classes"])).to(device)
     model.load_state_dict(data["state_dict"])
+    apply_masks(model, data.get("masks") or {})
     model.eval()
     info = {k: v for k, v in data.items() if k != "state_dict"}
+    info.setdefault("input", input_spec(trial_config.training.dataset, data.get("input_shape") or []))
+    info.setdefault("final", [])
     info["trial_config"] = trial_config
     return model, info
 
 
-def _last_good_checkpoint(directory: Path, trial_id: str) -> tuple[str, dict[str, Any], list[str]]:
-    """``(name, state, notes)`` of the newest checkpoint that reads and matches its SHA-256
-    (``trial.pt.sha256``, when present); ``notes`` name the newer ones that did not."""
-    files = checkpoint_files(directory)
-    if not files:
-        raise ValueError(f"trial {trial_id} in {directory.parent} has no checkpoint")
-    file, state, skipped = first_good(files, _model_state)
-    notes = [f"skipped {error.path.parent.name}: it {_one_line_text(error.reason)}" for error in skipped]
-    if file is None:
-        raise ValueError(f"no readable checkpoint of trial {trial_id} in {directory} ({'; '.join(notes)})")
-    return file.parent.name, state, notes
-
-
-def _model_state(file: Path) -> dict[str, Any]:
-    """A checkpoint's state, with the model keys an export needs."""
-    state = read_checkpoint(file, map_location="cpu")
-    for key in ("model", "epoch"):
-        if key not in state:
-            raise CorruptCheckpointError(file, f"has no {key!r}")
-    for key in ("classifier.weight", "stem.0.weight"):
-        if not isinstance(state["model"], dict) or key not in state["model"]:
-            raise CorruptCheckpointError(file, f"has a model without {key!r}")
-    return state
-
-
-def _one_line_text(text: str) -> str:
-    return " ".join(text.split())[:200]
-
-
 def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split())[:200] or type(error).__name__
-
-
-def _read_params(directory: Path) -> dict[str, Any]:
-    """The trial's flat config, as Tune wrote it to ``params.json``."""
-    config = read_params(directory)
-    if config is None:
-        raise ValueError(f"{directory} has no readable params.json")
-    return config
 
 
 def _plain(value: Any) -> Any:
@@ -252,9 +217,8 @@ def _input_shape(trial_config) -> list[int]:
         return list(_INPUT_SHAPES.get(name, []))
 
 
-def _build(trial_config, in_channels: int, num_classes: int):
-    from robnas.trainables._network import build_network
-
-    return build_network(trial_config.genotype, width=trial_config.macro.width,
-                         cells_per_stage=trial_config.macro.cells_per_stage,
-                         in_channels=in_channels, num_classes=num_classes)
+def _final_rows(run: Path, trial_id: str, checkpoint: str) -> list[dict[str, Any]]:
+    """The trial's rows of ``final.csv`` that measured ``checkpoint`` ([] if none, or no file)."""
+    final = read_final(run)
+    rows = final[(final["trial_id"] == trial_id) & (final["checkpoint"] == checkpoint)]
+    return [_plain(row) for row in rows.drop(columns=["checkpoint"]).to_dict("records")]

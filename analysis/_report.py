@@ -97,11 +97,31 @@ def summary_facts(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("hypervolume", f"{summary['hypervolume']:.6g} (reference point {reference})"),
         ("knee", f"{knee['trial_id']} {knee['arch']}" if knee else "none"),
     ]
+    items += _final_facts(summary.get("final"))
     for name, best in summary.get("best", {}).items():
         items.append((f"best {name}", f"{best['trial_id']}: {best['value']:.4g}" if best else "none"))
     for failure in summary.get("failed", []):
         items.append((f"failed {failure['trial_id']}", failure["error"]))
     return items
+
+
+def _final_facts(final: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """Head-table lines on the final (test) numbers of ``summary["final"]``."""
+    if not final:
+        return [("final numbers", "none: the front and knee above are on selection numbers "
+                                  "(robnas evaluate DIR measures the test split)")]
+    knee = final.get("knee")
+    eps = ", ".join(f"{v:.4g}" for v in final["eps"])
+    images = ", ".join(str(v) for v in final["images"])
+    gaps = ", ".join(f"{m} {v:+.4f}" for m, v in final["mean_gap"].items() if v is not None)
+    return [
+        ("final numbers", f"{final['n_evaluated']} trials on the {final['split']} split, attack "
+                          f"{final['attack']}, eps {eps}, {images} images"),
+        ("final front", f"{final['n_pareto']} of {final['n_eligible']} eligible trials, on final "
+                        f"{', '.join(final['final_metrics'])}: {', '.join(final['pareto']) or 'none'}"),
+        ("final knee", f"{knee['trial_id']} {knee['arch']}" if knee else "none"),
+        ("mean gap (selection - final)", gaps or "none"),
+    ]
 
 
 def render_report(
@@ -112,9 +132,11 @@ def render_report(
     images: Sequence[tuple[str, bytes]],
     *,
     trials: pd.DataFrame | None = None,
+    final: tuple[str, pd.DataFrame] | None = None,
 ) -> str:
     """The HTML page: ``facts`` (label, text), ``table`` sortable (rows with a true ``knee``
-    column highlighted), ``images`` (title, PNG bytes) and, folded, the ``trials`` table."""
+    column highlighted), ``final`` (title, table; rows with a true ``final_knee`` highlighted),
+    ``images`` (title, PNG bytes) and, folded, the ``trials`` table."""
     head = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts)
     parts = [
         "<!DOCTYPE html>",
@@ -126,6 +148,8 @@ def render_report(
         '<p class="note">Click a column header to sort.</p>',
         table_html(table, highlight="knee" if "knee" in table else None),
     ]
+    if final is not None:
+        parts += [f"<h2>{html.escape(final[0])}</h2>", table_html(final[1], highlight="final_knee")]
     parts += [_image(name, png) for name, png in images]
     if trials is not None:
         parts.append("<h2>All trials</h2><details><summary>show the table</summary>")

@@ -171,6 +171,7 @@ def analysis_cases(tmp: Path, storage: Path) -> dict[str, tuple[list[str], str]]
     for name, (run, expected) in runs.items():
         table[f"analyze {name}"] = (["analyze", run], expected)
         table[f"export {name}"] = (["export", run, "--trial", "t1", "--out", str(tmp / "m.pt")], expected)
+        table[f"evaluate {name}"] = (["evaluate", run], expected)
     return table | {
         "analyze a good and a missing dir": (["analyze", good, str(storage / "nope")], "does not exist"),
         "analyze with a file for analysis/": (["analyze", str(storage / "blocked")], "is not a directory"),
@@ -178,6 +179,10 @@ def analysis_cases(tmp: Path, storage: Path) -> dict[str, tuple[list[str], str]]
         "analyze --compare-dir in a symlink loop": (["analyze", good, good, "--compare-dir", f"{loop}/x"],
                                                     "symlink loop"),
         "export --out a symlink loop": (["export", good, "--trial", "t1", "--out", str(loop)], "symlink loop"),
+        "evaluate a trial without its files": (["evaluate", good], "has no readable params.json"),
+        "evaluate an unknown trial": (["evaluate", good, "--trials", "t2"], "no trial 't2'"),
+        "evaluate with an unknown attack": (["evaluate", good, "--attack", "cw"], "invalid choice: 'cw'"),
+        "evaluate with a file for analysis/": (["evaluate", str(storage / "blocked")], "is not a directory"),
     }
 
 
@@ -211,6 +216,7 @@ def test_every_bad_input_is_one_line_exit_2_and_touches_nothing(tmp_path, storag
     ["analyze", "{tmp}/loop_a"],
     ["export", "{tmp}/loop_a", "--knee", "--out", "{tmp}/m.pt"],
     ["analyze", "{storage}/blocked"],
+    ["evaluate", "{storage}/good", "--trials", "t2"],
 ])
 def test_a_real_process_prints_no_traceback(tmp_path, storage, argv):
     symlink_loop(tmp_path)

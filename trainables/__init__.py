@@ -14,6 +14,7 @@ from robnas.spaces._lazy import lazy_attributes
 #: Public name -> private module, imported on first access.
 _LAZY = {
     "evaluate_robustness": "_adversarial",
+    "pgd_correct": "_adversarial",
     "training_loss": "_adversarial",
     "count_macs": "_counting",
     "count_parameters": "_counting",

@@ -62,39 +62,54 @@ def evaluate_robustness(
 
     ``max_images == 0`` means all of ``x``. Robust accuracy is the accuracy on PGD examples
     (``evaluation.eps``, ``steps``, ``step_size`` in 1/255 units, uniform random start) of every
-    evaluated image. The random starts come from one CPU generator seeded with
-    ``evaluation.seed`` and drawn batch after batch, so the same model, data, seed and
-    ``batch_size`` give identical numbers. The model runs in eval mode (its modes are restored afterwards); no parameter
-    gradient is created. ``eps == 0`` gives ``robust_acc == clean_acc`` without attacking.
+    evaluated image (see :func:`pgd_correct`). The same model, data, seed and ``batch_size`` give
+    identical numbers.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, Integral) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     max_images = evaluation.max_images
     if isinstance(max_images, bool) or not isinstance(max_images, Integral) or max_images < 0:
         raise ValueError(
             f"evaluation.max_images must be an integer >= 0 (0 = all), got {max_images!r}"
         )
+    if len(x) != len(y):
+        raise ValueError(f"need as many labels as images, got {len(x)} images and {len(y)} labels")
+    n = len(x) if max_images == 0 else min(int(max_images), len(x))
+    clean, robust = pgd_correct(model, x[:n], y[:n], evaluation, batch_size=batch_size)
+    return int(clean.sum()) / n, int(robust.sum()) / n
+
+
+def pgd_correct(
+    model: nn.Module, x: Tensor, y: Tensor, evaluation: Any, *, batch_size: int = 500
+) -> tuple[Tensor, Tensor]:
+    """Per image of ``x`` (N, C, H, W) in [0, 1]: ``(correct clean, correct on its PGD example)``,
+    two bool tensors (N,).
+
+    PGD takes ``evaluation.eps``, ``steps`` and ``step_size`` (1/255 units) from a uniform random
+    start; the starts come from one CPU generator seeded with ``evaluation.seed`` and drawn batch
+    after batch, so the same model, data, seed and ``batch_size`` give identical flags. The model
+    runs in eval mode (its modes are restored afterwards); no parameter gradient is created.
+    ``eps == 0`` gives the clean flags twice without attacking.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, Integral) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     if len(x) != len(y) or len(x) == 0:
         raise ValueError(
             f"need as many labels as images (> 0), got {len(x)} images and {len(y)} labels"
         )
-    n = len(x) if max_images == 0 else min(int(max_images), len(x))
     eps = budget_fraction(evaluation.eps, name="evaluation.eps")
     step_size = budget_fraction(evaluation.step_size, name="evaluation.step_size")
     generator = torch.Generator().manual_seed(int(evaluation.seed))  # CPU: same starts anywhere
-    clean = robust = 0
+    clean, robust = [], []
     with attack_mode(model):
-        for start in range(0, n, batch_size):
-            stop = min(start + batch_size, n)
-            xb, yb = x[start:stop], y[start:stop]
+        for start in range(0, len(x), batch_size):
+            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
             with torch.no_grad():
-                correct = int((model(xb).argmax(dim=1) == yb).sum())
-            clean += correct
+                correct = model(xb).argmax(dim=1) == yb
+            clean.append(correct)
             if eps == 0.0:
-                robust += correct
+                robust.append(correct)
                 continue
             x_adv = pgd(model, xb, yb, eps=eps, step_size=step_size, steps=evaluation.steps,
                         random_start=True, generator=generator)
             with torch.no_grad():
-                robust += int((model(x_adv).argmax(dim=1) == yb).sum())
-    return clean / n, robust / n
+                robust.append(model(x_adv).argmax(dim=1) == yb)
+    return torch.cat(clean), torch.cat(robust)
