@@ -32,11 +32,11 @@ RESULT_KEYS = ("trial_id", "clean_acc", "robust_acc", "attack", "eps", "images",
 
 
 def _test_split(dataset: str, data_dir: str | None):
-    """``(x float32 (N, C, H, W) in [0, 1], y int64 (N,))``: the test images of ``dataset``."""
-    from robnas.trainables._data import load_dataset
+    """``(x float32 (N, C, H, W) in [0, 1], y int64 (N,))``: the test split of ``dataset``, never
+    used by the search that selected the trials."""
+    from robnas.trainables._data import load_split
 
-    data = load_dataset(dataset, data_dir)  # the loader's held-out split, until load_split(..., "test")
-    return data.x_test, data.y_test
+    return load_split(dataset, "test", data_dir=data_dir)
 
 
 def evaluate(

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from robnas.trainables._formats import DIGITS_SCALE
+
 __all__ = ["NORMALIZATION", "VALUE_RANGE", "input_spec", "loader_scaling"]
 
 #: Pixel values the networks take (and every loader returns).
@@ -18,7 +20,7 @@ NORMALIZATION = "none: the network takes [0, 1] images as they are (no mean/std 
 _BYTES = "uint8 pixels (0..255) divided by 255"
 #: Data set -> how its loader mapped raw values to [0, 1] (see ``_formats``' readers).
 _SCALING = {
-    "digits": "pixel values divided by 16 (scikit-learn's 8x8 digits are integers 0..16)",
+    "digits": f"pixel values divided by {DIGITS_SCALE:g} (scikit-learn's 8x8 digits are integers 0..16)",
     "mnist": _BYTES,
     "fashion_mnist": _BYTES,
     "cifar10": _BYTES,
