@@ -99,6 +99,7 @@ CONFIG_FIELDS: Mapping[str, ConfigField] = {
     "momentum": ConfigField("training", "momentum", float),
     "weight_decay": ConfigField("training", "weight_decay", float),
     "seed": ConfigField("training", "seed", int),
+    "augment": ConfigField("training", "augment", bool),
 }
 
 #: Every key ``decode`` accepts.
