@@ -1,7 +1,10 @@
 """``run()`` starts a search and ``resume()`` continues one; both return Tune's ``ResultGrid``.
 
 A search is a normal Ray Tune experiment directory ``STORAGE/NAME`` (readable with
-``tune.ExperimentAnalysis`` or ``Tuner.restore``) plus ``robnas.json``, the resolved settings.
+``tune.ExperimentAnalysis`` or ``Tuner.restore``) plus ``robnas.json``: the settings, the
+trial keys every trial shares with each default filled in (``resolved_trial``), the keys the
+space searches (``searched_keys``) and the library versions. Trials, also resumed ones, get
+the recorded ``resolved_trial`` values for the keys their config lacks.
 """
 
 from __future__ import annotations
@@ -75,7 +78,7 @@ def run(
         _check_is_experiment(path)
     # Everything is checked and built before the directory is locked or an earlier run touched.
     check_storage(path, 2 * _min_free_bytes(settings))
-    param_space = _param_space(settings)
+    param_space, record = _param_space(settings)
     components = _components(settings, path)
     _init_ray(settings)
     _check_resources(settings)
@@ -85,8 +88,9 @@ def run(
                 raise ExperimentExistsError(f"experiment directory {path} exists")
             _check_is_experiment(path)
             empty_directory(path)
-        _write_settings(path, settings)
-        tuner = _new_tuner(settings, param_space, components, trainable=trainable)
+        _write_settings(path, settings, record)
+        trainable = _trainable(settings, trainable, defaults=record["resolved_trial"])
+        tuner = _new_tuner(settings, param_space, components, trainable)
         return _fit(tuner, path, settings)
 
 
@@ -141,6 +145,7 @@ def _resume(path: Path, *, num_samples: int | None = None, trainable=None):
     from robnas.search._study_state import saved_state, set_budget
 
     settings = read_settings(path)
+    record = read_trial_record(path)
     if num_samples is not None:
         if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
             raise ValueError(f"num_samples must be an integer >= 1, got {num_samples!r}")
@@ -151,9 +156,12 @@ def _resume(path: Path, *, num_samples: int | None = None, trainable=None):
     _check_tune_state(path)
     check_storage(path, 2 * _min_free_bytes(settings))
     _init_ray(settings)
+    # Tune restores each trial's config as it was sampled; the recorded resolved values fill
+    # in the rest, so a default changed since the search started does not reach its trials.
+    defaults = record["resolved_trial"] if record else None
     tuner = tune.Tuner.restore(
         str(path),
-        trainable=_trainable(settings, trainable),
+        trainable=_trainable(settings, trainable, defaults=defaults),
         resume_unfinished=True,
         resume_errored=True,
     )
@@ -161,7 +169,7 @@ def _resume(path: Path, *, num_samples: int | None = None, trainable=None):
     reconcile(path, settings.max_epochs, make_search_algorithm(settings))
     if num_samples is not None:
         set_budget(path, num_samples)
-        _write_settings(path, settings)
+        _write_settings(path, settings, record)
     return _fit(tuner, path, settings)
 
 
@@ -171,6 +179,26 @@ def read_settings(path: str | os.PathLike) -> SearchSettings:
 
     path = Path(path)
     return SearchSettings.from_mapping(read_search_settings(path), source=str(path / SETTINGS_FILE))
+
+
+def read_trial_record(path: str | os.PathLike) -> dict[str, Any] | None:
+    """``{"resolved_trial": {key: value}, "searched_keys": [key, ...]}`` from ``path``'s
+    ``robnas.json``; ``None`` for a search started before robnas recorded them.
+
+    Raises:
+        ValueError: the file cannot be read, or holds a malformed record.
+    """
+    file = Path(path) / SETTINGS_FILE
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise ValueError(f"cannot read {file}: {error}") from None
+    if not isinstance(data, dict) or "resolved_trial" not in data:
+        return None
+    resolved, searched = data["resolved_trial"], data.get("searched_keys", [])
+    if not isinstance(resolved, dict) or not isinstance(searched, list):
+        raise ValueError(f"{file}: resolved_trial must be a mapping and searched_keys a list")
+    return {"resolved_trial": resolved, "searched_keys": searched}
 
 
 def _check_tune_state(path: Path) -> None:
@@ -208,11 +236,15 @@ def _check_is_experiment(path: Path) -> None:
         raise ValueError(f"refusing to overwrite {path}: it is not a robnas search (no {SETTINGS_FILE})")
 
 
-def _param_space(settings: SearchSettings) -> dict[str, Any]:
-    """Tune domains of the searched parts plus the trial keys every trial shares."""
+def _param_space(settings: SearchSettings) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Tune domains of the searched parts plus the trial keys every trial shares, and the
+    record of the latter for ``robnas.json``: ``{"resolved_trial": ..., "searched_keys": ...}``
+    (the shared keys with every default filled in; the keys of the domains)."""
     from robnas.spaces._compose import CONFIG_KEYS, build_space, decode
+    from robnas.spaces._resolve import resolve_fixed
     from robnas.spaces._runtime import RUNTIME_KEYS
     from robnas.trainables._data import load_dataset
+    from robnas.trainables._table import TABLE_MACRO
 
     space = build_space(settings.space, dataset=settings.dataset)
     clash = sorted(set(space) & set(settings.trial))
@@ -227,22 +259,34 @@ def _param_space(settings: SearchSettings) -> dict[str, Any]:
         if unknown:
             raise ValueError(f"unknown trial key(s) {', '.join(unknown)}")
         fixed["table"] = table.path
+        shared = {**TABLE_MACRO, **fixed}  # the keys the table trainable reads
+        resolved = {key: value for key, value in shared.items() if key not in space and key not in RUNTIME_KEYS}
     else:
         load_dataset(settings.dataset, settings.data_dir)  # fail now, not in every trial
         fixed = {"dataset": settings.dataset, "data_dir": settings.data_dir, **fixed}
         sample = {key: domain.sample() if hasattr(domain, "sample") else domain for key, domain in space.items()}
         decode({**sample, **fixed}, ignore=RUNTIME_KEYS)  # every fixed trial key is valid
-    return {**space, **fixed, "score_weights": dict(settings.score_weights)}
+        resolved = resolve_fixed(fixed, searched=space)
+    record = {"resolved_trial": resolved, "searched_keys": sorted(space)}
+    return {**space, **fixed, "score_weights": dict(settings.score_weights)}, record
 
 
-def _trainable(settings: SearchSettings, trainable: Callable[[dict[str, Any]], None] | None = None):
-    """The trial function with the search's resources: ``trainable``, else the backend's."""
+def _trainable(
+    settings: SearchSettings,
+    trainable: Callable[[dict[str, Any]], None] | None = None,
+    *,
+    defaults: dict[str, Any] | None = None,
+):
+    """The trial function with the search's resources: ``trainable``, else the backend's,
+    given ``defaults`` (the recorded ``resolved_trial``) for the keys a config lacks."""
     from ray import tune
 
-    from robnas.search._trainables import robust_trainable, table_trainable
+    from robnas.search._trainables import robust_trainable, table_trainable, with_trial_defaults
 
     if trainable is None:
         trainable = table_trainable if settings.backend == "table" else robust_trainable
+    if defaults:
+        trainable = with_trial_defaults(trainable, defaults)
     resources = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
     return tune.with_resources(trainable, resources)
 
@@ -301,13 +345,13 @@ def _components(settings: SearchSettings, path: Path) -> dict[str, Any]:
     return {"search_alg": StudySearchGenerator(searcher), "scheduler": scheduler, "callbacks": callbacks}
 
 
-def _new_tuner(settings: SearchSettings, param_space: dict[str, Any], components: dict[str, Any], *, trainable=None):
+def _new_tuner(settings: SearchSettings, param_space: dict[str, Any], components: dict[str, Any], trainable):
     from ray import tune
 
     from robnas.search._progress import verbosity
 
     return tune.Tuner(
-        _trainable(settings, trainable),
+        trainable,
         param_space=param_space,
         tune_config=tune.TuneConfig(
             search_alg=components["search_alg"],
@@ -384,8 +428,11 @@ def check_address(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
         raise ValueError(f"cannot reach the Ray cluster at {address} within {timeout_s:g} s: {reason}") from None
 
 
-def _write_settings(path: Path, settings: SearchSettings) -> None:
-    atomic_write_json(path / SETTINGS_FILE, {"settings": settings.to_dict(), "versions": versions()})
+def _write_settings(path: Path, settings: SearchSettings, record: dict[str, Any] | None) -> None:
+    """Write ``robnas.json``: the settings, the trial ``record`` (see ``_param_space``; ``None``
+    for a search started without one) and the versions."""
+    data = {"settings": settings.to_dict(), **(record or {}), "versions": versions()}
+    atomic_write_json(path / SETTINGS_FILE, data)
 
 
 def versions() -> dict[str, str]:

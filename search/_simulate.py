@@ -36,7 +36,7 @@ def simulate(
         if settings.backend != "table":
             raise ValueError("simulate needs reports_of, or a search on the table backend")
         from robnas.trainables._table import config_reports as reports_of
-    space = _param_space(settings)
+    space, _ = _param_space(settings)
     fixed = {key: value for key, value in space.items() if not hasattr(value, "sample")}
     searcher = make_search_algorithm(settings, scorer=scorer)
     searcher.set_search_properties(None, None, space)

@@ -9,14 +9,14 @@ between the driver and Tune.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
     from robnas.trainables._epochs import TrialEpochs
 
 # Ray, torch and the trainables are imported when a trial runs: importing robnas.search stays light.
-__all__ = ["open_epochs", "report_epochs", "robust_trainable", "table_trainable"]
+__all__ = ["open_epochs", "report_epochs", "robust_trainable", "table_trainable", "with_trial_defaults"]
 
 
 def robust_trainable(config: dict[str, Any]) -> None:
@@ -85,6 +85,27 @@ def table_trainable(config: dict[str, Any]) -> None:
         with tempfile.TemporaryDirectory() as directory:
             write_replay_checkpoint(directory, report["epoch"])
             tune.report(report, checkpoint=tune.Checkpoint.from_directory(directory))
+
+
+def with_trial_defaults(
+    trainable: Callable[[dict[str, Any]], None], defaults: Mapping[str, Any]
+) -> Callable[[dict[str, Any]], None]:
+    """``trainable`` run on its config with the keys it lacks taken from ``defaults`` (a
+    search's recorded ``resolved_trial``; see ``robnas.spaces.fill_defaults``).
+
+    Keeps ``trainable``'s ``__name__``: Tune restores a search only with a trainable of the
+    name it was started with.
+    """
+    from robnas.spaces._resolve import fill_defaults
+
+    defaults = dict(defaults)
+
+    def with_defaults(config: dict[str, Any]) -> None:
+        return trainable(fill_defaults(config, defaults))
+
+    with_defaults.__name__ = getattr(trainable, "__name__", with_defaults.__name__)
+    with_defaults.__doc__ = trainable.__doc__
+    return with_defaults
 
 
 def _node_id() -> str:

@@ -22,6 +22,7 @@ from robnas.spaces._evaluation import EvalConfig
 from robnas.spaces._genotype import EDGE_KEYS, EDGES, OPS, Genotype
 from robnas.spaces._keys import config_key
 from robnas.spaces._macro import MacroConfig, macro_space
+from robnas.spaces._resolve import fill_defaults, resolve_fixed
 from robnas.spaces._objectives import (
     DEFAULT_OBJECTIVES,
     TRIAL_OBJECTIVES,
@@ -69,8 +70,10 @@ __all__ = [
     "decode",
     "default_direction",
     "encode",
+    "fill_defaults",
     "macro_space",
     "parse_objectives",
+    "resolve_fixed",
     "scalarize",
     "sparsity_space",
 ]

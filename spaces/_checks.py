@@ -14,6 +14,7 @@ from typing import Any
 
 __all__ = [
     "ConfigError",
+    "check_bool",
     "check_choice",
     "check_float",
     "check_int",
@@ -75,6 +76,15 @@ def check_float(
         hi = "inf" if high is None else f"{high:g}"
         raise ConfigError(owner, field, f"must be in {left}{lo}, {hi}{right}, got {result!r}")
     return result
+
+
+def check_bool(owner: str, field: str, value: Any) -> bool:
+    """``value`` as a ``bool`` (numpy booleans accepted; 0, 1 and strings rejected)."""
+    if isinstance(value, bool):
+        return value
+    if getattr(getattr(value, "dtype", None), "kind", None) == "b" and getattr(value, "shape", None) == ():
+        return bool(value)
+    raise ConfigError(owner, field, f"must be true or false, got {value!r} ({type(value).__name__})")
 
 
 def check_choice(owner: str, field: str, value: Any, allowed: Collection[str]) -> str:

@@ -32,6 +32,7 @@ __all__ = [
     "build_space",
     "decode",
     "encode",
+    "uses_own_step",
 ]
 
 #: Cell of a trial whose config names none.
@@ -99,6 +100,7 @@ CONFIG_FIELDS: Mapping[str, ConfigField] = {
     "momentum": ConfigField("training", "momentum", float),
     "weight_decay": ConfigField("training", "weight_decay", float),
     "seed": ConfigField("training", "seed", int),
+    "augment": ConfigField("training", "augment", bool),
 }
 
 #: Every key ``decode`` accepts.
@@ -140,7 +142,7 @@ def decode(config: Mapping[str, Any], *, ignore: Collection[str] = ()) -> TrialC
             kwargs[dest.section][dest.field] = present[key]
         elif key in defaults:
             kwargs[dest.section][dest.field] = defaults[key]
-    if "step_size" not in present and present.get("attack") == "fgsm_rs":
+    if "step_size" not in present and uses_own_step(present):
         kwargs["attack"]["step_size"] = None  # FGSM-RS's own default, 1.25 * eps
     sections = {}
     for section, cls in _SECTIONS.items():
@@ -150,6 +152,12 @@ def decode(config: Mapping[str, Any], *, ignore: Collection[str] = ()) -> TrialC
             key = _KEY_OF.get((section, error.field), error.field)
             raise ValueError(f"config key {key!r}: {error}") from None
     return TrialConfig(genotype=genotype, **sections)
+
+
+def uses_own_step(config: Mapping[str, Any]) -> bool:
+    """Whether a flat config that gives no ``step_size`` gets its attack's own step (FGSM-RS:
+    ``None``, 1.25 * eps) instead of the data set's default."""
+    return config.get("attack") == "fgsm_rs"
 
 
 def _decode_genotype(config: Mapping[str, Any]) -> Genotype:

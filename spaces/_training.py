@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from robnas.spaces._checks import check_choice, check_float, check_int, check_optional_path
-from robnas.spaces._defaults import DATASET_DEFAULTS, DATASETS
+from robnas.spaces._checks import (
+    ConfigError,
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    check_optional_path,
+)
+from robnas.spaces._defaults import AUGMENTATIONS, DATASET_DEFAULTS, DATASETS, Augmentation
 
 __all__ = ["TrainingConfig"]
 
@@ -14,7 +21,7 @@ _DIGITS = DATASET_DEFAULTS["digits"]
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """How a trial trains: data set, length, batch size and SGD settings.
+    """How a trial trains: data set, length, batch size, SGD settings and augmentation.
 
     Attributes:
         dataset: one of ``DATASETS``.
@@ -24,7 +31,9 @@ class TrainingConfig:
         lr: peak learning rate (> 0).
         momentum: SGD momentum in [0, 1).
         weight_decay: L2 penalty (>= 0).
-        seed: seed of initialisation, data order and attack noise (>= 0).
+        seed: seed of initialisation, data order, augmentation and attack noise (>= 0).
+        augment: augment every training batch with the data set's ``AUGMENTATIONS`` entry
+            (random crop, flip) before the attack; only for data sets that have one.
     """
 
     dataset: str = "digits"
@@ -35,6 +44,7 @@ class TrainingConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     seed: int = 0
+    augment: bool = _DIGITS["augment"]
 
     def __post_init__(self) -> None:
         owner = "TrainingConfig"
@@ -47,6 +57,17 @@ class TrainingConfig:
             "momentum": check_float(owner, "momentum", self.momentum, low=0.0, high=1.0, high_open=True),
             "weight_decay": check_float(owner, "weight_decay", self.weight_decay, low=0.0),
             "seed": check_int(owner, "seed", self.seed, minimum=0),
+            "augment": check_bool(owner, "augment", self.augment),
         }
+        if checked["augment"] and checked["dataset"] not in AUGMENTATIONS:
+            raise ConfigError(
+                owner, "augment", f"must be false for dataset {self.dataset!r}, which has no training "
+                f"augmentation (datasets with one: {', '.join(AUGMENTATIONS)})"
+            )
         for name, value in checked.items():
             object.__setattr__(self, name, value)
+
+    @property
+    def augmentation(self) -> Augmentation | None:
+        """The augmentation applied to each training batch, ``None`` if ``augment`` is off."""
+        return AUGMENTATIONS[self.dataset] if self.augment else None

@@ -160,9 +160,19 @@ def test_empty_config_is_the_default_trial():
 def test_cifar_like_defaults_follow_nas_robbench(dataset):
     trial = decode({"dataset": dataset})
     assert (trial.attack.eps, trial.attack.steps, trial.attack.step_size) == (8.0, 7, 2.0)
-    assert (trial.evaluation.eps, trial.evaluation.steps, trial.evaluation.step_size) == (8.0, 10, 2.0)
+    # Evaluation: PGD-20 with step 2.5 * eps / 20 = 1/255 at eps 8/255.
+    assert (trial.evaluation.eps, trial.evaluation.steps, trial.evaluation.step_size) == (8.0, 20, 1.0)
     assert trial.evaluation.max_images == 1000
-    assert (trial.training.batch_size, trial.training.lr) == (256, 0.05)
+    assert (trial.training.batch_size, trial.training.lr, trial.training.max_epochs) == (256, 0.05, 50)
+    assert (trial.macro.width, trial.macro.cells_per_stage) == (16, 5)
+    assert trial.training.augment is (dataset != "npz")  # a user's npz is never flipped unasked
+
+
+@pytest.mark.parametrize(("dataset", "eps"), [("mnist", 76.5), ("fashion_mnist", 25.5)])
+def test_mnist_evaluation_is_pgd20_with_step_two_and_a_half_eps_over_20(dataset, eps):
+    evaluation = decode({"dataset": dataset}).evaluation
+    assert (evaluation.eps, evaluation.steps) == (eps, 20)
+    assert evaluation.step_size == pytest.approx(2.5 * eps / 20)
 
 
 def test_mnist_and_digits_defaults_follow_madrys_step_rule():

@@ -9,7 +9,9 @@ import torch
 
 from robnas.search.cli import main
 from robnas.spaces import decode
-from robnas.trainables import TrialRunner, load_dataset
+from robnas.trainables import Dataset, TrialRunner, load_dataset
+from robnas.trainables import _trial
+from robnas.trainables._augment import augment
 
 TIMES = ("epoch_time_s", "train_time_s")
 
@@ -52,6 +54,55 @@ def test_restored_run_reports_the_same_metrics_as_the_uninterrupted_one(method, 
     assert without_times(interrupted) == without_times(uninterrupted)
 
 
+def random_images(n_train=96, n_val=32, size=8, classes=4, seed=0) -> Dataset:
+    """A CIFAR-like (3, size, size) data set of random images, for trials with augmentation."""
+    g = torch.Generator().manual_seed(seed)
+    x = lambda n: torch.rand(n, 3, size, size, generator=g)  # noqa: E731
+    y = lambda n: torch.randint(0, classes, (n,), generator=g)  # noqa: E731
+    return Dataset("npz", x(n_train), y(n_train), x(n_val), y(n_val), x(8), y(8), classes)
+
+
+def test_restored_run_with_augmentation_reports_the_same_metrics(tmp_path):
+    data = random_images()
+    config = tiny(dataset="npz", augment=True, batch_size=32, eval_images=0)
+    whole = TrialRunner(config, dataset=data)
+    uninterrupted = [whole.run_epoch() for _ in range(3)]
+
+    first = TrialRunner(config, dataset=data)
+    interrupted = [first.run_epoch(), first.run_epoch()]
+    first.save(tmp_path / "trial.pt")
+    del first
+    torch.manual_seed(999)
+    second = TrialRunner(config, dataset=data)
+    second.load(tmp_path / "trial.pt")
+    interrupted.append(second.run_epoch())
+    assert without_times(interrupted) == without_times(uninterrupted)
+    # Augmentation changes the training: the same trial without it ends elsewhere.
+    plain = TrialRunner(tiny(dataset="npz", augment=False, batch_size=32, eval_images=0), dataset=data)
+    assert [plain.run_epoch() for _ in range(3)][-1]["train_loss"] != uninterrupted[-1]["train_loss"]
+
+
+def test_the_attack_is_crafted_on_the_augmented_batch(monkeypatch):
+    data = random_images()
+    runner = TrialRunner(tiny(dataset="npz", augment=True, batch_size=32, max_epochs=1), dataset=data)
+    replay = torch.Generator()
+    replay.set_state(runner.generator.get_state())
+    seen = []
+    real = _trial.training_loss
+
+    def recording(model, x, y, attack, generator):
+        seen.append(x.clone())
+        return real(model, x, y, attack, generator)
+
+    monkeypatch.setattr(_trial, "training_loss", recording)
+    runner.run_epoch()
+    # The draws in order: the epoch's order, then this batch's crops and flips (the attack's after).
+    order = torch.randperm(len(data.x_train), generator=replay)
+    expected = augment(data.x_train[order[:32]], replay, crop_padding=4, flip=True)
+    assert len(seen) == 3 and torch.equal(seen[0], expected)
+    assert not torch.equal(seen[0], data.x_train[order[:32]])
+
+
 def test_metrics_are_measured_and_in_range():
     runner = TrialRunner(tiny(sparsity=0.8, sparsity_schedule="oneshot", max_epochs=2))
     rows = [runner.run_epoch() for _ in range(2)]
@@ -90,6 +141,13 @@ def test_cli_trial_prints_one_json_object_per_epoch(tmp_path, capsys):
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [row["epoch"] for row in rows] == [1, 2]
     assert {"clean_acc", "robust_acc", "sparsity", "params", "macs", "epoch_time_s"} <= set(rows[0])
+
+
+def test_cli_trial_takes_augment_from_its_config(tmp_path, capsys):
+    config = tmp_path / "trial.yaml"
+    config.write_text("width: 4\naugment: true\n")
+    assert main(["trial", "--config", str(config), "--epochs", "1"]) == 2
+    assert "'augment'" in capsys.readouterr().err  # digits has no augmentation to turn on
 
 
 def test_cli_arch_matches_nas_bench_201(capsys):

@@ -34,7 +34,7 @@ from robnas.spaces._genotype import EDGE_KEYS, Genotype
 from robnas.spaces._runtime import RUNTIME_KEYS, scalarize
 from robnas.trainables._network import nb201_param_count
 
-__all__ = ["COST_COLUMNS", "ResultTable", "config_reports", "replay"]
+__all__ = ["COST_COLUMNS", "TABLE_MACRO", "ResultTable", "config_reports", "replay"]
 
 #: Names of the cost column (seconds per epoch), in order of preference.
 COST_COLUMNS = ("cost_s", "epoch_time_s")
@@ -248,6 +248,10 @@ def replay(
 TABLE_KEYS = ("table",)
 
 
+#: Macro of a replayed trial whose config gives none, for its ``params``: NB201's C=16, N=5.
+TABLE_MACRO = {"width": 16, "cells_per_stage": 5}
+
+
 def config_reports(config: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The reports ``robnas.search.table_trainable`` makes for the Tune config ``config``, one
     per epoch (epochs 1..``max_epochs``); raises ValueError for a config it cannot replay.
@@ -257,8 +261,8 @@ def config_reports(config: Mapping[str, Any]) -> list[dict[str, Any]]:
         _config_cell(config),
         _config_table(config),
         config.get("max_epochs"),
-        width=config.get("width", 16),
-        cells_per_stage=config.get("cells_per_stage", 5),
+        width=config.get("width", TABLE_MACRO["width"]),
+        cells_per_stage=config.get("cells_per_stage", TABLE_MACRO["cells_per_stage"]),
         score_weights=config.get("score_weights") or None,
     )
 

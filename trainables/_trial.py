@@ -1,9 +1,10 @@
 """One adversarial-training trial, run epoch by epoch, with exact checkpoints.
 
 ``TrialRunner`` owns everything a trial needs: the decoded network, the optimiser and its
-learning-rate schedule, the pruning masks and one ``torch.Generator`` for data order and
-attack random starts. ``state_dict()`` captures all of it, so a run restored after epoch k
-reports the same metrics at every later epoch as the uninterrupted run with the same seed.
+learning-rate schedule, the pruning masks and one ``torch.Generator`` for data order,
+augmentation (crops, flips) and attack random starts. ``state_dict()`` captures all of it, so a
+run restored after epoch k reports the same metrics at every later epoch as the uninterrupted
+run with the same seed.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from torch import nn
 
 from robnas.spaces._compose import TrialConfig
 from robnas.trainables._adversarial import evaluate_robustness, training_loss
+from robnas.trainables._augment import augment
 from robnas.trainables._counting import count_macs, count_parameters
 from robnas.trainables._data import Dataset, load_dataset
 from robnas.trainables._layout import read_checkpoint, unreadable, write_checkpoint
@@ -130,14 +132,17 @@ class TrialRunner:
         }
 
     def _train_one_epoch(self) -> float:
-        batch_size = self.config.training.batch_size
+        batch_size, augmentation = self.config.training.batch_size, self.config.training.augmentation
         model, attack, generator = self.model, self.config.attack, self.generator
         order = torch.randperm(len(self.x_train), generator=generator).to(self.device)
         model.train()
         total = torch.zeros((), device=self.device)
         for step in range(self.steps_per_epoch):
             index = order[step * batch_size : (step + 1) * batch_size]
-            loss = training_loss(model, self.x_train[index], self.y_train[index], attack, generator)
+            x = self.x_train[index]
+            if augmentation is not None:  # the attack perturbs the augmented images
+                x = augment(x, generator, crop_padding=augmentation.crop_padding, flip=augmentation.flip)
+            loss = training_loss(model, x, self.y_train[index], attack, generator)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()

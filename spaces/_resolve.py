@@ -1,0 +1,56 @@
+"""The trial keys a search's trials share, resolved once, and filled back into trial configs.
+
+A search records the resolved values in its ``robnas.json`` (``resolve_fixed``); trials get
+them filled into their flat configs (``fill_defaults``), so a run resumed after a default in
+``DATASET_DEFAULTS`` changed still trains and evaluates as it started.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from robnas.spaces._compose import decode, encode, uses_own_step
+from robnas.spaces._genotype import EDGE_KEYS
+from robnas.spaces._runtime import RUNTIME_KEYS
+
+__all__ = ["fill_defaults", "resolve_fixed"]
+
+
+def resolve_fixed(fixed: Mapping[str, Any], searched: Collection[str]) -> dict[str, Any]:
+    """Every flat trial key (``encode``'s, in its order) with the value all trials share.
+
+    ``fixed``: the keys every trial is given (``dataset``, ``max_epochs``, a search's ``trial``
+    settings); the others take ``decode``'s defaults for ``fixed["dataset"]``. Keys in
+    ``searched`` (the search space's) are left out, and so is the cell (``arch``) when an edge
+    key or ``arch`` is searched. ``step_size`` is the step of PGD and TRADES: FGSM-RS trials
+    given no ``step_size`` keep their own (see ``fill_defaults``).
+
+    Raises:
+        ValueError: as ``decode`` does, for a fixed key that is unknown or invalid.
+    """
+    given = {key: value for key, value in fixed.items() if key not in searched}
+    flat = encode(decode(given, ignore=RUNTIME_KEYS))
+    cell_searched = "arch" in searched or any(key in searched for key in EDGE_KEYS)
+    return {
+        key: value for key, value in flat.items()
+        if key not in searched and not (key == "arch" and cell_searched)
+    }
+
+
+def fill_defaults(config: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` with the keys it lacks taken from ``defaults`` (a ``resolve_fixed`` result).
+
+    The config's own values win. Not filled: ``arch`` into a config that names its cell by edge
+    keys, and ``step_size`` into an FGSM-RS config without one (``decode`` then gives FGSM-RS's
+    own step, as it did when ``defaults`` were resolved).
+    """
+    filled = dict(config)
+    edges = any(key in config for key in EDGE_KEYS)
+    for key, value in defaults.items():
+        if key in filled or (key == "arch" and edges):
+            continue
+        filled[key] = value
+    if "step_size" not in config and uses_own_step({**defaults, **config}):
+        filled.pop("step_size", None)
+    return filled
