@@ -17,7 +17,8 @@ from torch import Tensor, nn
 from robnas.spaces._attack import ATTACK_METHODS, budget_fraction
 
 from ._fgsm_rs import fgsm_rs
-from ._pgd import attack_mode, pgd
+from ._pgd import attack_mode, pgd, uniform_noise
+from ._pgd_eval import pgd_broken
 from ._trades import trades_loss
 
 
@@ -60,12 +61,14 @@ def evaluate_robustness(
 ) -> tuple[float, float]:
     """``(clean_acc, robust_acc)``, fractions in [0, 1], on the first ``evaluation.max_images``.
 
-    ``max_images == 0`` means all of ``x``. Robust accuracy is the accuracy on PGD examples
-    (``evaluation.eps``, ``steps``, ``step_size`` in 1/255 units, uniform random start) of every
-    evaluated image. The random starts come from one CPU generator seeded with
-    ``evaluation.seed`` and drawn batch after batch, so the same model, data, seed and
-    ``batch_size`` give identical numbers. The model runs in eval mode (its modes are restored afterwards); no parameter
-    gradient is created. ``eps == 0`` gives ``robust_acc == clean_acc`` without attacking.
+    ``max_images == 0`` means all of ``x``. An image counts as robust only if it is classified
+    correctly clean and at every iterate (uniform random start included) of a PGD attack
+    (``evaluation.eps``, ``steps``, ``step_size`` in 1/255 units); see
+    ``robnas.trainables._pgd_eval.pgd_broken``. Images wrong clean are not attacked. The random
+    starts come from one CPU generator seeded with ``evaluation.seed``, drawn for every image
+    batch after batch, so the same model, data, seed and ``batch_size`` give identical numbers.
+    The model runs in eval mode (its modes are restored afterwards); no parameter gradient is
+    created. ``eps == 0`` gives ``robust_acc == clean_acc`` without attacking.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, Integral) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
@@ -82,19 +85,16 @@ def evaluate_robustness(
     eps = budget_fraction(evaluation.eps, name="evaluation.eps")
     step_size = budget_fraction(evaluation.step_size, name="evaluation.step_size")
     generator = torch.Generator().manual_seed(int(evaluation.seed))  # CPU: same starts anywhere
-    clean = robust = 0
-    with attack_mode(model):
-        for start in range(0, n, batch_size):
-            stop = min(start + batch_size, n)
-            xb, yb = x[start:stop], y[start:stop]
-            with torch.no_grad():
-                correct = int((model(xb).argmax(dim=1) == yb).sum())
-            clean += correct
-            if eps == 0.0:
-                robust += correct
-                continue
-            x_adv = pgd(model, xb, yb, eps=eps, step_size=step_size, steps=evaluation.steps,
-                        random_start=True, generator=generator)
-            with torch.no_grad():
-                robust += int((model(x_adv).argmax(dim=1) == yb).sum())
-    return clean / n, robust / n
+    batches = [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
+    with attack_mode(model), torch.no_grad():
+        correct = torch.cat([model(x[a:b]).argmax(dim=1) == y[a:b] for a, b in batches])
+    robust = correct.clone()  # robust implies correct clean
+    for a, b in batches if eps > 0.0 else []:
+        xb, yb = x[a:b], y[a:b]
+        start = (xb + uniform_noise(xb, eps, generator)).clamp_(0.0, 1.0)  # drawn for all images
+        alive = robust[a:b].nonzero().squeeze(1)
+        if len(alive):
+            broken = pgd_broken(model, xb[alive], yb[alive], start[alive],
+                                eps=eps, step_size=step_size, steps=evaluation.steps)
+            robust[a + alive[broken]] = False
+    return int(correct.sum()) / n, int(robust.sum()) / n
