@@ -1,7 +1,8 @@
-"""The evaluation attack: worst case over PGD iterates, robust only if correct clean."""
+"""The evaluation attack: worst case over PGD iterates, clean-and-robust counting, restarts."""
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -9,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from robnas.spaces import EvalConfig, decode
 from robnas.trainables._adversarial import evaluate_robustness
 from robnas.trainables._pgd import pgd, uniform_noise
 from robnas.trainables._pgd_eval import pgd_broken
@@ -18,8 +20,9 @@ def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def _evaluation(eps=8.0, steps=10, step_size=2.0, seed=0, max_images=0):
-    return SimpleNamespace(eps=eps, steps=steps, step_size=step_size, seed=seed, max_images=max_images)
+def _evaluation(eps=8.0, steps=10, step_size=2.0, seed=0, max_images=0, restarts=1):
+    return SimpleNamespace(eps=eps, steps=steps, step_size=step_size, seed=seed, max_images=max_images,
+                           restarts=restarts)
 
 
 def _predict(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -162,7 +165,28 @@ def test_an_image_misclassified_clean_is_never_robust():
     assert not pgd_broken(model, x, y, start, eps=eps, step_size=step_size, steps=10).any()
     x_adv = pgd(model, x, y, eps=eps, step_size=step_size, steps=10, generator=_gen(0))
     assert _predict(model, x_adv).tolist() == [1, 1]
-    assert evaluate_robustness(model, x, y, _evaluation(eps=8.0, steps=10, step_size=2.0)) == (0.5, 0.5)
+    for restarts in (1, 3):
+        evaluation = _evaluation(eps=8.0, steps=10, step_size=2.0, restarts=restarts)
+        assert evaluate_robustness(model, x, y, evaluation) == (0.5, 0.5)
+
+
+# --- restarts ----------------------------------------------------------------------------------
+
+def test_more_restarts_never_raise_robust_accuracy():
+    x, y = _intensity_data()
+    model = _trained_cnn(x, y)
+    config = {"eps": 48.0, "steps": 10, "step_size": 12.0, "seed": 3}
+    results = {r: evaluate_robustness(model, x, y, EvalConfig(**config, restarts=r), batch_size=50)
+               for r in (1, 2, 3, 4, 8)}
+    clean = {c for c, _ in results.values()}
+    robust = [results[r][1] for r in sorted(results)]
+    assert len(clean) == 1 and clean.pop() >= 0.9
+    assert robust == sorted(robust, reverse=True)
+    assert robust[-1] < robust[0]  # each restart draws fresh starts
+    # Same seed, same numbers; restarts=1 is the default.
+    assert evaluate_robustness(model, x, y, EvalConfig(**config, restarts=4), batch_size=50) == results[4]
+    assert evaluate_robustness(model, x, y, EvalConfig(**config), batch_size=50) == results[1]
+    assert decode({"eval_restarts": 1}) == decode({})
 
 
 def test_robust_accuracy_never_exceeds_the_last_iterate_count():
@@ -173,3 +197,31 @@ def test_robust_accuracy_never_exceeds_the_last_iterate_count():
     model.eval()  # predict as the attack does, with batch norm's running statistics
     last = float(((_predict(model, x) == y) & (_predict(model, x_adv) == y)).float().mean())
     assert robust <= last <= clean
+
+
+@pytest.mark.parametrize("value", [0, -1, "x", True, 1.5])
+def test_eval_restarts_must_be_an_integer_of_at_least_one(value):
+    with pytest.raises(ValueError) as error:
+        decode({"eval_restarts": value})
+    message = str(error.value)
+    assert "\n" not in message and message.startswith("config key 'eval_restarts': EvalConfig.restarts")
+    with pytest.raises(ValueError, match="evaluation.restarts"):
+        evaluate_robustness(_cnn(), *_intensity_data(n=4), _evaluation(restarts=value))
+
+
+def test_eval_restarts_is_a_trial_key_of_the_cli_and_of_a_search(tmp_path, capsys):
+    from robnas.search._run import _param_space
+    from robnas.search._settings import SearchSettings
+    from robnas.search.cli import main
+
+    rows = {}
+    for restarts in (1, 3):
+        config = tmp_path / f"trial{restarts}.yaml"
+        config.write_text(f"width: 4\nattack_steps: 1\neval_steps: 2\neval_images: 100\neval_restarts: {restarts}\n")
+        assert main(["trial", "--config", str(config), "--epochs", "1", "--json"]) == 0
+        rows[restarts] = json.loads(capsys.readouterr().out)
+    assert rows[3]["clean_acc"] == rows[1]["clean_acc"] and rows[3]["robust_acc"] <= rows[1]["robust_acc"]
+    space = _param_space(SearchSettings.from_mapping({"space": ["cell"], "trial": {"eval_restarts": 2}}))
+    assert space["eval_restarts"] == 2
+    with pytest.raises(ValueError, match="'eval_restarts'"):
+        _param_space(SearchSettings.from_mapping({"space": ["cell"], "trial": {"eval_restarts": 0}}))

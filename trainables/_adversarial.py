@@ -62,21 +62,25 @@ def evaluate_robustness(
     """``(clean_acc, robust_acc)``, fractions in [0, 1], on the first ``evaluation.max_images``.
 
     ``max_images == 0`` means all of ``x``. An image counts as robust only if it is classified
-    correctly clean and at every iterate (uniform random start included) of a PGD attack
-    (``evaluation.eps``, ``steps``, ``step_size`` in 1/255 units); see
-    ``robnas.trainables._pgd_eval.pgd_broken``. Images wrong clean are not attacked. The random
-    starts come from one CPU generator seeded with ``evaluation.seed``, drawn for every image
-    batch after batch, so the same model, data, seed and ``batch_size`` give identical numbers.
-    The model runs in eval mode (its modes are restored afterwards); no parameter gradient is
-    created. ``eps == 0`` gives ``robust_acc == clean_acc`` without attacking.
+    correctly clean and at every iterate (uniform random start included) of each of
+    ``evaluation.restarts`` PGD runs (``evaluation.eps``, ``steps``, ``step_size`` in 1/255
+    units); see ``robnas.trainables._pgd_eval.pgd_broken``. Images already broken, or wrong
+    clean, are not attacked again. The random starts come from one CPU generator seeded with
+    ``evaluation.seed``, drawn for every image restart after restart, batch after batch, so
+    the same model, data, seed and ``batch_size`` give identical numbers, and the first R
+    restarts of a run with more are those of the run with R. The model runs in eval mode (its
+    modes are restored afterwards); no parameter gradient is created. ``eps == 0`` gives
+    ``robust_acc == clean_acc`` without attacking.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, Integral) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-    max_images = evaluation.max_images
+    max_images, restarts = evaluation.max_images, evaluation.restarts
     if isinstance(max_images, bool) or not isinstance(max_images, Integral) or max_images < 0:
         raise ValueError(
             f"evaluation.max_images must be an integer >= 0 (0 = all), got {max_images!r}"
         )
+    if isinstance(restarts, bool) or not isinstance(restarts, Integral) or restarts < 1:
+        raise ValueError(f"evaluation.restarts must be an integer >= 1, got {restarts!r}")
     if len(x) != len(y) or len(x) == 0:
         raise ValueError(
             f"need as many labels as images (> 0), got {len(x)} images and {len(y)} labels"
@@ -89,12 +93,13 @@ def evaluate_robustness(
     with attack_mode(model), torch.no_grad():
         correct = torch.cat([model(x[a:b]).argmax(dim=1) == y[a:b] for a, b in batches])
     robust = correct.clone()  # robust implies correct clean
-    for a, b in batches if eps > 0.0 else []:
-        xb, yb = x[a:b], y[a:b]
-        start = (xb + uniform_noise(xb, eps, generator)).clamp_(0.0, 1.0)  # drawn for all images
-        alive = robust[a:b].nonzero().squeeze(1)
-        if len(alive):
-            broken = pgd_broken(model, xb[alive], yb[alive], start[alive],
-                                eps=eps, step_size=step_size, steps=evaluation.steps)
-            robust[a + alive[broken]] = False
+    for _ in range(restarts if eps > 0.0 else 0):
+        for a, b in batches:
+            xb, yb = x[a:b], y[a:b]
+            start = (xb + uniform_noise(xb, eps, generator)).clamp_(0.0, 1.0)  # drawn for all images
+            alive = robust[a:b].nonzero().squeeze(1)
+            if len(alive):
+                broken = pgd_broken(model, xb[alive], yb[alive], start[alive],
+                                    eps=eps, step_size=step_size, steps=evaluation.steps)
+                robust[a + alive[broken]] = False
     return int(correct.sum()) / n, int(robust.sum()) / n
