@@ -92,6 +92,7 @@ CONFIG_FIELDS: Mapping[str, ConfigField] = {
     "eval_step_size": ConfigField("evaluation", "step_size", float),
     "eval_seed": ConfigField("evaluation", "seed", int),
     "eval_images": ConfigField("evaluation", "max_images", int),
+    "eval_restarts": ConfigField("evaluation", "restarts", int),
     "dataset": ConfigField("training", "dataset", str),
     "data_dir": ConfigField("training", "data_dir", str),
     "max_epochs": ConfigField("training", "max_epochs", int),

@@ -23,6 +23,8 @@ class EvalConfig:
         step_size: size of one step, in units of 1/255.
         seed: seed of the random start and of the choice of evaluated images (>= 0).
         max_images: number of held-out images evaluated; 0 means all of them.
+        restarts: PGD runs per image, each from a fresh random start (>= 1); an image is
+            robust only if it is classified correctly clean and at every iterate of every run.
     """
 
     eps: float = _DIGITS["eval_eps"]
@@ -30,6 +32,7 @@ class EvalConfig:
     step_size: float = _DIGITS["eval_step_size"]
     seed: int = 0
     max_images: int = _DIGITS["eval_images"]
+    restarts: int = 1
 
     def __post_init__(self) -> None:
         owner = "EvalConfig"
@@ -39,3 +42,4 @@ class EvalConfig:
         object.__setattr__(self, "step_size", step_size)
         object.__setattr__(self, "seed", check_int(owner, "seed", self.seed, minimum=0))
         object.__setattr__(self, "max_images", check_int(owner, "max_images", self.max_images, minimum=0))
+        object.__setattr__(self, "restarts", check_int(owner, "restarts", self.restarts, minimum=1))

@@ -65,8 +65,9 @@ def _mean_intensity_model() -> nn.Module:
     return nn.Sequential(nn.Flatten(), lin)
 
 
-def _evaluation(eps=8.0, steps=10, step_size=2.0, seed=0, max_images=0):
-    return SimpleNamespace(eps=eps, steps=steps, step_size=step_size, seed=seed, max_images=max_images)
+def _evaluation(eps=8.0, steps=10, step_size=2.0, seed=0, max_images=0, restarts=1):
+    return SimpleNamespace(eps=eps, steps=steps, step_size=step_size, seed=seed, max_images=max_images,
+                           restarts=restarts)
 
 
 def _attack(method, eps=8.0, steps=3, step_size=2.0, trades_beta=6.0):
@@ -309,6 +310,6 @@ def test_attacks_on_a_cell_disconnected_from_its_input_do_not_fail():
         attack = SimpleNamespace(method=method, eps=8.0, steps=2, step_size=2.0, trades_beta=6.0)
         loss = training_loss(model, x, y, attack, generator)
         assert torch.isfinite(loss)
-    evaluation = SimpleNamespace(eps=8.0, steps=2, step_size=2.0, seed=0, max_images=0)
+    evaluation = SimpleNamespace(eps=8.0, steps=2, step_size=2.0, seed=0, max_images=0, restarts=1)
     clean, robust = evaluate_robustness(model, x, y, evaluation)
     assert clean == robust

@@ -96,6 +96,8 @@ def cases(tmp: Path, storage: Path) -> dict[str, tuple[list[str], str]]:
         "eps < 0": (["search", "--config", write(tmp / "e.yaml", "trial: {eps: -1}\n"), *s], "eps"),
         "sparsity >= 1": (["search", "--config", write(tmp / "f.yaml", "trial: {sparsity: 1.0}\n"), "--space", "cell", *s], "sparsity"),
         "unknown trial key": (["search", "--config", write(tmp / "g.yaml", "trial: {colour: red}\n"), *s], "colour"),
+        "eval_restarts 0 (search)": (["search", "--config", write(tmp / "restarts_search.yaml", "trial: {eval_restarts: 0}\n"), *s], "'eval_restarts'"),
+        "eval_restarts not a number (trial)": (["trial", "--config", write(tmp / "restarts_trial.yaml", "eval_restarts: x\n")], "'eval_restarts'"),
         "unknown op": (["arch", GOOD_ARCH.replace("avg_pool_3x3", "max_pool_3x3")], "max_pool_3x3"),
         "malformed NB201 string": (["arch", "nor_conv_3x3~0+skip"], "NB201"),
         "negative epochs (search)": (["search", "--max-epochs", "-1", *s], "max_epochs"),

@@ -36,9 +36,13 @@ def without_times(rows):
     return [{k: v for k, v in row.items() if k not in TIMES} for row in rows]
 
 
-@pytest.mark.parametrize("method", ["pgd", "fgsm_rs", "trades"])
-def test_restored_run_reports_the_same_metrics_as_the_uninterrupted_one(method, tmp_path):
-    config = tiny(attack=method)
+@pytest.mark.parametrize(
+    "overrides",
+    [{"attack": "pgd"}, {"attack": "fgsm_rs"}, {"attack": "trades"}, {"attack": "fgsm_rs", "eval_restarts": 3}],
+    ids=["pgd", "fgsm_rs", "trades", "eval_restarts"],
+)
+def test_restored_run_reports_the_same_metrics_as_the_uninterrupted_one(overrides, tmp_path):
+    config = tiny(**overrides)
     whole = TrialRunner(config)
     uninterrupted = [whole.run_epoch() for _ in range(3)]
 

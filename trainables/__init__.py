@@ -30,6 +30,7 @@ _LAZY = {
     "build_network": "_network",
     "nb201_param_count": "_network",
     "pgd": "_pgd",
+    "pgd_broken": "_pgd_eval",
     "MaskSet": "_pruning",
     "measured_sparsity": "_pruning",
     "scheduled_sparsity": "_pruning",

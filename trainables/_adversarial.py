@@ -17,7 +17,8 @@ from torch import Tensor, nn
 from robnas.spaces._attack import ATTACK_METHODS, budget_fraction
 
 from ._fgsm_rs import fgsm_rs
-from ._pgd import attack_mode, pgd
+from ._pgd import attack_mode, pgd, uniform_noise
+from ._pgd_eval import pgd_broken
 from ._trades import trades_loss
 
 
@@ -58,13 +59,8 @@ def training_loss(
 def evaluate_robustness(
     model: nn.Module, x: Tensor, y: Tensor, evaluation: Any, *, batch_size: int = 500
 ) -> tuple[float, float]:
-    """``(clean_acc, robust_acc)``, fractions in [0, 1], on the first ``evaluation.max_images``.
-
-    ``max_images == 0`` means all of ``x``. Robust accuracy is the accuracy on PGD examples
-    (``evaluation.eps``, ``steps``, ``step_size`` in 1/255 units, uniform random start) of every
-    evaluated image (see :func:`pgd_correct`). The same model, data, seed and ``batch_size`` give
-    identical numbers.
-    """
+    """``(clean_acc, robust_acc)``, fractions in [0, 1], on the first ``evaluation.max_images``
+    (``0`` means all of ``x``); robust as :func:`pgd_correct` counts it."""
     max_images = evaluation.max_images
     if isinstance(max_images, bool) or not isinstance(max_images, Integral) or max_images < 0:
         raise ValueError(
@@ -80,36 +76,43 @@ def evaluate_robustness(
 def pgd_correct(
     model: nn.Module, x: Tensor, y: Tensor, evaluation: Any, *, batch_size: int = 500
 ) -> tuple[Tensor, Tensor]:
-    """Per image of ``x`` (N, C, H, W) in [0, 1]: ``(correct clean, correct on its PGD example)``,
-    two bool tensors (N,).
+    """Per image of ``x`` (N, C, H, W) in [0, 1]: ``(correct clean, robust)``, two bool tensors (N,).
 
-    PGD takes ``evaluation.eps``, ``steps`` and ``step_size`` (1/255 units) from a uniform random
-    start; the starts come from one CPU generator seeded with ``evaluation.seed`` and drawn batch
-    after batch, so the same model, data, seed and ``batch_size`` give identical flags. The model
-    runs in eval mode (its modes are restored afterwards); no parameter gradient is created.
-    ``eps == 0`` gives the clean flags twice without attacking.
+    An image counts as robust only if it is classified correctly clean and at every iterate
+    (uniform random start included) of each of ``evaluation.restarts`` PGD runs
+    (``evaluation.eps``, ``steps``, ``step_size`` in 1/255 units); see
+    ``robnas.trainables._pgd_eval.pgd_broken``. Images already broken, or wrong clean, are not
+    attacked again. The random starts come from one CPU generator seeded with
+    ``evaluation.seed``, drawn for every image restart after restart, batch after batch, so the
+    same model, data, seed and ``batch_size`` give identical flags, and the first R restarts of
+    a run with more are those of the run with R. The model runs in eval mode (its modes are
+    restored afterwards); no parameter gradient is created. ``eps == 0`` gives the clean flags
+    twice without attacking.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, Integral) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    restarts = getattr(evaluation, "restarts", 1)
+    if isinstance(restarts, bool) or not isinstance(restarts, Integral) or restarts < 1:
+        raise ValueError(f"evaluation.restarts must be an integer >= 1, got {restarts!r}")
     if len(x) != len(y) or len(x) == 0:
         raise ValueError(
             f"need as many labels as images (> 0), got {len(x)} images and {len(y)} labels"
         )
+    n = len(x)
     eps = budget_fraction(evaluation.eps, name="evaluation.eps")
     step_size = budget_fraction(evaluation.step_size, name="evaluation.step_size")
     generator = torch.Generator().manual_seed(int(evaluation.seed))  # CPU: same starts anywhere
-    clean, robust = [], []
-    with attack_mode(model):
-        for start in range(0, len(x), batch_size):
-            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-            with torch.no_grad():
-                correct = model(xb).argmax(dim=1) == yb
-            clean.append(correct)
-            if eps == 0.0:
-                robust.append(correct)
-                continue
-            x_adv = pgd(model, xb, yb, eps=eps, step_size=step_size, steps=evaluation.steps,
-                        random_start=True, generator=generator)
-            with torch.no_grad():
-                robust.append(model(x_adv).argmax(dim=1) == yb)
-    return torch.cat(clean), torch.cat(robust)
+    batches = [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
+    with attack_mode(model), torch.no_grad():
+        correct = torch.cat([model(x[a:b]).argmax(dim=1) == y[a:b] for a, b in batches])
+    robust = correct.clone()  # robust implies correct clean
+    for _ in range(restarts if eps > 0.0 else 0):
+        for a, b in batches:
+            xb, yb = x[a:b], y[a:b]
+            start = (xb + uniform_noise(xb, eps, generator)).clamp_(0.0, 1.0)  # drawn for all images
+            alive = robust[a:b].nonzero().squeeze(1)
+            if len(alive):
+                broken = pgd_broken(model, xb[alive], yb[alive], start[alive],
+                                    eps=eps, step_size=step_size, steps=evaluation.steps)
+                robust[a + alive[broken]] = False
+    return correct, robust

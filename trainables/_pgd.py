@@ -109,8 +109,19 @@ def pgd(
         x_adv = x.clone()
     with attack_mode(model):
         for _ in range(steps):
-            x_adv.requires_grad_(True)
-            loss = F.cross_entropy(model(x_adv), y, reduction="sum")
-            grad = input_gradient(loss, x_adv)
-            x_adv = project(x_adv.detach() + step_size * grad.sign(), x, eps)
+            x_adv, _ = ascent_step(model, x_adv, x, y, eps=eps, step_size=step_size)
     return x_adv.detach()
+
+
+def ascent_step(
+    model: nn.Module, x_adv: Tensor, x: Tensor, y: Tensor, *, eps: float, step_size: float
+) -> tuple[Tensor, Tensor]:
+    """One PGD step from ``x_adv``: ``(next iterate, detached logits of x_adv (N, classes))``.
+
+    The next iterate is ``x_adv + step_size * sign(grad)`` projected onto the eps-ball around
+    ``x`` and [0, 1]. Call inside ``attack_mode(model)``.
+    """
+    x_adv = x_adv.detach().requires_grad_(True)
+    logits = model(x_adv)
+    grad = input_gradient(F.cross_entropy(logits, y, reduction="sum"), x_adv)
+    return project(x_adv.detach() + step_size * grad.sign(), x, eps), logits.detach()
