@@ -155,10 +155,13 @@ def test_driver_killed_three_times_then_resumed_and_extended(ray_session, tmp_pa
     assert all(_finished(experiment, epochs=3)[name] == rows for name, rows in finished.items())
     # A trial Tune created after its last state save, before a kill, leaves an empty directory
     # that the resume does not continue (it launches a new trial instead); it holds no result.
+    # The rows of a trial that was still running at a kill can be missing: Ray uploads its state
+    # and the trials' result files separately, and a kill between the two leaves a state that
+    # continues the trial from a checkpoint whose rows never reached the storage.
     trained = [d for d in trial_dirs(experiment) if results_of(d)]
     for directory in trained:
         epochs = [r["epoch"] for r in results_of(directory)]
-        assert epochs.count(1) == 1, f"{directory.name} trained from scratch twice: {epochs}"
+        assert epochs.count(1) <= 1 and epochs[-1] == 3, f"{directory.name} trained from scratch twice: {epochs}"
     assert len(trained) == 6
     assert len(set(searched_keys(grid))) == 6
 
