@@ -77,19 +77,32 @@ def test_a_read_only_or_full_storage_path_is_refused_before_anything_is_written(
 
 @pytest.mark.slow
 def test_a_search_that_fills_its_storage_stops_resumable_and_continues_after(ray_session, tmp_path, capsys):
+    import os
+    import time
+
     def epochs(trial_dir: Path) -> list[int]:
         path = trial_dir / "result.json"
         return [json.loads(line)["epoch"] for line in path.read_text().splitlines()] if path.exists() else []
 
-    with tmpfs(tmp_path / "small", "4m") as storage:
-        # Eight trials of two epochs keep about 16 checkpoints of 0.3-2.6 MB: more than 4 MiB.
+    with tmpfs(tmp_path / "small", "16m") as storage:
         argv = [sys.executable, "-m", "robnas", "search", "--storage-path", str(storage), "--name", "full",
                 "--num-samples", "8", "--max-epochs", "2", "--scheduler", "fifo", "--screen", "0",
-                "--min-free-mb", "1"]
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=900)
+                "--space", "cell", "--max-concurrent", "1", "--min-free-mb", "4"]
+        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         experiment = storage / "full"
-        assert done.returncode == 2, done.stderr[-3000:]
-        last = done.stderr.splitlines()[-1]
+        deadline = time.monotonic() + 600
+        while not any(epochs(d) for d in experiment.glob("trial_*")):
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+            time.sleep(0.2)
+        # Another program fills the disk: 2.5 MiB stay free, below the 4 MiB reserve. That is
+        # room for Tune's state and for several of these small trials' checkpoints, so the guard
+        # stops the search before anything is cut short, however slowly the machine runs.
+        stats = os.statvfs(storage)
+        ballast = storage / "ballast"
+        ballast.write_bytes(b"\0" * (stats.f_bavail * stats.f_frsize - int(2.5 * 2**20)))
+        out, err = process.communicate(timeout=900)
+        assert process.returncode == 2, err[-3000:]
+        last = err.splitlines()[-1]
         assert last.startswith("robnas: error: search stopped:") and f"robnas resume {experiment}" in last
         (state,) = experiment.glob("experiment_state-*.json")
         json.loads(state.read_text())  # the state was saved whole: the search can resume
@@ -98,7 +111,7 @@ def test_a_search_that_fills_its_storage_stops_resumable_and_continues_after(ray
         assert main(["resume", str(experiment)]) == 2  # still full: refused, nothing touched
         assert "MiB free" in capsys.readouterr().err and checksums(experiment) == before
 
-        remount(storage, "size=200m")
+        ballast.unlink()
         assert main(["resume", str(experiment)]) == 0
         trials = sorted(experiment.glob("trial_*"))
         assert len(trials) == 8 and all(epochs(d) == [1, 2] for d in trials)
