@@ -55,6 +55,18 @@ def _intensity_data(n: int = 64, seed: int = 2):
     return x, y
 
 
+def _trained_cnn(x: torch.Tensor, y: torch.Tensor) -> nn.Module:
+    """``_cnn(classes=2)`` fitted to ``(x, y)`` by 40 full-batch SGD steps, gradients cleared."""
+    model = _cnn(classes=2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.2, momentum=0.9)
+    for _ in range(40):
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    opt.zero_grad(set_to_none=True)
+    return model
+
+
 def _mean_intensity_model() -> nn.Module:
     """Logit difference (class 1 - class 0) = mean(x) - 0.5, set by hand."""
     lin = nn.Linear(48, 2)
@@ -255,13 +267,7 @@ def test_evaluate_robustness_uses_first_max_images():
 
 def test_evaluate_robustness_on_trained_model_is_deterministic_and_clean():
     x, y = _intensity_data(n=128)
-    model = _cnn(classes=2)
-    opt = torch.optim.SGD(model.parameters(), lr=0.2, momentum=0.9)
-    for _ in range(40):
-        opt.zero_grad()
-        F.cross_entropy(model(x), y).backward()
-        opt.step()
-    opt.zero_grad(set_to_none=True)
+    model = _trained_cnn(x, y)
     modes = [m.training for m in model.modules()]
     evaluation = _evaluation(eps=48.0, steps=10, step_size=12.0, seed=3)
     clean, robust = evaluate_robustness(model, x, y, evaluation, batch_size=50)

@@ -7,17 +7,13 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from robnas.spaces import EvalConfig, decode
 from robnas.trainables._adversarial import evaluate_robustness
 from robnas.trainables._pgd import pgd, uniform_noise
 from robnas.trainables._pgd_eval import pgd_broken
-
-
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+from tests.test_attacks import _cnn, _gen, _intensity_data, _trained_cnn
 
 
 def _evaluation(eps=8.0, steps=10, step_size=2.0, seed=0, max_images=0, restarts=1):
@@ -59,37 +55,6 @@ class _GrayTrap(nn.Module):
         return torch.stack([torch.zeros_like(margin), margin], dim=1)
 
 
-def _cnn(seed: int = 0, classes: int = 2) -> nn.Module:
-    model = nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, classes),
-    )
-    g = _gen(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(0.3 * torch.randn(p.shape, generator=g))
-    return model
-
-
-def _intensity_data(n: int = 128, seed: int = 2):
-    """Class c has pixels 0.3 + 0.4 c + U[-0.05, 0.05]: mean-intensity margin 0.2 +- 0.05."""
-    g = _gen(seed)
-    y = torch.randint(0, 2, (n,), generator=g)
-    x = 0.3 + 0.4 * y.float().view(-1, 1, 1, 1) + 0.1 * (torch.rand((n, 3, 4, 4), generator=g) - 0.5)
-    return x, y
-
-
-def _trained_cnn(x: torch.Tensor, y: torch.Tensor) -> nn.Module:
-    model = _cnn()
-    opt = torch.optim.SGD(model.parameters(), lr=0.2, momentum=0.9)
-    for _ in range(40):
-        opt.zero_grad()
-        F.cross_entropy(model(x), y).backward()
-        opt.step()
-    opt.zero_grad(set_to_none=True)
-    return model
-
-
 # --- worst case over the iterates --------------------------------------------------------------
 
 def test_an_image_misclassified_at_an_intermediate_iterate_is_broken():
@@ -119,7 +84,7 @@ def _bowl_case():
 
 
 def _cnn_case(seed: int):
-    return (_cnn(seed=seed), *_intensity_data(n=64), 48 / 255, 16 / 255)
+    return (_cnn(seed=seed, classes=2), *_intensity_data(n=64), 48 / 255, 16 / 255)
 
 
 CASES = {"bowl": _bowl_case, **{f"cnn{seed}": lambda seed=seed: _cnn_case(seed) for seed in range(3)}}
@@ -141,7 +106,7 @@ def test_pgd_broken_is_the_union_over_the_iterates_of_pgd(case):
 
 
 def test_pgd_broken_restores_modes_and_creates_no_parameter_grads():
-    model, (x, y) = _cnn(), _intensity_data(n=16)
+    model, (x, y) = _cnn(classes=2), _intensity_data(n=16)
     model.train()
     stats = model[1].running_mean.clone()
     pgd_broken(model, x, y, x.clone(), eps=8 / 255, step_size=2 / 255, steps=2)
@@ -173,7 +138,7 @@ def test_an_image_misclassified_clean_is_never_robust():
 # --- restarts ----------------------------------------------------------------------------------
 
 def test_more_restarts_never_raise_robust_accuracy():
-    x, y = _intensity_data()
+    x, y = _intensity_data(n=128)
     model = _trained_cnn(x, y)
     config = {"eps": 48.0, "steps": 10, "step_size": 12.0, "seed": 3}
     results = {r: evaluate_robustness(model, x, y, EvalConfig(**config, restarts=r), batch_size=50)
@@ -190,7 +155,7 @@ def test_more_restarts_never_raise_robust_accuracy():
 
 
 def test_robust_accuracy_never_exceeds_the_last_iterate_count():
-    x, y = _intensity_data()
+    x, y = _intensity_data(n=128)
     model = _trained_cnn(x, y)
     clean, robust = evaluate_robustness(model, x, y, _evaluation(eps=48.0, steps=10, step_size=12.0, seed=3))
     x_adv = pgd(model, x, y, eps=48 / 255, step_size=12 / 255, steps=10, generator=_gen(3))
@@ -206,7 +171,7 @@ def test_eval_restarts_must_be_an_integer_of_at_least_one(value):
     message = str(error.value)
     assert "\n" not in message and message.startswith("config key 'eval_restarts': EvalConfig.restarts")
     with pytest.raises(ValueError, match="evaluation.restarts"):
-        evaluate_robustness(_cnn(), *_intensity_data(n=4), _evaluation(restarts=value))
+        evaluate_robustness(_cnn(classes=2), *_intensity_data(n=4), _evaluation(restarts=value))
 
 
 def test_eval_restarts_is_a_trial_key_of_the_cli_and_of_a_search(tmp_path, capsys):
