@@ -205,16 +205,18 @@ def _check_tune_state(path: Path) -> None:
     """Refuse a resume whose newest ``experiment_state-*.json`` (the file Tune restores from,
     ray 2.60's layout) is not readable JSON with its trial list: Tune would start an empty
     experiment over it."""
-    files = sorted(path.glob("experiment_state-*.json"))
-    if not files:
+    from robnas.search._ray_compat import newest_experiment_state
+
+    newest = newest_experiment_state(path)
+    if newest is None:
         return
     try:
-        data = json.loads(files[-1].read_text(encoding="utf-8"))
+        data = json.loads(newest.read_text(encoding="utf-8"))
         if not isinstance(data, dict) or not isinstance(data.get("trial_data"), list):
             raise ValueError("no trial list")
     except (OSError, UnicodeDecodeError, ValueError) as error:
         reason = str(error).splitlines()[0][:80] if str(error) else type(error).__name__
-        raise ValueError(f"cannot resume: {files[-1]} is damaged ({reason})") from None
+        raise ValueError(f"cannot resume: {newest} is damaged ({reason})") from None
 
 
 def _check_resources(settings: SearchSettings) -> None:
