@@ -1,7 +1,7 @@
 """``robnas proxies``: zero-cost proxy scores of NB201 cells, without training.
 
-The network is the NB201 macro network of ``--width``, ``--cells`` and ``--num-classes``
-with the data set's channels (or ``--in-channels``), initialised with ``--seed``. The batch is
+The network is the NB201 macro network of ``NETWORK_FLAGS`` (NAS-Bench-201's CIFAR-10 network
+by default, as ``robnas arch`` describes it), initialised with ``--seed``. The batch is
 ``--batch-size`` training images of ``--dataset`` drawn with ``--seed``; when ``--input-size``
 differs from the data set's image size the images are resized to it (bilinear), when the
 channels differ grey images are copied to every channel (colour images are averaged to grey),
@@ -16,12 +16,20 @@ import argparse
 import json
 import math
 
-_NETWORK_FLAGS = (
+#: The network of ``robnas arch`` and ``robnas proxies``: NAS-Bench-201's CIFAR-10 network
+#: (3 x 32 x 32 inputs, 10 classes, C=16, N=5) unless these flags say otherwise.
+NETWORK_FLAGS = (
     ("--width", 16, "channels C of the first stage"),
     ("--cells", 5, "cells per stage N"),
     ("--input-size", 32, "image height = width of the network's input, pixels"),
+    ("--in-channels", 3, "channels of the network's input"),
     ("--num-classes", 10, "classes of the network's classifier"),
 )
+
+
+def add_network_options(parser: argparse.ArgumentParser) -> None:
+    for flag, default, text in NETWORK_FLAGS:
+        parser.add_argument(flag, type=int, default=default, help=text)
 
 
 def add_proxies_parser(commands: argparse._SubParsersAction) -> None:
@@ -37,9 +45,7 @@ def add_proxies_parser(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("arch", nargs="?", help="NB201 string, e.g. '|nor_conv_3x3~0|+|...|'")
     parser.add_argument("--archs", help="file of NB201 strings, one per line: one JSON object per line")
-    for flag, default, text in _NETWORK_FLAGS:
-        parser.add_argument(flag, type=int, default=default, help=f"{text} (default {default})")
-    parser.add_argument("--in-channels", type=int, help="input channels (default: the data set's)")
+    add_network_options(parser)
     parser.add_argument("--dataset", default="digits", help="data set of the batch (default digits)")
     parser.add_argument("--data-dir", help="local directory (or .npz file) holding the data set")
     parser.add_argument("--batch-size", type=int, default=32, help="images in the batch (default 32)")
@@ -90,7 +96,7 @@ def run_proxies(args: argparse.Namespace) -> int:
     archs = read_archs(args.archs) if args.archs else (Genotype.from_str(args.arch).to_str(),)
     eps = budget_fraction(args.eps if args.eps is not None else dataset_default(args.dataset, "eps"), name="eps")
     batch = dataset_batch(args.dataset, args.data_dir, size=args.batch_size, seed=args.seed)
-    batch = shaped_batch(batch, input_size=args.input_size, channels=args.in_channels or batch[0].shape[1],
+    batch = shaped_batch(batch, input_size=args.input_size, channels=args.in_channels,
                          num_classes=args.num_classes)
     for arch in archs:
         scores = score_cell(Genotype.from_str(arch), batch, width=args.width, cells_per_stage=args.cells,

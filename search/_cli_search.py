@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from typing import Any
 
@@ -14,20 +15,20 @@ _FLAGS: dict[str, tuple[str, Any, str]] = {
     "--storage-path": ("storage_path", str, "directory (or pyarrow URI) holding experiments"),
     "--dataset": ("dataset", str, "digits (embedded), cifar10, cifar100, svhn, mnist, fashion_mnist, npz"),
     "--data-dir": ("data_dir", str, "local directory (or .npz file) holding the data set"),
-    "--space": ("space", str, "comma-separated parts: cell,macro,sparsity,attack"),
+    "--space": ("space", str, "comma-separated parts of cell,macro,sparsity,attack (default: all four; cell with --backend table)"),
     "--scheduler": ("scheduler", str, "moasha | asha | hyperband | fifo"),
     "--searcher": ("searcher", str, "random | tpe | nsga2 | motpe (default: tpe for one objective, motpe for several)"),
-    "--objectives": ("objectives", str, "comma-separated, e.g. clean_acc,robust_acc,sparsity"),
-    "--score": ("score_weights", str, "scalarised score for asha/hyperband/tpe, e.g. robust_acc=1"),
+    "--objectives": ("objectives", str, "comma-separated, name or name:max / name:min (default: clean_acc,robust_acc,sparsity)"),
+    "--score": ("score_weights", str, "scalarised score for asha/hyperband/tpe, e.g. robust_acc=0.7,params=-0.3, over objectives scaled to [0, 1] (default: +1/k for each of k maximised objectives, -1/k for minimised)"),
     "--num-samples": ("num_samples", int, "number of trials"),
-    "--max-epochs": ("max_epochs", int, "epochs of a fully trained trial (maximum fidelity)"),
+    "--max-epochs": ("max_epochs", int, "epochs of a fully trained trial, the maximum fidelity (default: the data set's, 4 for digits, 50 for CIFAR, SVHN, MNIST; a table's epochs)"),
     "--grace-period": ("grace_period", int, "epochs before the first early stop"),
     "--reduction-factor": ("reduction_factor", int, "successive-halving reduction factor"),
     "--max-concurrent": ("max_concurrent", int, "trials running at once"),
     "--cpus-per-trial": ("cpus_per_trial", float, "CPUs reserved per trial"),
     "--gpus-per-trial": ("gpus_per_trial", float, "GPUs reserved per trial (the trial uses CUDA)"),
     "--max-failures": ("max_failures", int, "retries of a failed trial from its last checkpoint"),
-    "--min-free-mb": ("min_free_mb", float, "free space (MiB) kept on the storage: start with twice this, stop (resumable) below it; default 64"),
+    "--min-free-mb": ("min_free_mb", float, "free space (MiB) kept on the storage: start with twice this, stop (resumable) below it"),
     "--address": ("address", str, "Ray cluster address: auto or HOST:PORT (default: start Ray here)"),
     "--seed": ("seed", int, "seed of the searcher (reproducible sequence of configurations)"),
     "--screen": ("screen", int, "candidates scored with zero-cost proxies and a surrogate per launched trial, plus the best trial's one-change neighbours (default 32, and 0 = off with --searcher random)"),
@@ -39,8 +40,8 @@ _FLAGS: dict[str, tuple[str, Any, str]] = {
 def add_search_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("search", help="launch a robust NAS search on Ray Tune")
     parser.add_argument("--config", help="YAML file of search options; flags override it")
-    for flag, (_, kind, text) in _FLAGS.items():
-        parser.add_argument(flag, type=kind, help=text)
+    for flag, (field, kind, text) in _FLAGS.items():
+        parser.add_argument(flag, type=kind, help=_with_default(field, text))
     parser.add_argument("--dashboard", action="store_true", default=None, help="start the Ray dashboard")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help="continue the experiment if it exists")
@@ -53,6 +54,17 @@ def add_search_parser(commands: argparse._SubParsersAction) -> None:
     resume.add_argument("--num-samples", type=int, help="extend the search to this many trials")
     _add_verbosity(resume)
     resume.set_defaults(handler=run_resume)
+
+
+def _with_default(field: str, text: str) -> str:
+    """``text`` ending with the default of settings field ``field``, unless it states one. The
+    flags themselves default to None, so that a YAML file's value is kept when a flag is left out."""
+    from robnas.search._settings import SearchSettings
+
+    default = SearchSettings.__dataclass_fields__[field].default
+    if "default" in text or default is None or default is dataclasses.MISSING:
+        return text
+    return f"{text} (default: {default})"
 
 
 def _add_verbosity(parser: argparse.ArgumentParser) -> None:

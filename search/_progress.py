@@ -34,7 +34,7 @@ def verbosity() -> str:
 
 
 class FrontProgress(Callback):
-    """Prints, as trials finish, ``[done/total, running] finished ID at epoch E: objectives |
+    """Prints, as trials finish, ``[done/total, running] ID finished at epoch E: objectives |
     front N`` (``stopped at epoch E`` for a trial a scheduler stopped, ``failed``), and every
     ``STATUS_PERIOD_S`` seconds a status line: trials done / running / pending, epochs trained of
     the most the budget can take, elapsed time and an estimate of the time left (from the epochs
@@ -113,9 +113,8 @@ class FrontProgress(Callback):
         total = self._total()
         head = f"[{min(done, total)}/{total} done, {max(running, 0)} running]"
         if what in ("finished", "failed"):
-            what = f"{what} {trial.trial_id} at epoch {result.get('epoch', 0)}:"
-        else:  # "stopped at epoch E:"
-            what = f"{trial.trial_id} {what}"
+            what = f"{what} at epoch {result.get('epoch', 0)}:"
+        what = f"{trial.trial_id} {what}"  # "ID finished at epoch E:", "ID stopped at epoch E:"
         self._write(f"{head} {what} {values} | front {self._front(trials, trial)}")
 
     def _write(self, line: str) -> None:

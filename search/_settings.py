@@ -22,6 +22,7 @@ from robnas.spaces._objectives import (
     parse_objectives,
     parse_score_weights,
 )
+from robnas.spaces._suggest import did_you_mean
 
 SCHEDULERS = ("moasha", "asha", "hyperband", "fifo")
 BACKENDS = ("train", "table")
@@ -200,7 +201,8 @@ class SearchSettings:
         unknown = sorted(set(options) - known)
         if unknown:
             raise ValueError(
-                f"{source}: unknown key {', '.join(map(repr, unknown))}; known keys: {', '.join(sorted(known))}"
+                f"{source}: unknown key {', '.join(map(repr, unknown))}{did_you_mean(unknown[0], known)}; "
+                f"known keys: {', '.join(sorted(known))}"
             )
         return cls(**options)
 
@@ -268,7 +270,9 @@ def _as_names(value: Any, field: str) -> tuple[str, ...]:
 
 def _choose(field: str, value: Any, allowed: tuple[str, ...]) -> None:
     if not isinstance(value, str) or value not in allowed:
-        raise ValueError(f"unknown {field} {_short(value)}; choose from {', '.join(allowed)}")
+        raise ValueError(
+            f"unknown {field} {_short(value)}{did_you_mean(value, allowed)}; choose from {', '.join(allowed)}"
+        )
 
 
 def _integer(field: str, value: Any, *, minimum: int, maximum: int | None = None) -> None:

@@ -6,10 +6,12 @@ Every command turns bad input into one line on stderr and exit code 2, never a t
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable, Sequence
 
 from robnas.search._storage import StorageError
+from robnas.spaces._suggest import did_you_mean
 
 EXIT_USAGE = 2
 
@@ -18,29 +20,55 @@ class UsageError(ValueError):
     """Bad input from the command line or a config file; printed as one line."""
 
 
+class _DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Help that ends each option with its default, unless the text already states one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        shown = action.option_strings and action.nargs != 0 and action.default not in (None, argparse.SUPPRESS)
+        if shown and "default" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
 class _OneLineParser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose errors are one line and exit code 2."""
+    """An ``ArgumentParser`` whose errors are one line and exit code 2, each naming the nearest
+    known command or option when the given one is mistyped."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", _DefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
+        self.commands: dict[str, argparse.ArgumentParser] = {}
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}")
+        choice = _INVALID_CHOICE.search(message)
+        if choice:
+            message += did_you_mean(choice["value"], re.findall(r"'([^']*)'", choice["choices"]))
+        command = self.prog.removeprefix("robnas").strip()
+        raise UsageError(f"{command}: {message}" if command else message)
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            parser = self.commands.get(getattr(parsed, "command", None), self)
+            options = [option for option in parser._option_string_actions if option.startswith("--")]
+            hint = did_you_mean(extras[0].partition("=")[0], options) if extras[0].startswith("-") else ""
+            parser.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
+        return parsed
+
+
+_INVALID_CHOICE = re.compile(r"invalid choice: '(?P<value>[^']*)' \(choose from (?P<choices>.*)\)")
 
 
 def _add_arch_parser(commands: argparse._SubParsersAction) -> None:
+    from robnas.search._cli_proxies import add_network_options
     from robnas.search._cli_trial import run_arch
 
     parser = commands.add_parser("arch", help="describe an NB201 cell: canonical form, params, MACs")
     parser.add_argument("arch", help="NB201 string, e.g. '|nor_conv_3x3~0|+|...|'")
-    _add_network_options(parser)
-    parser.add_argument("--in-channels", type=int, default=3)
+    add_network_options(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(handler=run_arch)
-
-
-def _add_network_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--width", type=int, default=16, help="channels C of the first stage")
-    parser.add_argument("--cells", type=int, default=5, help="cells per stage N")
-    parser.add_argument("--input-size", type=int, default=32, help="image height = width, pixels")
-    parser.add_argument("--num-classes", type=int, default=10)
 
 
 def _add_trial_parser(commands: argparse._SubParsersAction) -> None:
@@ -106,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.required = True
     for add in COMMANDS:
         add(commands)
+    parser.commands = dict(commands.choices)
     return parser
 
 

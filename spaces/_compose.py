@@ -18,6 +18,7 @@ from robnas.spaces._evaluation import EvalConfig
 from robnas.spaces._genotype import EDGE_KEYS, Genotype
 from robnas.spaces._macro import MacroConfig, macro_space
 from robnas.spaces._sparsity import SparsityConfig, sparsity_space
+from robnas.spaces._suggest import did_you_mean
 from robnas.spaces._training import TrainingConfig
 
 __all__ = [
@@ -129,7 +130,8 @@ def decode(config: Mapping[str, Any], *, ignore: Collection[str] = ()) -> TrialC
     unknown = sorted((key for key in present if key not in CONFIG_KEYS), key=str)
     if unknown:
         raise ValueError(
-            f"unknown config key(s) {', '.join(map(repr, unknown))}; known keys: {', '.join(CONFIG_KEYS)}"
+            f"unknown config key(s) {', '.join(map(repr, unknown))}{did_you_mean(unknown[0], CONFIG_KEYS)}; "
+            f"known keys: {', '.join(CONFIG_KEYS)}"
         )
     genotype = _decode_genotype(present)
     try:
@@ -223,7 +225,8 @@ def build_space(
     unknown = [name for name in names if name not in SPACE_PARTS]
     if unknown:
         raise ValueError(
-            f"unknown space part(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(SPACE_PARTS)}"
+            f"unknown space part(s) {', '.join(map(repr, unknown))}{did_you_mean(unknown[0], SPACE_PARTS)}; "
+            f"allowed: {', '.join(SPACE_PARTS)}"
         )
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:

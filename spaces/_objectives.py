@@ -13,6 +13,8 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from robnas.spaces._suggest import did_you_mean
+
 DIRECTIONS: tuple[str, ...] = ("max", "min")
 
 #: Metrics a trial reports that can be objectives, with their direction.
@@ -95,7 +97,8 @@ def parse_objectives(
         unknown = [o.name for o in objectives if o.name not in available]
         if unknown:
             raise ValueError(
-                f"unknown objective {', '.join(map(repr, unknown))}; choose from {', '.join(available)} "
+                f"unknown objective {', '.join(map(repr, unknown))}{did_you_mean(unknown[0], available)}; "
+                f"choose from {', '.join(available)} "
                 "(direction as name:max or name:min)"
             )
     names = [o.name for o in objectives]

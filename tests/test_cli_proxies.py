@@ -28,10 +28,22 @@ def test_one_cell_as_json(capsys):
     scores = json.loads(out)
     assert list(scores) == ["params", "macs", "synflow", "snip", "grasp", "fisher", "grad_norm",
                             "jacob_cov", "nwot", "ntk_cond", "ntk_min_eig"]
-    # digits: 1 channel; the parameter count is NB201's closed form.
+    # NB201's 3-channel network whatever the batch's data set; the count is NB201's closed form.
     assert scores["params"] == nb201_param_count(Genotype.from_str(C), width=4, cells_per_stage=1,
-                                                 in_channels=1, num_classes=10)
+                                                 in_channels=3, num_classes=10)
     assert all(v is None or math.isfinite(v) for v in scores.values())
+
+
+def test_proxies_and_arch_describe_the_same_default_network(capsys):
+    """One default per fact: with no flags both commands build NAS-Bench-201's CIFAR-10
+    network (3 channels, 32 x 32, 10 classes, C=16, N=5)."""
+    assert main(["arch", C, "--json"]) == 0
+    described = json.loads(capsys.readouterr().out)
+    code, out, _ = run(capsys, C, "--names", "params,macs", "--batch-size", "2", "--json")
+    scored = json.loads(out)
+    assert code == 0 and scored["params"] == described["params"] and scored["macs"] == described["macs"]
+    assert described["params"] == nb201_param_count(Genotype.from_str(C), width=16, cells_per_stage=5,
+                                                    in_channels=3, num_classes=10)
 
 
 def test_names_eps_and_channels(capsys):

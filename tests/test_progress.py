@@ -51,7 +51,7 @@ def test_a_finished_trial_says_finished_or_where_it_was_stopped():
     callback.on_trial_complete(0, [done, stopped], done)
     callback.on_trial_complete(0, [done, stopped], stopped)
     first, second = stream.getvalue().splitlines()
-    assert first == "[1/6 done, 1 running] finished a at epoch 4: clean_acc 0.900  robust_acc 0.500 | front 1"
+    assert first == "[1/6 done, 1 running] a finished at epoch 4: clean_acc 0.900  robust_acc 0.500 | front 1"
     assert second.startswith("[1/6 done, 1 running] b stopped at epoch 2: clean_acc 0.400")
 
 
