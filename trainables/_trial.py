@@ -198,7 +198,7 @@ class TrialRunner:
         self.optimizer.load_state_dict(state["optimizer"])
         self.lr_schedule.load_state_dict(state["lr_schedule"])
         self.masks.load_state_dict(state["masks"])
-        self.generator.set_state(state["generator"])
+        self.generator.set_state(state["generator"].cpu())  # read onto the device; the generator is the CPU's
         self.epoch = int(state["epoch"])
 
     def save(self, path: str | os.PathLike) -> Path:
