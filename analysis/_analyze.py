@@ -36,13 +36,14 @@ from robnas.analysis._load import CONFIG_PREFIX, Experiment, load_experiment
 from robnas.analysis._report import render_report, summary_facts
 from robnas.spaces._genotype import EDGE_KEYS
 from robnas.spaces._objectives import Objective
+from robnas.spaces._runtime import RUNTIME_KEYS
 from robnas.trainables._layout import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 COMPARE_DIR = "compare"
 _FLAGS = ["trial_id", "status", "epoch", "complete", "stopped_early", "diverged", "eligible", "excluded",
           "pareto", "rank", "knee", "error", "arch"]
 #: Config columns the report's front table leaves out (``arch`` shows the cell).
-_HIDDEN_CONFIG = {CONFIG_PREFIX + k for k in ("arch", *EDGE_KEYS, "score_weights")}
+_HIDDEN_CONFIG = {CONFIG_PREFIX + k for k in ("arch", *EDGE_KEYS, *RUNTIME_KEYS)}
 
 
 @dataclass(frozen=True, eq=False)

@@ -239,9 +239,10 @@ def _check_is_experiment(path: Path) -> None:
 
 
 def _param_space(settings: SearchSettings) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Tune domains of the searched parts plus the trial keys every trial shares, and the
-    record of the latter for ``robnas.json``: ``{"resolved_trial": ..., "searched_keys": ...}``
-    (the shared keys with every default filled in; the keys of the domains)."""
+    """Tune domains of the searched parts plus the trial keys every trial shares and the
+    runtime keys (``score_weights``, ``gpu_share``), and the record of the shared trial keys
+    for ``robnas.json``: ``{"resolved_trial": ..., "searched_keys": ...}`` (the shared keys with
+    every default filled in; the keys of the domains)."""
     from robnas.spaces._compose import CONFIG_KEYS, build_space, decode
     from robnas.spaces._resolve import resolve_fixed
     from robnas.spaces._runtime import RUNTIME_KEYS
@@ -270,7 +271,8 @@ def _param_space(settings: SearchSettings) -> tuple[dict[str, Any], dict[str, An
         decode({**sample, **fixed}, ignore=RUNTIME_KEYS)  # every fixed trial key is valid
         resolved = resolve_fixed(fixed, searched=space)
     record = {"resolved_trial": resolved, "searched_keys": sorted(space)}
-    return {**space, **fixed, "score_weights": dict(settings.score_weights)}, record
+    runtime = {"score_weights": dict(settings.score_weights), "gpu_share": settings.gpus_per_trial}
+    return {**space, **fixed, **runtime}, record
 
 
 def _trainable(

@@ -24,7 +24,8 @@ def robust_trainable(config: dict[str, Any]) -> None:
 
     Resumes from ``ray.tune.get_checkpoint()`` when Tune restores the trial; a corrupted
     checkpoint is skipped with a warning naming the file, for the previous good one (or a
-    fresh start). Uses CUDA when Ray assigned the trial a GPU.
+    fresh start). Uses CUDA when Ray assigned the trial a GPU; with a fraction of one
+    (``gpu_share`` < 1) the trial's CUDA memory is capped at that fraction.
     """
     epochs, _ = open_epochs(config)
     report_epochs(epochs, epochs.save)
@@ -32,12 +33,16 @@ def robust_trainable(config: dict[str, Any]) -> None:
 
 def open_epochs(config: dict[str, Any]) -> tuple[TrialEpochs, bool]:
     """``(epochs, restored)``: the trial's driver, restored from Tune's checkpoint if it has one."""
-    import torch
     from ray import tune
 
+    from robnas.trainables._device import apply_memory_fraction, choose_device
     from robnas.trainables._epochs import train_epochs
 
-    device = "cuda" if torch.cuda.is_available() and _assigned_gpus() else "cpu"
+    gpus = _assigned_gpus()
+    # A search started before robnas passed gpu_share: whole GPUs, as it then trained.
+    share = config.get("gpu_share", len(gpus))
+    device = choose_device(share, visible_gpus=gpus)
+    apply_memory_fraction(share, device)
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
         return train_epochs(config, device=device), False

@@ -37,7 +37,7 @@ from robnas.spaces._sparsity import (
     SparsityConfig,
     sparsity_space,
 )
-from robnas.spaces._training import TrainingConfig
+from robnas.spaces._training import MEMORY_FORMATS, PRECISIONS, TrainingConfig
 
 __all__ = [
     "ATTACK_METHODS",
@@ -48,7 +48,9 @@ __all__ = [
     "DEFAULT_ARCH",
     "EDGES",
     "EDGE_KEYS",
+    "MEMORY_FORMATS",
     "OPS",
+    "PRECISIONS",
     "RUNTIME_KEYS",
     "SPACE_PARTS",
     "SPARSITY_GRANULARITIES",

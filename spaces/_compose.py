@@ -103,6 +103,8 @@ CONFIG_FIELDS: Mapping[str, ConfigField] = {
     "weight_decay": ConfigField("training", "weight_decay", float),
     "seed": ConfigField("training", "seed", int),
     "augment": ConfigField("training", "augment", bool),
+    "precision": ConfigField("training", "precision", str),
+    "memory_format": ConfigField("training", "memory_format", str),
 }
 
 #: Every key ``decode`` accepts.

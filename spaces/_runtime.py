@@ -8,7 +8,9 @@ __all__ = ["RUNTIME_KEYS", "scalarize"]
 
 #: ``score_weights``: objective name -> weight; a trial reports ``score``, the weighted sum of
 #: its metrics (see :func:`scalarize`), for single-metric schedulers and searchers.
-RUNTIME_KEYS: tuple[str, ...] = ("score_weights",)
+#: ``gpu_share``: the GPUs a trial reserves (``--gpus-per-trial``; 0.25 = a quarter of one GPU,
+#: four trials per GPU); a trial with a fraction of a GPU caps its CUDA memory at that fraction.
+RUNTIME_KEYS: tuple[str, ...] = ("score_weights", "gpu_share")
 
 
 def scalarize(metrics: Mapping[str, float], weights: Mapping[str, float]) -> float:

@@ -14,9 +14,15 @@ from robnas.spaces._checks import (
 )
 from robnas.spaces._defaults import AUGMENTATIONS, DATASET_DEFAULTS, DATASETS, Augmentation
 
-__all__ = ["TrainingConfig"]
+__all__ = ["MEMORY_FORMATS", "PRECISIONS", "TrainingConfig"]
 
 _DIGITS = DATASET_DEFAULTS["digits"]
+
+#: Number formats of a trial's forward passes: ``auto`` is bf16 autocast on CUDA, fp32 elsewhere.
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
+#: Memory layouts of a trial's network and images: ``auto`` is channels-last on CUDA, contiguous
+#: (NCHW) elsewhere.
+MEMORY_FORMATS: tuple[str, ...] = ("auto", "contiguous", "channels_last")
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,9 @@ class TrainingConfig:
         seed: seed of initialisation, data order, augmentation and attack noise (>= 0).
         augment: augment every training batch with the data set's ``AUGMENTATIONS`` entry
             (random crop, flip) before the attack; only for data sets that have one.
+        precision: one of ``PRECISIONS``; the number format of every forward pass (training,
+            attacks, evaluation). Losses, gradients, attack steps and weights stay fp32.
+        memory_format: one of ``MEMORY_FORMATS``; the layout of the network and its inputs.
     """
 
     dataset: str = "digits"
@@ -45,6 +54,8 @@ class TrainingConfig:
     weight_decay: float = 5e-4
     seed: int = 0
     augment: bool = _DIGITS["augment"]
+    precision: str = "auto"
+    memory_format: str = "auto"
 
     def __post_init__(self) -> None:
         owner = "TrainingConfig"
@@ -58,6 +69,8 @@ class TrainingConfig:
             "weight_decay": check_float(owner, "weight_decay", self.weight_decay, low=0.0),
             "seed": check_int(owner, "seed", self.seed, minimum=0),
             "augment": check_bool(owner, "augment", self.augment),
+            "precision": check_choice(owner, "precision", self.precision, PRECISIONS),
+            "memory_format": check_choice(owner, "memory_format", self.memory_format, MEMORY_FORMATS),
         }
         if checked["augment"] and checked["dataset"] not in AUGMENTATIONS:
             raise ConfigError(

@@ -4,7 +4,13 @@
 learning-rate schedule, the pruning masks and one ``torch.Generator`` for data order,
 augmentation (crops, flips) and attack random starts. ``state_dict()`` captures all of it, so a
 run restored after epoch k reports the same metrics at every later epoch as the uninterrupted
-run with the same seed.
+run with the same seed, on the same device and precision.
+
+The data set lives on the trial's device; on CUDA the network runs in bf16 autocast and
+channels-last by default (``precision``, ``memory_format``; see ``_precision``), and the batch
+draws of an epoch come from a generator on the device, seeded from the trial's CPU generator at
+the start of the epoch, so no batch copies random numbers to the GPU or waits for it: the loss
+is summed on the device and read once per epoch.
 """
 
 from __future__ import annotations
@@ -23,8 +29,10 @@ from robnas.trainables._adversarial import evaluate_robustness, training_loss
 from robnas.trainables._augment import augment
 from robnas.trainables._counting import count_macs, count_parameters
 from robnas.trainables._data import Dataset, load_dataset
+from robnas.trainables._device import use_deterministic_kernels
 from robnas.trainables._layout import read_checkpoint, unreadable, write_checkpoint
 from robnas.trainables._network import build_network
+from robnas.trainables._precision import PrecisionForward, resolve_memory_format, resolve_precision
 from robnas.trainables._pruning import MaskSet, measured_sparsity, scheduled_sparsity
 
 __all__ = ["DivergedError", "TrialRunner"]
@@ -53,10 +61,17 @@ class TrialRunner:
         self.config = config
         self.device = torch.device(device)
         training = config.training
+        #: ``"fp32"`` or ``"bf16"``, and ``"contiguous"`` or ``"channels_last"``: the trial's keys
+        #: resolved for its device.
+        self.precision = resolve_precision(training.precision, self.device)
+        self.memory_format = resolve_memory_format(training.memory_format, self.device)
+        use_deterministic_kernels(self.device)
+        layout = torch.channels_last if self.memory_format == "channels_last" else torch.contiguous_format
         data = dataset or load_dataset(training.dataset, training.data_dir)
-        self.x_train, self.y_train = data.x_train.to(self.device), data.y_train.to(self.device)
+        self.x_train = data.x_train.to(self.device, memory_format=layout)
+        self.y_train = data.y_train.to(self.device)
         # Every per-epoch number is measured on the validation split; test is for the final evaluation.
-        self.x_val, self.y_val = data.x_val.to(self.device), data.y_val.to(self.device)
+        self.x_val, self.y_val = data.x_val.to(self.device, memory_format=layout), data.y_val.to(self.device)
         self.input_shape = tuple(data.x_train.shape[1:])
 
         with torch.random.fork_rng(devices=[]):
@@ -68,6 +83,9 @@ class TrialRunner:
                 in_channels=self.input_shape[0],
                 num_classes=data.num_classes,
             ).to(self.device)
+        #: The network as every forward pass runs it: in ``precision``, with fp32 logits.
+        self.forward_model = PrecisionForward(self.model, precision=self.precision,
+                                              memory_format=self.memory_format, device_type=self.device.type)
         self.macs = count_macs(self.model, self.input_shape)
         self.steps_per_epoch = math.ceil(len(self.x_train) / training.batch_size)
         self.optimizer = torch.optim.SGD(
@@ -114,7 +132,7 @@ class TrialRunner:
         train_loss = self._train_one_epoch()
         train_time = time.perf_counter() - start
         clean_acc, robust_acc = evaluate_robustness(
-            self.model, self.x_val, self.y_val, self.config.evaluation
+            self.forward_model, self.x_val, self.y_val, self.config.evaluation
         )
         self.epoch += 1
         return {
@@ -133,8 +151,9 @@ class TrialRunner:
 
     def _train_one_epoch(self) -> float:
         batch_size, augmentation = self.config.training.batch_size, self.config.training.augmentation
-        model, attack, generator = self.model, self.config.attack, self.generator
-        order = torch.randperm(len(self.x_train), generator=generator).to(self.device)
+        model, attack = self.forward_model, self.config.attack
+        order = torch.randperm(len(self.x_train), generator=self.generator).to(self.device)
+        generator = self._epoch_generator()
         model.train()
         total = torch.zeros((), device=self.device)
         for step in range(self.steps_per_epoch):
@@ -147,12 +166,21 @@ class TrialRunner:
             loss.backward()
             self.optimizer.step()
             self.lr_schedule.step()
-            self.masks.apply(model)
+            self.masks.apply(self.model)
             total += loss.detach()
         mean_loss = float(total) / self.steps_per_epoch
         if not math.isfinite(mean_loss):
             raise DivergedError(f"training loss is {mean_loss} in epoch {self.epoch + 1}")
         return mean_loss
+
+    def _epoch_generator(self) -> torch.Generator:
+        """The generator of this epoch's batch draws (crops, flips, attack starts): the trial's
+        own on the CPU; elsewhere a generator on the device seeded from it, so a checkpoint
+        taken between epochs still fixes every draw."""
+        if self.device.type == "cpu":
+            return self.generator
+        seed = int(torch.randint(2**62, (), generator=self.generator))
+        return torch.Generator(device=self.device).manual_seed(seed)
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly: tensors and plain Python values only."""
@@ -170,7 +198,7 @@ class TrialRunner:
         self.optimizer.load_state_dict(state["optimizer"])
         self.lr_schedule.load_state_dict(state["lr_schedule"])
         self.masks.load_state_dict(state["masks"])
-        self.generator.set_state(state["generator"])
+        self.generator.set_state(state["generator"].cpu())  # read onto the device; the generator is the CPU's
         self.epoch = int(state["epoch"])
 
     def save(self, path: str | os.PathLike) -> Path:
