@@ -182,7 +182,8 @@ def read_settings(path: str | os.PathLike) -> SearchSettings:
 
 
 def read_trial_record(path: str | os.PathLike) -> dict[str, Any] | None:
-    """``{"resolved_trial": {key: value}, "searched_keys": [key, ...]}`` from ``path``'s
+    """``{"resolved_trial": {key: value}, "searched_keys": [key, ...], "score_scales": {name:
+    [low, high]}}`` from ``path``'s
     ``robnas.json``; ``None`` for a search started before robnas recorded them.
 
     Raises:
@@ -198,7 +199,10 @@ def read_trial_record(path: str | os.PathLike) -> dict[str, Any] | None:
     resolved, searched = data["resolved_trial"], data.get("searched_keys", [])
     if not isinstance(resolved, dict) or not isinstance(searched, list):
         raise ValueError(f"{file}: resolved_trial must be a mapping and searched_keys a list")
-    return {"resolved_trial": resolved, "searched_keys": searched}
+    scales = data.get("score_scales", {})
+    if not isinstance(scales, dict):
+        raise ValueError(f"{file}: score_scales must be a mapping")
+    return {"resolved_trial": resolved, "searched_keys": searched, "score_scales": scales}
 
 
 def _check_tune_state(path: Path) -> None:
@@ -240,9 +244,11 @@ def _check_is_experiment(path: Path) -> None:
 
 def _param_space(settings: SearchSettings) -> tuple[dict[str, Any], dict[str, Any]]:
     """Tune domains of the searched parts plus the trial keys every trial shares and the
-    runtime keys (``score_weights``, ``gpu_share``), and the record of the shared trial keys
-    for ``robnas.json``: ``{"resolved_trial": ..., "searched_keys": ...}`` (the shared keys with
-    every default filled in; the keys of the domains)."""
+    runtime keys (``score_weights``, ``score_scales``, ``gpu_share``), and the record for
+    ``robnas.json``: ``{"resolved_trial": ..., "searched_keys": ..., "score_scales": ...}`` (the
+    shared keys with every default filled in; the keys of the domains; the range of each
+    weighted objective, see ``robnas.search._score_scales``)."""
+    from robnas.search._score_scales import score_scales
     from robnas.spaces._compose import CONFIG_KEYS, build_space, decode
     from robnas.spaces._resolve import resolve_fixed
     from robnas.spaces._runtime import RUNTIME_KEYS
@@ -264,14 +270,17 @@ def _param_space(settings: SearchSettings) -> tuple[dict[str, Any], dict[str, An
         fixed["table"] = table.path
         shared = {**TABLE_MACRO, **fixed}  # the keys the table trainable reads
         resolved = {key: value for key, value in shared.items() if key not in space and key not in RUNTIME_KEYS}
+        scales = score_scales(settings.score_weights, space=space, fixed=resolved, table=table)
     else:
-        load_dataset(settings.dataset, settings.data_dir)  # fail now, not in every trial
+        data = load_dataset(settings.dataset, settings.data_dir)  # fail now, not in every trial
         fixed = {"dataset": settings.dataset, "data_dir": settings.data_dir, **fixed}
         sample = {key: domain.sample() if hasattr(domain, "sample") else domain for key, domain in space.items()}
         decode({**sample, **fixed}, ignore=RUNTIME_KEYS)  # every fixed trial key is valid
         resolved = resolve_fixed(fixed, searched=space)
-    record = {"resolved_trial": resolved, "searched_keys": sorted(space)}
-    runtime = {"score_weights": dict(settings.score_weights), "gpu_share": settings.gpus_per_trial}
+        scales = score_scales(settings.score_weights, space=space, fixed=resolved,
+                              input_shape=tuple(data.x_train.shape[1:]), num_classes=data.num_classes)
+    record = {"resolved_trial": resolved, "searched_keys": sorted(space), "score_scales": scales}
+    runtime = {"score_weights": dict(settings.score_weights), "score_scales": scales, "gpu_share": settings.gpus_per_trial}
     return {**space, **fixed, **runtime}, record
 
 

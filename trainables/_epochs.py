@@ -30,14 +30,15 @@ class TrialEpochs:
 
     Each report is ``TrialRunner.run_epoch()``'s metrics plus ``diverged`` (False),
     ``resumed_from_epoch`` (the epoch restored from; 0: started from scratch), ``score`` (with
-    ``score_weights``) and, on the first report after a skipped checkpoint, ``restore_warning``.
+    ``score_weights``, over the metrics scaled by ``score_scales``) and, on the first report after a skipped checkpoint, ``restore_warning``.
     A diverged epoch yields NaN objectives, ``diverged=True`` and ``error``, and ends the run.
     """
 
     def __init__(self, runner: TrialRunner, *, score_weights: Mapping[str, float] | None = None,
-                 notes: list[str] | None = None) -> None:
+                 score_scales: Mapping[str, Any] | None = None, notes: list[str] | None = None) -> None:
         self.runner = runner
         self.score_weights = dict(score_weights or {})
+        self.score_scales = dict(score_scales or {})
         self.resumed_from_epoch = runner.epoch
         self._notes = list(notes or [])
 
@@ -60,7 +61,7 @@ class TrialEpochs:
                 yield {**diverged, "epoch": self.next_epoch, "diverged": True, "error": str(error)}
                 return
             if self.score_weights:
-                metrics["score"] = scalarize(metrics, self.score_weights)
+                metrics["score"] = scalarize(metrics, self.score_weights, self.score_scales)
             metrics["diverged"] = False
             metrics["resumed_from_epoch"] = self.resumed_from_epoch
             if self._notes:  # restore problems go into the trial's results, not only a log
@@ -88,7 +89,8 @@ def train_epochs(
     trial_config = decode(config, ignore=RUNTIME_KEYS)
     notes: list[str] = []
     runner = restore_runner(trial_config, restore_from, earlier_than=earlier_than, device=device, notes=notes)
-    return TrialEpochs(runner, score_weights=config.get("score_weights"), notes=notes)
+    return TrialEpochs(runner, score_weights=config.get("score_weights"),
+                       score_scales=config.get("score_scales"), notes=notes)
 
 
 def restore_runner(

@@ -23,6 +23,7 @@ __all__ = [
     "NB201Network",
     "ResNetBasicBlock",
     "build_network",
+    "nb201_mac_count",
     "nb201_param_count",
 ]
 
@@ -229,3 +230,40 @@ def nb201_param_count(
     cells = N * (cell(C) + cell(2 * C) + cell(4 * C))
     head = 2 * 4 * C + 4 * C * k + k
     return stem + cells + reduction(C) + reduction(2 * C) + head
+
+
+def nb201_mac_count(
+    genotype: object,
+    *,
+    width: int = 16,
+    cells_per_stage: int = 5,
+    in_channels: int = 3,
+    input_size: tuple[int, int] = (32, 32),
+    num_classes: int = 10,
+) -> int:
+    """Closed-form ``count_macs(build_network(genotype, ...), (in_channels, *input_size))``:
+    convolutions and the classifier only, and only the edges that reach the cell's output."""
+    ops = _cell_ops(genotype)
+    C = _positive_int("width", width)
+    N = _positive_int("cells_per_stage", cells_per_stage)
+    c_in = _positive_int("in_channels", in_channels)
+    k = _positive_int("num_classes", num_classes)
+    height, width_px = (_positive_int("input_size", side) for side in input_size)
+    live = {NUM_NODES - 1}
+    for (to_node, from_node), op in sorted(zip(EDGES, ops), reverse=True):
+        if op != "none" and to_node in live:
+            live.add(from_node)
+    kernels = {"nor_conv_3x3": 9, "nor_conv_1x1": 1}
+    per_cell = sum(kernels.get(op, 0) for (to_node, _), op in zip(EDGES, ops) if to_node in live)
+
+    positions = [height * width_px]
+    for _ in range(2):  # stride-2 reductions (ceil mode): ceil(H / 2) x ceil(W / 2)
+        height, width_px = -(-height // 2), -(-width_px // 2)
+        positions.append(height * width_px)
+    macs = positions[0] * C * c_in * 9  # stem
+    for stage, p in enumerate(positions):
+        c = C * 2**stage
+        macs += N * p * c * c * per_cell
+        if stage > 0:  # the reduction block into this stage, from c / 2 channels
+            macs += p * (c * (c // 2) * 9 + c * c * 9 + c * (c // 2))
+    return macs + 4 * C * k

@@ -125,6 +125,15 @@ class ResultTable:
         except ValueError:
             return False
 
+    def metric_range(self, name: str) -> tuple[float, float] | None:
+        """``(smallest, largest)`` finite value of metric ``name`` over every row and epoch, or
+        None when the table has no such metric or no finite value of it."""
+        if name not in self._metrics:
+            return None
+        column = self._metrics.index(name)
+        values = [row[column] for row in self._rows if math.isfinite(row[column])]
+        return (min(values), max(values)) if values else None
+
     def lookup(self, genotype: Genotype | str, epoch: int = 1) -> dict[str, float]:
         """The metrics of ``genotype`` at ``epoch`` (and the cost, under its column's name).
 
@@ -210,13 +219,15 @@ def replay(
     width: int = 16,
     cells_per_stage: int = 5,
     score_weights: Mapping[str, float] | None = None,
+    score_scales: Mapping[str, Sequence[float]] | None = None,
 ) -> list[dict[str, Any]]:
     """The reports of ``robnas.search.table_trainable`` for ``genotype``, epochs 1..``epochs`` (default: all).
 
     Each report holds the table's metrics (and cost) for that epoch, ``epoch``, ``params``
     (the table's column, else the exact count of the NB201 network at ``width`` and
     ``cells_per_stage`` with 3 input channels and 10 classes), ``sim_time_s`` (cumulative
-    cost, only with a cost column) and ``score`` (only with ``score_weights``).
+    cost, only with a cost column) and ``score`` (only with ``score_weights``; metrics scaled by
+    ``score_scales``, see ``robnas.spaces.scalarize``).
     """
     if not isinstance(table, ResultTable):
         table = ResultTable.load(table)
@@ -239,7 +250,7 @@ def replay(
             clock += report[table.cost_column]
             report["sim_time_s"] = clock
         if score_weights:
-            report["score"] = scalarize(report, score_weights)
+            report["score"] = scalarize(report, score_weights, score_scales)
         reports.append(report)
     return reports
 
@@ -264,6 +275,7 @@ def config_reports(config: Mapping[str, Any]) -> list[dict[str, Any]]:
         width=config.get("width", TABLE_MACRO["width"]),
         cells_per_stage=config.get("cells_per_stage", TABLE_MACRO["cells_per_stage"]),
         score_weights=config.get("score_weights") or None,
+        score_scales=config.get("score_scales") or None,
     )
 
 

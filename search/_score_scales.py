@@ -1,0 +1,81 @@
+"""``score_scales``: the range of each weighted objective over a search's space.
+
+The scalarised ``score`` of asha, hyperband and tpe weighs every objective scaled to [0, 1]
+by its range (``robnas.spaces.scalarize``), so that ``robust_acc=0.5,params=-0.5`` means half
+accuracy, half size, and not "minimise parameters" (millions against fractions). Ranges:
+accuracies and sparsity are fractions, [0, 1]; ``params``, ``macs`` and ``sparse_macs`` run
+from the cheapest to the dearest network of the space (``robnas.trainables._cost_range``); a
+results table's columns from their smallest to their largest value in the table. An objective
+with no range known before training (``epoch_time_s``) enters the score unscaled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from robnas.spaces._genotype import EDGE_KEYS, Genotype
+from robnas.trainables._cost_range import size_ranges
+from robnas.trainables._network import nb201_param_count
+
+__all__ = ["FRACTIONS", "score_scales"]
+
+#: Objectives that are fractions: scaled by [0, 1], i.e. as they are.
+FRACTIONS: tuple[str, ...] = ("clean_acc", "robust_acc", "sparsity")
+
+
+def score_scales(
+    weights: Mapping[str, float],
+    *,
+    space: Mapping[str, Any],
+    fixed: Mapping[str, Any],
+    input_shape: tuple[int, int, int] | None = None,
+    num_classes: int | None = None,
+    table=None,
+) -> dict[str, list[float]]:
+    """Objective name -> ``[low, high]`` for every weighted objective with a known range.
+
+    ``space``: the searched keys (Tune domains); ``fixed``: every other trial key's value.
+    Trained trials give ``input_shape`` (C, H, W) and ``num_classes`` of their data set; a
+    replayed search gives its ``ResultTable`` as ``table``.
+    """
+    values = lambda key: _values(key, space, fixed)  # noqa: E731
+    scales: dict[str, tuple[float, float]] = {}
+    sizes: dict[str, tuple[float, float]] | None = None
+    for name in weights:
+        if table is not None and table.metric_range(name) is not None:
+            scales[name] = table.metric_range(name)
+        elif table is not None and name == "params":
+            shape = {"width": int(fixed.get("width", 16)), "cells_per_stage": int(fixed.get("cells_per_stage", 5))}
+            counts = [nb201_param_count(cell, **shape) for cell in table.cells()]
+            scales[name] = (float(min(counts)), float(max(counts)))
+        elif name in FRACTIONS:
+            scales[name] = (0.0, 1.0)
+        elif table is None and name in ("params", "macs", "sparse_macs"):
+            if sizes is None:
+                sizes = size_ranges(
+                    _edge_ops(space, fixed), values("width"), values("cells_per_stage"),
+                    input_shape=input_shape, num_classes=num_classes,
+                    max_sparsity=max(float(v) for v in values("sparsity")),
+                )
+            scales[name] = sizes[name]
+    return {name: [low, high] for name, (low, high) in scales.items() if high > low}
+
+
+def _values(key: str, space: Mapping[str, Any], fixed: Mapping[str, Any]) -> Sequence[Any]:
+    """The values ``key`` takes: a choice's categories, a numeric domain's bounds, or the fixed value."""
+    if key not in space:
+        return [fixed[key]]
+    domain = space[key]
+    if hasattr(domain, "categories"):
+        return list(domain.categories)
+    if hasattr(domain, "lower") and hasattr(domain, "upper"):
+        return [domain.lower, domain.upper]
+    return [domain]
+
+
+def _edge_ops(space: Mapping[str, Any], fixed: Mapping[str, Any]) -> list[Sequence[str]]:
+    """The ops each of the six edges can take."""
+    if any(key in space or key in fixed for key in EDGE_KEYS):
+        return [_values(key, space, fixed) for key in EDGE_KEYS]
+    return [[op] for op in Genotype.from_str(fixed["arch"]).ops]
