@@ -40,6 +40,11 @@ class MultiObjectiveASHA(FIFOScheduler):
     objective are skipped (as in ASHA), with one warning per missing key. With
     ``stop_last_trials`` a result at ``max_t`` stops the trial.
 
+    ``rung_metrics`` maps an objective to the result key ranked at the rungs in its place when a
+    result has that key: robnas ranks ``sparsity`` on ``target_sparsity``, the sparsity a trial
+    reaches at ``max_t``, so that a trial pruned gradually is not ranked as dense at the early
+    rungs (its accuracy there is still measured on the partly pruned network).
+
     Objectives are read from Tune's flattened result (nested keys joined by ``/``). Tune does not
     save or restore scheduler state on ``Tuner.restore``; add :meth:`state_callback` to
     ``RunConfig(callbacks=...)`` so that rung contents survive a restore.
@@ -56,6 +61,7 @@ class MultiObjectiveASHA(FIFOScheduler):
         reduction_factor: float = 3,
         tie_breaker: str = "crowding",
         stop_last_trials: bool = True,
+        rung_metrics: dict[str, str] | None = None,
     ):
         if not isinstance(time_attr, str) or not time_attr:
             raise ValueError(f"time_attr must be a non-empty string, got {time_attr!r}")
@@ -84,6 +90,7 @@ class MultiObjectiveASHA(FIFOScheduler):
         self._modes = tuple(modes)
         self._max_t = max_t
         self._stop_last_trials = bool(stop_last_trials)
+        self._rung_metrics = dict(rung_metrics or {})
         self._bracket = _Bracket(
             grace_period,
             max_t,
@@ -151,7 +158,9 @@ class MultiObjectiveASHA(FIFOScheduler):
                 )
                 self._warned_missing.update(new)
             return None
-        return tuple(_as_float(result[k]) for k in self._objectives)
+        substitutes = getattr(self, "_rung_metrics", {})  # absent from a scheduler pickled before
+        keys = [substitutes[k] if substitutes.get(k) in result else k for k in self._objectives]
+        return tuple(_as_float(result[k]) for k in keys)
 
     def debug_string(self) -> str:
         head = f"Using MultiObjectiveASHA: num_stopped={self._num_stopped}"

@@ -55,6 +55,7 @@ def make_scheduler(settings: SearchSettings):
             max_t=settings.max_epochs,
             grace_period=settings.grace_period,
             reduction_factor=settings.reduction_factor,
+            rung_metrics={"sparsity": "target_sparsity"},
         )
     raise ValueError(f"unknown scheduler {name!r}; choose from {', '.join(SCHEDULERS)}")
 

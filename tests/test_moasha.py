@@ -356,3 +356,38 @@ def test_a_bad_callback_state_raises_value_error():
         callback.set_state({"robnas_json": "{"})
     with pytest.raises(ValueError, match="multi_objective_asha"):
         callback.set_state({"robnas_json": "{}"})
+
+
+# ---------------------------------------------------------------- sparsity at the rungs
+
+
+def _sparse_report(scheduler, trial_id, robust, measured, target):
+    trial = SimpleNamespace(trial_id=trial_id, status="RUNNING")
+    result = {"epoch": 1, "robust_acc": robust, "sparsity": measured, "target_sparsity": target}
+    return scheduler.on_trial_result(MagicMock(), trial, result)
+
+
+@pytest.mark.parametrize("rung_metrics, ranked", [(None, 0.0), ({"sparsity": "target_sparsity"}, 0.9)])
+def test_a_gradually_pruned_trial_is_ranked_on_the_sparsity_it_will_reach(rung_metrics, ranked):
+    """At rung 1 a gradual trial has pruned nothing yet (measured sparsity 0); ranked on its
+    target, 0.9, it dominates a dense trial of the same accuracy and continues."""
+    scheduler = _scheduler(objectives=("robust_acc", "sparsity"), rung_metrics=rung_metrics)
+    assert _sparse_report(scheduler, "dense", 0.6, 0.0, 0.0) == CONTINUE
+    action = _sparse_report(scheduler, "gradual", 0.6, 0.0, 0.9)
+    assert _rung(scheduler, 1)["gradual"] == (0.6, ranked)
+    if rung_metrics:
+        assert action == CONTINUE
+
+
+def test_results_without_the_rung_metric_are_ranked_on_the_objective():
+    """A table's results have no target_sparsity: the measured sparsity is ranked."""
+    scheduler = _scheduler(objectives=("robust_acc", "sparsity"), rung_metrics={"sparsity": "target_sparsity"})
+    trial = SimpleNamespace(trial_id="t", status="RUNNING")
+    scheduler.on_trial_result(MagicMock(), trial, {"epoch": 1, "robust_acc": 0.5, "sparsity": 0.3})
+    assert _rung(scheduler, 1)["t"] == (0.5, 0.3)
+
+
+def test_a_scheduler_pickled_before_rung_metrics_still_reads_results():
+    scheduler = _scheduler()
+    del scheduler._rung_metrics
+    assert _report(scheduler, "t", 1, 0.9, 0.5) == CONTINUE

@@ -86,11 +86,15 @@ def test_table_backend_records_the_macro_its_replay_uses(shared_data):
 
 def test_robnas_json_round_trip_and_old_files(tmp_path):
     settings = SearchSettings(name="x", storage_path=str(tmp_path))
-    record = {"resolved_trial": {"width": 8, "eval_steps": 10}, "searched_keys": ["edge_1_0"]}
+    record = {"resolved_trial": {"width": 8, "eval_steps": 10}, "searched_keys": ["edge_1_0"],
+              "score_scales": {"params": [10.0, 20.0]}}
     _write_settings(tmp_path, settings, record)
     saved = json.loads((tmp_path / "robnas.json").read_text())
-    assert set(saved) == {"settings", "resolved_trial", "searched_keys", "versions"}
+    assert set(saved) == {"settings", "resolved_trial", "searched_keys", "score_scales", "versions"}
     assert read_trial_record(tmp_path) == record
+    older = {"resolved_trial": {"width": 8}, "searched_keys": []}  # before score_scales: none
+    _write_settings(tmp_path, settings, older)
+    assert read_trial_record(tmp_path) == {**older, "score_scales": {}}
     _write_settings(tmp_path, settings, None)  # a search started before the record existed
     assert read_trial_record(tmp_path) is None
     (tmp_path / "robnas.json").write_text(json.dumps({"settings": {}, "resolved_trial": [1]}))

@@ -114,7 +114,8 @@ class TrialRunner:
 
         Returns a dict with ``epoch`` (1-based), ``clean_acc`` and ``robust_acc`` (fractions in
         [0, 1] on the held-out split), ``sparsity`` (measured fraction of prunable weights that
-        are zero), ``params`` (non-zero parameters), ``macs`` (dense multiply-accumulates per
+        are zero), ``target_sparsity`` (the sparsity the schedule sets for the trial's last
+        epoch: what a gradually pruned trial will reach), ``params`` (non-zero parameters), ``macs`` (dense multiply-accumulates per
         image), ``sparse_macs``, ``train_loss`` (mean over batches) and ``epoch_time_s``.
 
         Raises:
@@ -140,6 +141,9 @@ class TrialRunner:
             "clean_acc": clean_acc,
             "robust_acc": robust_acc,
             "sparsity": measured_sparsity(self.model),
+            "target_sparsity": scheduled_sparsity(
+                sparsity.schedule, sparsity.target, training.max_epochs - 1, training.max_epochs
+            ),
             "params": count_parameters(self.model, nonzero=True),
             "macs": self.macs,
             "sparse_macs": count_macs(self.model, self.input_shape, nonzero=True),
