@@ -1,0 +1,349 @@
+"""Final evaluation: the per-epoch robust accuracy against APGD and the full AutoAttack, and its cost.
+
+Part ``accuracy``: five kinds of network trained by robnas on the embedded digits data with the
+digits defaults (eps 25.5/255 = 0.1, PGD-7 training, PGD-10 per-epoch evaluation):
+PGD adversarial training, FGSM-RS fast AT, TRADES, a 90 %-sparse network (PGD AT, gradual
+schedule to sparsity 0.9) and the knee of the README's default search. The first four train
+through ``TrialRunner`` (as a search's trial does, one torch thread); the knee is loaded from its
+search's checkpoint. Each network is measured with ``robnas.analysis._evaluate.measure``, the
+function behind ``robnas evaluate``, on the whole test split: the per-epoch PGD (``pgd``), APGD-CE
++ APGD-T (``apgd``, the default) and the standard AutoAttack (``autoattack``). Beside them: the
+robust accuracy the trial reported after its last epoch (validation split), and the per-epoch
+PGD made stronger (more steps, restarts; ``pgd_correct``) on the test split, to show what would
+close the gap. Targets: APGD within 0.5 points of AutoAttack; the per-epoch number at most 1.5
+points above the final APGD number.
+
+Part ``cost``: the wall time of ``robnas evaluate DIR --trials front`` after the README's default
+search (``robnas search``, here with ``--storage-path`` and ``--name`` only), and its share of the
+search's own wall time. Both are subprocesses timed from outside; rerun on a quiet machine.
+
+    python benchmarks/final_eval.py                            # both parts, ~11-16 min on 2 busy cores
+    python benchmarks/final_eval.py --part accuracy --kinds pgd,trades --epochs 6 --no-record
+    python benchmarks/final_eval.py --part cost --json cost.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import math
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import current_command, load_average, machine_info, record_section  # noqa: E402
+
+from robnas.spaces._defaults import DATASET_DEFAULTS  # noqa: E402
+
+TITLE = "Final evaluation: per-epoch PGD vs. APGD vs. AutoAttack"
+COST_TITLE = "Final evaluation cost: robnas evaluate after the default search"
+DIGITS = DATASET_DEFAULTS["digits"]
+#: kind -> (description, flat trial keys over the digits defaults; None: the search's knee).
+KINDS: dict[str, tuple[str, dict[str, Any] | None]] = {
+    "pgd": ("PGD-7 adversarial training", {"attack": "pgd"}),
+    "fgsm_rs": ("FGSM-RS fast AT", {"attack": "fgsm_rs"}),
+    "trades": ("TRADES, beta 6", {"attack": "trades"}),
+    "sparse90": ("PGD-7 AT, target sparsity 0.9 (gradual, unstructured)",
+                 {"attack": "pgd", "sparsity": 0.9, "sparsity_schedule": "gradual"}),
+    "knee": ("knee of the default search's front", None),
+}
+#: Stronger versions of the per-epoch PGD, tried on the test split: (steps, restarts).
+PROBES = ((10, 5), (20, 1), (20, 5), (50, 5))
+APGD_TARGET = 0.5  # points: APGD - AutoAttack
+PER_EPOCH_TARGET = 1.5  # points: per-epoch (val) - final APGD (test)
+SEARCH_NAME = "default"
+
+
+def robnas_command() -> list[str]:
+    """The ``robnas`` console script of this Python, or ``python -m robnas``."""
+    script = Path(sys.executable).with_name("robnas")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "robnas"]
+
+
+# --------------------------------------------------------------------------- the default search
+
+
+def run_default_search(storage: Path) -> dict[str, Any]:
+    """README's command 1 (``robnas search``), into ``storage/default``; wall time from outside."""
+    command = [*robnas_command(), "search", "--storage-path", str(storage), "--name", SEARCH_NAME]
+    log = storage / "search.log"
+    load_before = load_average()
+    print(f"running {' '.join(command[1:])} (log {log})", file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    with log.open("w", encoding="utf-8") as out:
+        subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, check=True)
+    wall = time.perf_counter() - start
+    return {"dir": str(storage / SEARCH_NAME), "command": "robnas search", "wall_s": wall,
+            "load_before": load_before, "load_after": load_average(),
+            "last_line": log.read_text(encoding="utf-8").strip().splitlines()[-1]}
+
+
+def measure_cost(search: dict[str, Any]) -> dict[str, Any]:
+    """Wall time of ``robnas evaluate DIR --trials front`` (a fresh process, as a user runs it)."""
+    command = [*robnas_command(), "evaluate", search["dir"], "--trials", "front"]
+    load_before = load_average()
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    wall = time.perf_counter() - start
+    lines = done.stdout.strip().splitlines()  # header, one row per trial, "N trials measured, K already in ..."
+    measured = re.match(r"(\d+) trials? measured", lines[-1])
+    return {"wall_s": wall, "trials": len(lines) - 2, "measured": int(measured.group(1)) if measured else None,
+            "images": int(lines[1].split()[-1]), "output": done.stdout, "share": wall / search["wall_s"],
+            "load_before": load_before, "load_after": load_average()}
+
+
+# --------------------------------------------------------------------------- the accuracy gap
+
+
+def train_kind(kind: str, overrides: dict[str, Any], *, epochs: int, seed: int):
+    """``(TrialModel, per-epoch reports)`` of one trial trained by ``TrialRunner`` on digits."""
+    from robnas.analysis._trial_model import TrialModel
+    from robnas.spaces._compose import decode
+    from robnas.trainables._trial import TrialRunner
+
+    config = {"dataset": "digits", "max_epochs": epochs, "seed": seed, **overrides}
+    runner = TrialRunner(decode(config))
+    reports = []
+    for _ in range(epochs):
+        reports.append(runner.run_epoch())
+        r = reports[-1]
+        print(f"  {kind} epoch {r['epoch']}: clean {r['clean_acc']:.4f} robust {r['robust_acc']:.4f} "
+              f"sparsity {r['sparsity']:.3f} ({r['epoch_time_s']:.1f} s)", file=sys.stderr, flush=True)
+    model = TrialModel(kind, runner.model.eval(), config, runner.config, f"epoch {epochs}, in memory",
+                       runner.epoch, runner.masks.state_dict(), [])
+    return model, reports
+
+
+def knee_model(search_dir: str):
+    """``(TrialModel, per-epoch reports)`` of the knee of the search in ``search_dir``."""
+    from robnas.analysis._front import analyze_trials, numeric_columns, objectives_of
+    from robnas.analysis._load import load_experiment
+    from robnas.analysis._trial_model import load_trial_model
+
+    experiment = load_experiment(search_dir)
+    trials = experiment.trials
+    objectives = objectives_of(experiment.objectives, numeric_columns(trials))
+    knee = analyze_trials(trials, objectives, max_epochs=experiment.max_epochs).summary["knee"]["trial_id"]
+    directory = trials.loc[trials["trial_id"].astype(str) == knee, "trial_dir"].iloc[0]
+    results = experiment.results
+    reports = results[results["trial_id"].astype(str) == knee].sort_values("epoch").to_dict("records")
+    return load_trial_model(Path(search_dir) / directory, knee), reports
+
+
+def evaluate_kind(kind: str, trial, reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every figure of one row: per-epoch curve, test-split PGD, APGD, AutoAttack, probes."""
+    from robnas.analysis._evaluate import measure
+    from robnas.trainables._adversarial import pgd_correct
+    from robnas.trainables._data import load_split
+
+    x, y = load_split("digits", "test")
+    row: dict[str, Any] = {
+        "kind": kind, "arch": trial.trial_config.genotype.to_str(), "trial_id": trial.trial_id,
+        "epochs": trial.epoch, "images": len(x),
+        "val_robust_by_epoch": [float(r["robust_acc"]) for r in reports],
+        "val_clean_by_epoch": [float(r["clean_acc"]) for r in reports],
+        "sparsity": float(reports[-1]["sparsity"]), "robust_val": float(reports[-1]["robust_acc"]),
+    }
+    for attack in ("pgd", "apgd", "autoattack"):
+        start = time.perf_counter()
+        measured = measure(trial, x, y, attack=attack)
+        row[f"{attack}_test"], row[f"{attack}_s"] = measured["robust_acc"], time.perf_counter() - start
+        row["clean_test"], row["eps"] = measured["clean_acc"], measured["eps"]
+        print(f"  {kind} {attack}: clean {measured['clean_acc']:.4f} robust {measured['robust_acc']:.4f} "
+              f"({row[f'{attack}_s']:.1f} s)", file=sys.stderr, flush=True)
+    evaluation = trial.trial_config.evaluation
+    row["probes"] = {}
+    for steps, restarts in PROBES:
+        stronger = dataclasses.replace(evaluation, steps=steps, restarts=restarts,
+                                       step_size=2.5 * evaluation.eps / steps)  # the digits rule
+        _, robust = pgd_correct(trial.model, x, y, stronger)
+        row["probes"][f"PGD-{steps} x{restarts}"] = int(robust.sum()) / len(x)
+    return row
+
+
+def points(a: float, b: float) -> float:
+    return round(100 * (a - b), 1)
+
+
+def accuracy_tables(rows: list[dict[str, Any]]) -> tuple[str, str]:
+    """(main table, gap decomposition table), figures in percent and percentage points."""
+    main = ["| kind | clean (test) | per-epoch robust (val) | per-epoch PGD (test) | final APGD (test) "
+            "| full AA (test) | per-epoch - AA | APGD - AA |", "|---|" + "---:|" * 7]
+    probes = list(rows[0]["probes"]) if rows else []
+    gaps = ["| kind | per-epoch (val) - APGD (test), target <= +1.5 | split: PGD val - PGD test "
+            "| attack: PGD test - APGD test | " + " | ".join(f"{p} (test) - APGD" for p in probes) + " |",
+            "|---|" + "---:|" * (3 + len(probes))]
+    for r in rows:
+        flag_aa = "" if points(r["apgd_test"], r["autoattack_test"]) <= APGD_TARGET else " (missed)"
+        main.append(f"| {r['kind']} | {100 * r['clean_test']:.1f} | {100 * r['robust_val']:.1f} | "
+                    f"{100 * r['pgd_test']:.1f} | {100 * r['apgd_test']:.1f} | {100 * r['autoattack_test']:.1f} | "
+                    f"{points(r['robust_val'], r['autoattack_test']):+.1f} | "
+                    f"{points(r['apgd_test'], r['autoattack_test']):+.1f}{flag_aa} |")
+        gap = points(r["robust_val"], r["apgd_test"])
+        gaps.append(f"| {r['kind']} | {gap:+.1f}{'' if gap <= PER_EPOCH_TARGET else ' (missed)'} | "
+                    f"{points(r['robust_val'], r['pgd_test']):+.1f} | {points(r['pgd_test'], r['apgd_test']):+.1f} | "
+                    + " | ".join(f"{points(v, r['apgd_test']):+.1f}" for v in r["probes"].values()) + " |")
+    return "\n".join(main), "\n".join(gaps)
+
+
+def verdict(rows: list[dict[str, Any]]) -> str:
+    """One line: which targets hold on which kinds."""
+    def which(test) -> str:
+        missed = [r["kind"] for r in rows if not test(r)]
+        return "held on every kind" if not missed else f"MISSED on {', '.join(missed)}"
+    return (f"Targets: APGD within {APGD_TARGET} points of AutoAttack: "
+            f"{which(lambda r: points(r['apgd_test'], r['autoattack_test']) <= APGD_TARGET)}; "
+            f"per-epoch (val) at most {PER_EPOCH_TARGET} points above the final APGD (test): "
+            f"{which(lambda r: points(r['robust_val'], r['apgd_test']) <= PER_EPOCH_TARGET)}; "
+            f"the same on the test split alone (per-epoch PGD vs. APGD): "
+            f"{which(lambda r: points(r['pgd_test'], r['apgd_test']) <= PER_EPOCH_TARGET)}.")
+
+
+def split_note(rows: list[dict[str, Any]]) -> str:
+    """How much of the split column sampling alone explains: the standard error of the
+    difference of two independent accuracies on ``n`` images each, at the mean test PGD accuracy."""
+    if not rows:
+        return ""
+    p, n = statistics.mean(r["pgd_test"] for r in rows), rows[0]["images"]
+    se = 100 * math.sqrt(2 * p * (1 - p) / n)
+    return (f"Val and test are different {n}-image samples: near {100 * p:.0f} % robust accuracy the "
+            f"difference of two such accuracies has a standard error of {se:.1f} points, so the split "
+            f"column is mostly sampling noise and a {PER_EPOCH_TARGET}-point target across the splits cannot "
+            "hold reliably on digits whatever the attack; the attack column (same images) is what a "
+            "stronger per-epoch attack can close.")
+
+
+def accuracy_body(rows: list[dict[str, Any]], args: argparse.Namespace, loads: list) -> str:
+    main, gaps = accuracy_tables(rows)
+    eps = DIGITS["eval_eps"]
+    curves = [f"- {r['kind']} ({KINDS[r['kind']][0]}; `{r['arch']}`, {r['epochs']} epochs, sparsity "
+              f"{r['sparsity']:.2f}): " + ", ".join(f"{100 * v:.1f}" for v in r["val_robust_by_epoch"])
+              + f"; APGD {r['apgd_s']:.0f} s, AutoAttack {r['autoattack_s']:.0f} s" for r in rows]
+    load_text = "; ".join(f"{when}: {' / '.join(f'{v:.2f}' for v in value)}" for when, value in loads if value)
+    return "\n".join([
+        f"Digits defaults: eps {eps:g}/255 ({eps / 255:.2f}), width {DIGITS['width']}, "
+        f"{DIGITS['cells_per_stage']} cell per stage, batch {DIGITS['batch_size']}, PGD-{DIGITS['attack_steps']} "
+        f"training, per-epoch PGD-{DIGITS['eval_steps']} (step {DIGITS['eval_step_size']:g}/255, one random "
+        f"start, worst case over its iterates) on all {rows[0]['images'] if rows else 270} validation images. "
+        f"Trials trained through `TrialRunner`, {args.epochs} epochs, seed {args.seed}, one torch thread; "
+        "the knee is the default search's (`robnas search`, 4 epochs). Test split: the same "
+        f"{rows[0]['images'] if rows else 270} images for every attack, measured by "
+        "`robnas.analysis._evaluate.measure` (what `robnas evaluate` runs): `pgd` = the per-epoch attack, "
+        "APGD = APGD-CE + APGD-T (default), AA = standard AutoAttack (+ FAB-T, Square). Accuracies in %, "
+        "gaps in percentage points (one test image = 0.37 points).",
+        "",
+        main,
+        "",
+        "Where the per-epoch gap comes from (split + attack = total); the last columns make the "
+        "per-epoch PGD stronger (steps x restarts, step 2.5 eps / steps) on the test images:",
+        "",
+        gaps,
+        "",
+        split_note(rows),
+        "",
+        "Per-epoch robust accuracy (val, %) as the trial reported it, epoch by epoch:",
+        "",
+        *curves,
+        "",
+        verdict(rows),
+        "",
+        f"Load average (1 / 5 / 15 min): {load_text}.",
+    ])
+
+
+def cost_body(search: dict[str, Any], cost: dict[str, Any]) -> str:
+    def load(value) -> str:
+        return " / ".join(f"{v:.2f}" for v in value) if value else "unknown"
+    per_trial = cost["wall_s"] / max(cost["measured"] or cost["trials"], 1)
+    return "\n".join([
+        "| step | wall time | load before | load after |",
+        "|---|---:|---|---|",
+        f"| `robnas search` (README command 1: 12 trials, <= 4 epochs, MO-ASHA, MO-TPE, screening) | "
+        f"{search['wall_s']:.0f} s | {load(search['load_before'])} | {load(search['load_after'])} |",
+        f"| `robnas evaluate DIR --trials front` ({cost['measured']} trials, {cost['images']} test images, "
+        f"APGD-CE + APGD-T) | {cost['wall_s']:.0f} s ({per_trial:.0f} s per trial) | "
+        f"{load(cost['load_before'])} | {load(cost['load_after'])} |",
+        "",
+        f"The final evaluation took {100 * cost['share']:.0f} % of the search's own wall time "
+        f"(search: `{search['last_line']}`). Both are whole processes timed from outside (Python and "
+        "torch start-up included; Ray's start-up in the search). The machine's 2 cores were shared with "
+        "other work at the loads shown: rerun `--part cost` on a quiet machine before quoting the times.",
+    ])
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--part", choices=("accuracy", "cost", "all"), default="all")
+    parser.add_argument("--epochs", type=int, default=int(DIGITS["max_epochs"]),
+                        help="epochs of the TrialRunner kinds (default: the digits default, as a search trains)")
+    parser.add_argument("--kinds", default=",".join(KINDS), help=f"subset of {','.join(KINDS)}")
+    parser.add_argument("--seed", type=int, default=0, help="training seed of the TrialRunner kinds")
+    parser.add_argument("--storage", type=Path,
+                        help="where the default search goes (kept); default: a temporary directory")
+    parser.add_argument("--json", type=Path, help="also write the raw figures to this file")
+    parser.add_argument("--no-record", action="store_true", help="do not write benchmarks/RESULTS.md")
+    args = parser.parse_args(argv)
+    if args.epochs < 1 or args.seed < 0:
+        parser.error(f"--epochs must be >= 1 and --seed >= 0, got {args.epochs} and {args.seed}")
+    args.kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    unknown = [k for k in args.kinds if k not in KINDS]
+    if unknown or not args.kinds:
+        parser.error(f"unknown --kinds {unknown or args.kinds}; allowed: {', '.join(KINDS)}")
+    if args.storage is not None and (args.storage / SEARCH_NAME).exists():
+        parser.error(f"{args.storage / SEARCH_NAME} exists; give an empty --storage")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    accuracy, cost = args.part in ("accuracy", "all"), args.part in ("cost", "all")
+    out: dict[str, Any] = {"machine": machine_info(), "command": current_command()}
+    with contextlib.ExitStack() as stack:
+        storage = args.storage or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="robnas-final-")))
+        storage.mkdir(parents=True, exist_ok=True)
+        search = None
+        if cost or "knee" in args.kinds:
+            search = out["search"] = run_default_search(storage)
+            print(f"search: {search['wall_s']:.0f} s; {search['last_line']}", flush=True)
+        if cost:  # before the accuracy part, which reads the knee's checkpoint without writing final.csv
+            out["cost"] = measure_cost(search)
+            text = cost_body(search, out["cost"])
+            print("\n" + text, flush=True)
+            if not args.no_record:
+                print(f"recorded in {record_section(COST_TITLE, text, command=current_command())}")
+        if accuracy:
+            import torch
+
+            torch.set_num_threads(1)  # as a search's trial and `robnas evaluate` run
+            loads, rows = [("start", load_average())], []
+            for kind in args.kinds:
+                overrides = KINDS[kind][1]
+                start = time.perf_counter()
+                trial, reports = (knee_model(search["dir"]) if overrides is None
+                                  else train_kind(kind, overrides, epochs=args.epochs, seed=args.seed))
+                rows.append({**evaluate_kind(kind, trial, reports), "seconds": time.perf_counter() - start})
+                loads.append((f"after {kind}", load_average()))
+                print(accuracy_tables(rows[-1:])[0].splitlines()[-1], flush=True)
+            out["accuracy"] = rows
+            text = accuracy_body(rows, args, loads)
+            print("\n" + text, flush=True)
+            if not args.no_record:
+                print(f"recorded in {record_section(TITLE, text, command=current_command())}")
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2, default=str) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
