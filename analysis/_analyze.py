@@ -3,15 +3,18 @@
 Files per search: ``trials.csv``, ``pareto.csv``, ``hypervolume.csv``, ``summary.json``,
 ``scatter_matrix.png``, ``hypervolume.png``, ``learning_curves.png`` and ``report.html``; where
 ``robnas evaluate`` wrote ``final.csv``, also ``final_vs_selection.csv`` (selection and final
-numbers side by side, their gap, and the front and knee on the final numbers). With
-several searches, overlays go to a comparison directory (``fronts.png``, ``hypervolume.png``,
-``summary.json``, ``report.html``). Every file is written atomically, after all of a
-directory's content has been computed.
+numbers side by side, their gap, and the front and knee on the final numbers). They go to
+``DIR/analysis`` or, for one search, to the ``out`` directory the caller chose. With several
+searches, each still gets its own ``DIR/analysis`` and the overlays go to ``out``, which must
+be given (``fronts.png``, ``hypervolume.png``, ``summary.json``, ``report.html``). ``out`` is
+never inside a search directory (other than the one search's own ``analysis``). Every file is
+written atomically, after all of a directory's content has been computed.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,14 +35,13 @@ from robnas.analysis._front import (
 )
 from robnas.analysis._final import ANALYSIS_DIR, read_final
 from robnas.analysis._final_front import FinalComparison, compare_final
-from robnas.analysis._load import CONFIG_PREFIX, Experiment, load_experiment
+from robnas.analysis._load import CONFIG_PREFIX, SETTINGS_FILE, Experiment, load_experiment
 from robnas.analysis._report import render_report, summary_facts
 from robnas.spaces._genotype import EDGE_KEYS
 from robnas.spaces._objectives import Objective
 from robnas.spaces._runtime import RUNTIME_KEYS
 from robnas.trainables._layout import atomic_write_bytes, atomic_write_json, atomic_write_text
 
-COMPARE_DIR = "compare"
 _FLAGS = ["trial_id", "status", "epoch", "complete", "stopped_early", "diverged", "eligible", "excluded",
           "pareto", "rank", "knee", "error", "arch"]
 #: Config columns the report's front table leaves out (``arch`` shows the cell).
@@ -67,9 +69,10 @@ def analyze(
     objectives: str | Sequence[str] | None = None,
     reference_point: str | Sequence[float] | None = None,
     all_fidelities: bool = False,
+    out: str | os.PathLike | None = None,
     compare_dir: str | os.PathLike | None = None,
 ) -> list[SearchAnalysis]:
-    """Analyse each search in ``paths`` and write its ``analysis/`` directory.
+    """Analyse each search in ``paths`` and write its ``analysis/`` directory (or ``out``).
 
     Args:
         objectives: names (``"clean_acc,robust_acc"``; ``name:max``/``name:min`` for other
@@ -77,7 +80,10 @@ def analyze(
         reference_point: one value per objective; default: :func:`default_reference_point`
             over the eligible trials of all the searches, so that their hypervolumes compare.
         all_fidelities: build fronts from every trial's last result, not only full-length trials.
-        compare_dir: where overlays of several searches go (default: :func:`comparison_dir`).
+        out: one search: the directory its files go to (default: ``DIR/analysis``); several
+            searches: the directory of their comparison (required). Never inside a search
+            directory, except the one search's own ``DIR/analysis``; never an existing file.
+        compare_dir: deprecated name of ``out``.
 
     Everything is read and checked before anything is written. Raises ValueError on bad input.
     Damaged result rows are left out, each with a warning (see :func:`load_experiment`).
@@ -85,6 +91,13 @@ def analyze(
     paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     if not paths:
         raise ValueError("give at least one search directory")
+    if compare_dir is not None:
+        warnings.warn("analyze(compare_dir=...) is deprecated; use out=...", DeprecationWarning, stacklevel=2)
+        if out is not None and Path(out) != Path(compare_dir):
+            raise ValueError("give out or its deprecated name compare_dir, not both")
+        out = compare_dir
+    if len(paths) > 1 and out is None:
+        raise ValueError(f"comparing {len(paths)} searches needs --out PATH (a directory outside the searches)")
     experiments = _load(paths, objectives)
     chosen = _objectives(experiments, objectives)
     if reference_point is None:
@@ -104,16 +117,20 @@ def analyze(
         final = compare_final(result, read_final(experiment.path), max_epochs=experiment.max_epochs,
                               reference_point=result.reference_point, all_fidelities=all_fidelities)
         result.summary["final"] = final.summary if final is not None else None
-        analyses.append(SearchAnalysis(experiment, result, experiment.path / ANALYSIS_DIR, final))
-    out_dirs = [a.out_dir for a in analyses]
+        own = experiment.path / ANALYSIS_DIR
+        target = Path(out).expanduser() if out is not None and len(paths) == 1 else own
+        analyses.append(SearchAnalysis(experiment, result, target, final))
+    for analysis in analyses:
+        check_out_dir(analysis.out_dir)
     if len(analyses) > 1:
-        out_dirs.append(comparison_dir(paths, compare_dir))
-    for out in out_dirs:
-        check_out_dir(out)
+        check_out_dir(Path(out).expanduser())
+        check_outside_searches(Path(out).expanduser())
+    elif out is not None:
+        check_outside_searches(analyses[0].out_dir, own=analyses[0].experiment.path / ANALYSIS_DIR)
     for analysis in analyses:
         write_search(analysis)
     if len(analyses) > 1:
-        write_comparison(analyses, out_dirs[-1])
+        write_comparison(analyses, Path(out).expanduser())
     return analyses
 
 
@@ -138,9 +155,19 @@ def check_out_dir(path: Path) -> None:
             raise ValueError(f"cannot write {path}: {part} {what}")
 
 
-def comparison_dir(paths: Sequence[str | os.PathLike], compare_dir: str | os.PathLike | None = None) -> Path:
-    """Where the overlays of several searches go: ``compare_dir`` or ``FIRST/analysis/compare``."""
-    return Path(compare_dir) if compare_dir is not None else Path(paths[0]) / ANALYSIS_DIR / COMPARE_DIR
+def check_outside_searches(path: Path, *, own: Path | None = None) -> None:
+    """ValueError if ``path`` is a search directory (one holding ``robnas.json``) or inside one;
+    ``own`` (a search's ``analysis`` directory) is the one such path allowed."""
+    try:
+        resolved = path.resolve()
+        if own is not None and resolved == own.resolve():
+            return
+    except (OSError, RuntimeError):  # a symlink loop (Python < 3.13 raises, later ones resolve what they can)
+        raise ValueError(f"cannot write {path}: it is a symlink loop") from None
+    for part in (resolved, *resolved.parents):
+        if (part / SETTINGS_FILE).is_file():
+            raise ValueError(f"refusing to write into {path}: it is inside the search directory {part}; "
+                             "choose a directory outside every search")
 
 
 def _finite_or_none(value: Any) -> float | None:

@@ -522,21 +522,57 @@ def test_several_searches_are_compared_with_one_reference_point(tmp_path):
     first = write_search(tmp_path / "one", standard_trials())
     second = write_search(tmp_path / "two", [trial("x", [(0.2, 0.2, 0.1)] * 3),
                                              trial("y", [(0.1, 0.3, 0.3)] * 3)])
-    analyses = analyze([first, second], objectives="clean_acc,params")
+    compare = tmp_path / "cmp"
+    analyses = analyze([first, second], objectives="clean_acc,params", out=compare)
     assert analyses[0].summary["reference_point"] == analyses[1].summary["reference_point"] == [0.0, 3030.0]
-    compare = first / "analysis" / "compare"
     names = ["fronts.png", "hypervolume.png", "report.html", "summary.json"]
     assert sorted(p.name for p in compare.iterdir()) == names
     summary = json.loads((compare / "summary.json").read_text())
     assert [s["label"] for s in summary["searches"]] == ["one", "two"]
-    assert (second / "analysis" / "summary.json").is_file()
-    write_comparison(analyses, tmp_path / "cmp")  # what --compare-dir does
-    assert (tmp_path / "cmp" / "report.html").is_file()
+    for search in (first, second):  # each search keeps its own analysis, and nothing else
+        assert sorted(p.name for p in (search / "analysis").iterdir()) == sorted(FILES)
+    write_comparison(analyses, tmp_path / "again")
+    assert (tmp_path / "again" / "report.html").is_file()
+
+
+def test_comparing_needs_an_out_directory_outside_every_search(tmp_path, capsys):
+    first = write_search(tmp_path / "one", standard_trials())
+    second = write_search(tmp_path / "two", standard_trials())
+    with pytest.raises(ValueError, match="comparing 2 searches needs --out PATH"):
+        analyze([first, second])
+    for inside in (first / "analysis", first / "analysis" / "compare", second, second / "trial_a" / "x"):
+        with pytest.raises(ValueError, match="inside the search directory"):
+            analyze([first, second], out=inside)
+    assert not (first / "analysis").exists() and not (second / "analysis").exists()
+    assert main(["analyze", str(first), str(second)]) == 2
+    assert capsys.readouterr().err == "robnas: error: comparing 2 searches needs --out PATH (a directory outside the searches)\n"
+    # The old name still works, with a warning once the comparison is written.
+    assert main(["analyze", str(first), str(second), "--compare-dir", str(tmp_path / "cmp")]) == 0
+    out, err = capsys.readouterr()
+    assert err == "robnas: warning: --compare-dir is deprecated; use --out\n"
+    assert f"comparison: {tmp_path / 'cmp'}" in out and (tmp_path / "cmp" / "report.html").is_file()
+
+
+def test_one_search_writes_to_out_instead_of_its_analysis(tmp_path, capsys):
+    search = write_search(tmp_path / "s", standard_trials())
+    other = write_search(tmp_path / "other", standard_trials())
+    out = tmp_path / "elsewhere" / "a"
+    assert main(["analyze", str(search), "--out", str(out)]) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == sorted(FILES) and not (search / "analysis").exists()
+    [analysis] = analyze([search], out=search / "analysis")  # its own analysis: the default, allowed
+    assert analysis.out_dir == search / "analysis"
+    for bad in (search / "analysis" / "sub", search, other / "analysis"):
+        with pytest.raises(ValueError, match="inside the search directory"):
+            analyze([search], out=bad)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="is not a directory"):
+        analyze([search], out=tmp_path / "file")
 
 
 def test_nothing_is_written_when_an_input_is_bad(search, tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
-        analyze([search, tmp_path / "missing"])
+        analyze([search, tmp_path / "missing"], out=tmp_path / "cmp")
     with pytest.raises(ValueError, match="unknown objective"):
         analyze([search], objectives="clean_acc,foo")
     with pytest.raises(ValueError, match="reference point must have 2 finite numbers"):
