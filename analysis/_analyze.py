@@ -108,11 +108,12 @@ def analyze(
     for experiment in experiments:
         result = analyze_trials(experiment.trials, chosen, max_epochs=experiment.max_epochs,
                                 reference_point=reference, all_fidelities=all_fidelities)
-        times = experiment.trials["wall_time_s"].astype(float)
         result.summary.update(
             experiment=str(experiment.path.resolve()),
             start_time=_finite_or_none(experiment.start_time),
-            wall_time_s=_finite_or_none(times.max()) if times.notna().any() else 0.0,
+            wall_time_s=_last_time(experiment.trials, "wall_time_s"),
+            search_time_s=_last_time(experiment.trials, "search_time_s"),
+            idle_gaps=[[b, e] for b, e in experiment.idle_gaps],
         )
         final = compare_final(result, read_final(experiment.path), max_epochs=experiment.max_epochs,
                               reference_point=result.reference_point, all_fidelities=all_fidelities)
@@ -168,6 +169,12 @@ def check_outside_searches(path: Path, *, own: Path | None = None) -> None:
         if (part / SETTINGS_FILE).is_file():
             raise ValueError(f"refusing to write into {path}: it is inside the search directory {part}; "
                              "choose a directory outside every search")
+
+
+def _last_time(trials: pd.DataFrame, column: str) -> float | None:
+    """The largest of ``trials[column]`` (s; 0.0 without trials, None if unknown)."""
+    times = trials[column].astype(float) if column in trials else pd.Series(dtype=float)
+    return _finite_or_none(times.max()) if times.notna().any() else 0.0
 
 
 def _finite_or_none(value: Any) -> float | None:
@@ -277,14 +284,16 @@ def write_comparison(analyses: Sequence[SearchAnalysis], out: str | os.PathLike)
     labels = _labels(analyses)
     fronts = _plots.scatter_matrix(list(zip(labels, (a.result for a in analyses))))
     curves = _plots.hypervolume_curves(list(zip(labels, (a.result.curve for a in analyses))))
-    keys = ("experiment", "n_trials", "n_complete", "n_pareto", "hypervolume", "wall_time_s", "knee")
+    keys = ("experiment", "n_trials", "n_complete", "n_pareto", "hypervolume", "search_time_s", "wall_time_s",
+            "knee")
     searches = [{"label": label, **{k: a.summary.get(k) for k in keys}} for label, a in zip(labels, analyses)]
     first = analyses[0].summary
     summary = {"objectives": first["objectives"], "directions": first["directions"],
                "reference_point": first["reference_point"], "searches": searches}
     table = pd.DataFrame([
         {"search": s["label"], "trials": s["n_trials"], "complete": s["n_complete"], "front": s["n_pareto"],
-         "hypervolume": s["hypervolume"], "wall time (s)": s["wall_time_s"],
+         "hypervolume": s["hypervolume"], "search time (s)": s["search_time_s"],
+         "wall time (s)": s["wall_time_s"],
          "knee trial": (s["knee"] or {}).get("trial_id", "")}
         for s in searches
     ])

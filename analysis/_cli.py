@@ -24,8 +24,9 @@ failed, diverged and NaN trials never enter it. --out PATH writes those files to
 of DIR/analysis (robnas evaluate's final.csv is still read from DIR/analysis). With several
 DIRs, every search uses the same objectives and reference point, each still gets its own
 DIR/analysis/, and the overlays of their fronts and hypervolume curves go to --out PATH, which
-is then required. PATH is never inside a search directory (other than DIR/analysis itself). Wall times count from the search's first start
-(the pause of a resumed search included). A damaged row of a trial's result.json (not a JSON
+is then required. PATH is never inside a search directory (other than DIR/analysis itself). Times (hypervolume.png, search_time_s) are search time: seconds since
+the search's first start less every stretch of more than 60 s in which no trial trained an epoch,
+started or finished (the pause before a resume or an extension); wall_time_s keeps the pause. A damaged row of a trial's result.json (not a JSON
 object, no positive integer epoch, an objective that is not a number) is left out, as if never
 reported, with one warning line on stderr."""
 

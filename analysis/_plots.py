@@ -16,6 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from robnas.analysis._activity import IDLE_GAP_S
 from robnas.analysis._front import FrontResult, objective_values
 from robnas.spaces._objectives import Objective
 
@@ -108,24 +109,40 @@ def _legend_items(ax):
 
 def hypervolume_curves(curves: Sequence[tuple[str, pd.DataFrame]]) -> bytes:
     """Hypervolume of the front after each finished trial, against the number of trials
-    finished (left) and the wall time since the search started (right); one line per search."""
+    finished (left) and the search time (right: since the search started, its idle gaps left
+    out, see ``robnas.analysis._activity``); one line per search."""
     figure = Figure(figsize=(10, 4))
     figure.subplots_adjust(left=0.08, bottom=0.13, right=0.98, top=0.96, wspace=0.25)
     left, right = figure.subplots(1, 2)
+    times = [_search_times(curve) for _, curve in curves]
+    longest = max((t[np.isfinite(t)].max(initial=0.0) for t in times), default=0.0)
+    scale, unit = _time_unit(longest)
     for k, (label, curve) in enumerate(curves):
         colour = _COLOURS[k % len(_COLOURS)]
         hv = np.concatenate([[0.0], curve["hypervolume"].to_numpy(float)])
         left.step(np.arange(len(hv)), hv, where="post", color=colour, label=label)
-        times = np.concatenate([[0.0], curve["wall_time_s"].to_numpy(float)])
-        known = np.isfinite(times)
-        right.step(times[known], hv[known], where="post", color=colour, label=label)
+        x = np.concatenate([[0.0], times[k]]) / scale
+        known = np.isfinite(x)
+        right.step(x[known], hv[known], where="post", color=colour, label=label)
     left.set_xlabel("trials finished")
-    right.set_xlabel("wall time since the search started (s)")
+    right.set_xlabel(f"search time ({unit}; idle gaps over {IDLE_GAP_S:.0f} s left out)")
     for ax in (left, right):
         ax.set_ylabel("hypervolume of the front")
         ax.grid(alpha=0.3)
     left.legend(fontsize="small", loc="lower right")
     return _png(figure)
+
+
+def _search_times(curve: pd.DataFrame) -> np.ndarray:
+    """The curve's ``search_time_s`` (``wall_time_s`` in a curve from before it existed)."""
+    return curve["search_time_s" if "search_time_s" in curve else "wall_time_s"].to_numpy(float)
+
+
+def _time_unit(seconds: float) -> tuple[float, str]:
+    """(divisor, unit) that shows ``seconds`` as s, min or h."""
+    if seconds >= 3 * 3600:
+        return 3600.0, "h"
+    return (60.0, "min") if seconds >= 300 else (1.0, "s")
 
 
 def learning_curves(results: pd.DataFrame, front_ids: Sequence[str], objectives: Sequence[Objective]) -> bytes:

@@ -97,6 +97,11 @@ def summary_facts(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("hypervolume", f"{summary['hypervolume']:.6g} (reference point {reference})"),
         ("knee", f"{knee['trial_id']} {knee['arch']}" if knee else "none"),
     ]
+    if summary.get("search_time_s") is not None:
+        gaps = summary.get("idle_gaps", [])
+        items.append(("search time", f"{summary['search_time_s']:.0f} s to the last finished trial "
+                                     f"(wall time {summary.get('wall_time_s') or 0:.0f} s less {len(gaps)} idle "
+                                     f"gap{'' if len(gaps) == 1 else 's'} without a trial at work)"))
     items += _final_facts(summary.get("final"))
     for name, best in summary.get("best", {}).items():
         items.append((f"best {name}", f"{best['trial_id']}: {best['value']:.4g}" if best else "none"))

@@ -467,6 +467,46 @@ def test_hypervolume_curve_follows_completion_order(search):
     assert curve["hypervolume"].is_monotonic_increasing and list(curve["n_finished"]) == list(range(1, 8))
 
 
+def test_search_time_leaves_out_the_idle_gap_before_a_resume(tmp_path):
+    """Two batches of trials 10,000 s apart (the search was stopped, then resumed): the gap
+    counts in wall time, not in search time; a 600-s epoch and a 50-s pause between trials do."""
+    trials = [
+        trial("a", [(0.5, 0.1, 0.0)] * 3, start=0),         # at work 0 - 30.25
+        trial("b", [(0.1, 0.5, 0.0)] * 3, start=5),         # 5 - 35.25
+        trial("c", [(0.6, 0.6, 0.0)] * 3, start=10_000),    # resumed: 10,000 - 10,030.25
+        trial("d", [(0.7, 0.2, 0.0)] * 1, start=10_080.25, epoch_s=600),  # 50 s after c: counted
+    ]
+    path = write_search(tmp_path / "s", trials)
+    experiment = load_experiment(path)
+    assert experiment.idle_gaps == ((START + 35.25, START + 10_000),)
+    by_id = experiment.trials.set_index("trial_id")
+    gap = 10_000 - 35.25
+    assert by_id["wall_time_s"].to_dict() == pytest.approx({"a": 30.25, "b": 35.25, "c": 10_030.25,
+                                                            "d": 10_680.5})
+    assert by_id["search_time_s"].to_dict() == pytest.approx({"a": 30.25, "b": 35.25, "c": 10_030.25 - gap,
+                                                              "d": 10_680.5 - gap})
+    [analysis] = analyze([path], objectives="clean_acc,robust_acc")
+    curve = analysis.result.curve.set_index("trial_id")
+    assert curve["search_time_s"].to_dict() == pytest.approx(by_id["search_time_s"].to_dict())
+    assert analysis.summary["search_time_s"] == pytest.approx(10_680.5 - gap)
+    assert analysis.summary["wall_time_s"] == pytest.approx(10_680.5)
+    assert analysis.summary["idle_gaps"] == [[START + 35.25, START + 10_000]]
+    csv = pd.read_csv(path / "analysis" / "hypervolume.csv", dtype={"trial_id": str}).set_index("trial_id")
+    assert csv.loc["d", "search_time_s"] == pytest.approx(10_680.5 - gap)
+
+
+def test_idle_gaps_and_active_seconds():
+    from robnas.analysis._activity import active_seconds, idle_gaps
+
+    spans = [(0, 10), (5, 8), (100, 100), (130, 400), (1000, 1010), (float("nan"), 5)]
+    gaps = idle_gaps(spans, idle_gap_s=60)
+    assert gaps.tolist() == [[10, 100], [400, 1000]]  # 30 s from 100 to 130 is no gap
+    assert active_seconds([5, 50, 120, 700, 1010, float("nan")], 0.0, gaps)[:5].tolist() == [
+        5, 10, 30, 310, 1010 - 90 - 600]
+    assert np.isnan(active_seconds([float("nan")], 0.0, gaps)[0])
+    assert idle_gaps([(0, 0)]).shape == (0, 2)
+
+
 def _brute_front(values, maximize):
     loss = np.where(maximize, -values, values)
     dominated = [any(np.all(loss[j] <= loss[i]) and np.any(loss[j] < loss[i]) for j in range(len(loss)))
