@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +35,10 @@ from robnas.analysis._front import (
 )
 from robnas.analysis._final import ANALYSIS_DIR, read_final
 from robnas.analysis._final_front import FinalComparison, compare_final
-from robnas.analysis._load import CONFIG_PREFIX, SETTINGS_FILE, Experiment, load_experiment
+from robnas.analysis._load import CONFIG_PREFIX, Experiment, load_experiment
+from robnas.analysis._paths import check_out_dir, check_outside_searches
 from robnas.analysis._report import render_report, summary_facts
+from robnas.analysis._study_export import StudyExport, prepare_study, write_study
 from robnas.spaces._genotype import EDGE_KEYS
 from robnas.spaces._objectives import Objective
 from robnas.spaces._runtime import RUNTIME_KEYS
@@ -50,13 +52,15 @@ _HIDDEN_CONFIG = {CONFIG_PREFIX + k for k in ("arch", *EDGE_KEYS, *RUNTIME_KEYS)
 
 @dataclass(frozen=True, eq=False)
 class SearchAnalysis:
-    """One analysed search: what was read, its front, the directory its files go to, and its
-    final numbers beside the selection numbers (None before ``robnas evaluate``)."""
+    """One analysed search: what was read, its front, the directory its files go to, its
+    final numbers beside the selection numbers (None before ``robnas evaluate``) and what was
+    written to an Optuna study (None unless asked)."""
 
     experiment: Experiment
     result: FrontResult
     out_dir: Path
     final: FinalComparison | None = None
+    study: StudyExport | None = None
 
     @property
     def summary(self) -> dict[str, Any]:
@@ -71,6 +75,8 @@ def analyze(
     all_fidelities: bool = False,
     out: str | os.PathLike | None = None,
     compare_dir: str | os.PathLike | None = None,
+    optuna_storage: Any = None,
+    study_name: str | None = None,
 ) -> list[SearchAnalysis]:
     """Analyse each search in ``paths`` and write its ``analysis/`` directory (or ``out``).
 
@@ -84,6 +90,9 @@ def analyze(
             searches: the directory of their comparison (required). Never inside a search
             directory, except the one search's own ``DIR/analysis``; never an existing file.
         compare_dir: deprecated name of ``out``.
+        optuna_storage: an RDB URL (``sqlite:///runs.db``) or Optuna storage to write the one
+            search's finished trials to, as the study ``study_name`` (default: the search's
+            name); see :mod:`robnas.analysis._study_export`.
 
     Everything is read and checked before anything is written. Raises ValueError on bad input.
     Damaged result rows are left out, each with a warning (see :func:`load_experiment`).
@@ -98,6 +107,10 @@ def analyze(
         out = compare_dir
     if len(paths) > 1 and out is None:
         raise ValueError(f"comparing {len(paths)} searches needs --out PATH (a directory outside the searches)")
+    if optuna_storage is None and study_name is not None:
+        raise ValueError("--study-name needs --optuna-storage")
+    if optuna_storage is not None and len(paths) > 1:
+        raise ValueError(f"--optuna-storage writes one search to a study, got {len(paths)}; give one DIR")
     experiments = _load(paths, objectives)
     chosen = _objectives(experiments, objectives)
     if reference_point is None:
@@ -128,10 +141,15 @@ def analyze(
         check_outside_searches(Path(out).expanduser())
     elif out is not None:
         check_outside_searches(analyses[0].out_dir, own=analyses[0].experiment.path / ANALYSIS_DIR)
+    plan = None
+    if optuna_storage is not None:
+        plan = prepare_study(optuna_storage, analyses[0].experiment, analyses[0].result, study_name=study_name)
     for analysis in analyses:
         write_search(analysis)
     if len(analyses) > 1:
         write_comparison(analyses, Path(out).expanduser())
+    if plan is not None:
+        analyses[0] = replace(analyses[0], study=write_study(plan, analyses[0].experiment, chosen))
     return analyses
 
 
@@ -143,32 +161,6 @@ def _load(
     first = load_experiment(paths[0], objectives=objectives)
     chosen = objectives if objectives is not None else first.objectives
     return [first, *(load_experiment(p, objectives=chosen) for p in paths[1:])]
-
-
-def check_out_dir(path: Path) -> None:
-    """ValueError if ``path`` cannot be a directory: it, or the first of its parents that
-    exists, is not a directory (a file, a broken symlink, a symlink loop)."""
-    for part in (path, *path.parents):
-        if part.is_dir():
-            return
-        if part.exists() or part.is_symlink():
-            what = "is not a directory" if part.exists() else "is a broken symlink or a symlink loop"
-            raise ValueError(f"cannot write {path}: {part} {what}")
-
-
-def check_outside_searches(path: Path, *, own: Path | None = None) -> None:
-    """ValueError if ``path`` is a search directory (one holding ``robnas.json``) or inside one;
-    ``own`` (a search's ``analysis`` directory) is the one such path allowed."""
-    try:
-        resolved = path.resolve()
-        if own is not None and resolved == own.resolve():
-            return
-    except (OSError, RuntimeError):  # a symlink loop (Python < 3.13 raises, later ones resolve what they can)
-        raise ValueError(f"cannot write {path}: it is a symlink loop") from None
-    for part in (resolved, *resolved.parents):
-        if (part / SETTINGS_FILE).is_file():
-            raise ValueError(f"refusing to write into {path}: it is inside the search directory {part}; "
-                             "choose a directory outside every search")
 
 
 def _last_time(trials: pd.DataFrame, column: str) -> float | None:

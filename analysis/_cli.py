@@ -24,7 +24,13 @@ failed, diverged and NaN trials never enter it. --out PATH writes those files to
 of DIR/analysis (robnas evaluate's final.csv is still read from DIR/analysis). With several
 DIRs, every search uses the same objectives and reference point, each still gets its own
 DIR/analysis/, and the overlays of their fronts and hypervolume curves go to --out PATH, which
-is then required. PATH is never inside a search directory (other than DIR/analysis itself). Times (hypervolume.png, search_time_s) are search time: seconds since
+is then required. PATH is never inside a search directory (other than DIR/analysis itself).
+--optuna-storage URL also writes the finished trials of one DIR to an Optuna study (default
+name: the search's name; objectives and directions as analysed): one Optuna trial per trial,
+params = its searched config, values = its objectives at its last epoch, intermediate values =
+the first objective per epoch, user attributes trial_id, arch and epochs (every objective per
+epoch); COMPLETE (max_epochs epochs), PRUNED (stopped early by a scheduler) or FAIL (failed or
+diverged). Running it again adds only the trials not in the study yet (by trial_id). Times (hypervolume.png, search_time_s) are search time: seconds since
 the search's first start less every stretch of more than 60 s in which no trial trained an epoch,
 started or finished (the pause before a resume or an extension); wall_time_s keeps the pause. A damaged row of a trial's result.json (not a JSON
 object, no positive integer epoch, an objective that is not a number) is left out, as if never
@@ -49,6 +55,11 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
                               "with several DIRs the comparison (required), outside every search")
     analyze.add_argument("--compare-dir", dest="out", metavar="PATH", action=_DeprecatedAlias,
                          help="deprecated name of --out")
+    analyze.add_argument("--optuna-storage", metavar="URL",
+                         help="also write the search's finished trials to an Optuna study in this RDB storage "
+                              "(e.g. sqlite:///runs.db); again later, only the trials not in it yet")
+    analyze.add_argument("--study-name", metavar="NAME",
+                         help="name of that study (default: the search's name)")
     analyze.add_argument("--json", action="store_true",
                          help="print summary.json (a JSON list of them for several DIRs)")
     analyze.set_defaults(handler=_reporting(run_analyze))
@@ -180,6 +191,8 @@ def run_analyze(args: argparse.Namespace) -> int:
         reference_point=args.reference_point,
         all_fidelities=args.all_fidelities,
         out=args.out,
+        optuna_storage=args.optuna_storage,
+        study_name=args.study_name,
     )
     for option in getattr(args, "deprecated", []):
         print(f"robnas: warning: {option} is deprecated; use --out", file=sys.stderr)
@@ -196,6 +209,10 @@ def run_analyze(args: argparse.Namespace) -> int:
               f"knee {knee} (selection numbers){_final_line(s.get('final'))}; wrote {a.out_dir}")
     if len(analyses) > 1:
         print(f"comparison: {args.out}")
+    study = analyses[0].study
+    if study is not None:
+        print(f"Optuna study {study.name!r} in {study.storage}: {len(study.added)} trials added, "
+              f"{len(study.already)} already there, {len(study.unfinished)} not finished (not written)")
     return 0
 
 

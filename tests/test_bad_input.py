@@ -185,6 +185,10 @@ def analysis_cases(tmp: Path, storage: Path) -> dict[str, tuple[list[str], str]]
         "analyze --out a file": (["analyze", good, good, "--out", notes], "is not a directory"),
         "analyze --out in a symlink loop": (["analyze", good, good, "--out", f"{loop}/x"], "symlink loop"),
         "analyze --compare-dir a file": (["analyze", good, good, "--compare-dir", notes], "is not a directory"),
+        "analyze --optuna-storage not a URL": (["analyze", good, "--optuna-storage", "runs.db"],
+                                               "cannot use the Optuna storage runs.db"),
+        "analyze --optuna-storage a file inside a search": (
+            ["analyze", good, "--optuna-storage", f"sqlite:///{good}/runs.db"], "inside the search directory"),
         "export --out a symlink loop": (["export", good, "--trial", "t1", "--out", str(loop)], "symlink loop"),
         "evaluate a trial without its files": (["evaluate", good], "has no readable params.json"),
         "evaluate an unknown trial": (["evaluate", good, "--trials", "t2"], "no trial 't2'"),
