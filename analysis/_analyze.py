@@ -33,6 +33,7 @@ from robnas.analysis._front import (
     objective_values,
     objectives_of,
 )
+from robnas.analysis._activity import IDLE_GAP_S
 from robnas.analysis._final import ANALYSIS_DIR, read_final
 from robnas.analysis._final_front import FinalComparison, compare_final
 from robnas.analysis._load import CONFIG_PREFIX, Experiment, load_experiment
@@ -46,6 +47,11 @@ from robnas.trainables._layout import atomic_write_bytes, atomic_write_json, ato
 
 _FLAGS = ["trial_id", "status", "epoch", "complete", "stopped_early", "diverged", "eligible", "excluded",
           "pareto", "rank", "knee", "error", "arch"]
+HYPERVOLUME_CAPTION = (
+    "Hypervolume of the front of the eligible trials finished so far, against the number of trials "
+    "finished (left) and search time (right): seconds since the search first started, less every "
+    f"stretch of more than {IDLE_GAP_S:.0f} s in which no trial trained, started or finished (the "
+    "pause before a resume or an extension).")
 #: Config columns the report's front table leaves out (``arch`` shows the cell).
 _HIDDEN_CONFIG = {CONFIG_PREFIX + k for k in ("arch", *EDGE_KEYS, *RUNTIME_KEYS)}
 
@@ -221,11 +227,16 @@ def write_search(analysis: SearchAnalysis) -> dict[str, Path]:
     result, experiment = analysis.result, analysis.experiment
     front_ids = result.front["trial_id"].astype(str).tolist()
     images = {
-        "scatter_matrix.png": ("Objectives (front highlighted)", _plots.scatter_matrix([("", result)])),
+        "scatter_matrix.png": ("Objectives (front highlighted)", _plots.scatter_matrix([("", result)]),
+                               _plots.MARKERS[0].upper() + _plots.MARKERS[1:] + "."),
         "hypervolume.png": ("Hypervolume of the front",
-                            _plots.hypervolume_curves([(experiment.path.resolve().name, result.curve)])),
+                            _plots.hypervolume_curves([(experiment.path.resolve().name, result.curve)],
+                                                      result.objectives),
+                            HYPERVOLUME_CAPTION),
         "learning_curves.png": ("Learning curves of the front members",
-                                _plots.learning_curves(experiment.results, front_ids, result.objectives)),
+                                _plots.learning_curves(experiment.results, front_ids, result.objectives),
+                                "Each objective at every epoch a trial reported; one colour per front member "
+                                "(legend), every other trial in grey."),
     }
     pareto = pareto_table(result)
     shown = ["trial_id", "status", "epoch", "excluded", "pareto", "knee",
@@ -249,7 +260,7 @@ def write_search(analysis: SearchAnalysis) -> dict[str, Path]:
         texts["final_vs_selection.csv"] = _csv(analysis.final.table)
     out = analysis.out_dir
     written = {name: atomic_write_text(out / name, text) for name, text in texts.items()}
-    written.update((name, atomic_write_bytes(out / name, png)) for name, (_, png) in images.items())
+    written.update((name, atomic_write_bytes(out / name, png)) for name, (_, png, _) in images.items())
     written["summary.json"] = atomic_write_json(out / "summary.json", result.summary)
     return written
 
@@ -275,7 +286,8 @@ def write_comparison(analyses: Sequence[SearchAnalysis], out: str | os.PathLike)
 
     labels = _labels(analyses)
     fronts = _plots.scatter_matrix(list(zip(labels, (a.result for a in analyses))))
-    curves = _plots.hypervolume_curves(list(zip(labels, (a.result.curve for a in analyses))))
+    curves = _plots.hypervolume_curves(list(zip(labels, (a.result.curve for a in analyses))),
+                                       analyses[0].result.objectives)
     keys = ("experiment", "n_trials", "n_complete", "n_pareto", "hypervolume", "search_time_s", "wall_time_s",
             "knee")
     searches = [{"label": label, **{k: a.summary.get(k) for k in keys}} for label, a in zip(labels, analyses)]
@@ -292,8 +304,12 @@ def write_comparison(analyses: Sequence[SearchAnalysis], out: str | os.PathLike)
     objectives = ", ".join(f"{n} ({d})" for n, d in zip(summary["objectives"], summary["directions"]))
     facts = [("searches", ", ".join(labels)), ("objectives", objectives),
              ("reference point", ", ".join(f"{v:.4g}" for v in summary["reference_point"]))]
-    page = render_report(f"robnas comparison: {', '.join(labels)}", facts, "Searches", table,
-                         [("Fronts", fronts), ("Hypervolume of the fronts", curves)])
+    colours = "; ".join(f"{label}: {colour.removeprefix('tab:')}" for label, colour in zip(labels, _plots.colours(len(labels))))
+    page = render_report(f"robnas comparison: {', '.join(labels)}", facts, "Searches", table, [
+        ("Fronts", fronts, f"One colour per search ({colours}). {_plots.MARKERS[0].upper()}{_plots.MARKERS[1:]}; "
+                           "every search on the same objectives and reference point."),
+        ("Hypervolume of the fronts", curves, f"One line per search, in its colour. {HYPERVOLUME_CAPTION}"),
+    ])
     out = Path(out)
     return {
         "fronts.png": atomic_write_bytes(out / "fronts.png", fronts),

@@ -610,6 +610,54 @@ def test_one_search_writes_to_out_instead_of_its_analysis(tmp_path, capsys):
         analyze([search], out=tmp_path / "file")
 
 
+def test_plots_have_titles_and_every_axis_a_label_with_its_unit(search):
+    from robnas.analysis import _plots
+
+    experiment = load_experiment(search)
+    three = parse_objectives("clean_acc,robust_acc,params", [])
+    result = analyze_trials(experiment.trials, three, max_epochs=3)
+    figures = {
+        "scatter": _plots.scatter_matrix_figure([("", result)]),
+        "compared": _plots.scatter_matrix_figure([("one", result), ("two", result)]),
+        "hypervolume": _plots.hypervolume_curves_figure([("s", result.curve)], three),
+        "learning": _plots.learning_curves_figure(experiment.results, ["a", "b"], three),
+    }
+    for name, figure in figures.items():
+        assert figure.get_suptitle(), name
+        axes = [ax for ax in figure.axes if ax.get_visible()]
+        assert axes, name
+        for ax in axes:
+            assert "(" in ax.get_xlabel() and "(" in ax.get_ylabel(), (name, ax.get_xlabel(), ax.get_ylabel())
+    scatter = figures["scatter"].axes[3]  # row 1, column 0: robust_acc against clean_acc
+    assert (scatter.get_xlabel(), scatter.get_ylabel()) == ("clean_acc (fraction; max)", "robust_acc (fraction; max)")
+    assert figures["scatter"].axes[8].get_xlabel() == "params (count; min)"
+    assert figures["hypervolume"].axes[0].get_ylabel() == "hypervolume (fraction x fraction x count)"
+    assert figures["hypervolume"].axes[1].get_xlabel().startswith("search time (s; idle gaps over 60 s")
+    legend = [t.get_text() for t in figures["compared"].legends[0].get_texts()]
+    assert legend == ["one", "two", "Pareto front (colour: search)", "knee", "other eligible trials",
+                      "kept out (fewer epochs, running)"]
+
+
+def test_report_folds_configs_and_the_comparison_explains_its_markers(tmp_path):
+    trials = standard_trials()
+    for t in trials:
+        t["config"] = {"data_dir": "/a/very/long/path/" * 8, "sparsity_schedule": "gradual"}
+    first = write_search(tmp_path / "one", trials)
+    second = write_search(tmp_path / "two", standard_trials())
+    analyze([first, second], out=tmp_path / "cmp")
+    page = (first / "analysis" / "report.html").read_text()
+    front = page[page.index("<h2>Pareto front"):page.index("</table>", page.index("<h2>Pareto front"))]
+    assert "<th>config</th>" in front and "config/" not in front
+    assert front.count("<details><summary>") == 3 and "<dt>sparsity_schedule</dt><dd>gradual</dd>" in front
+    assert '<td class="long">|nor_conv_3x3~0|+<wbr>|' in front
+    for caption in ("Large dots: the Pareto front", "search time (right)", "one colour per front member"):
+        assert caption in page
+    comparison = (tmp_path / "cmp" / "report.html").read_text()
+    assert "One colour per search (one: red; two: blue). Large dots: the Pareto front" in comparison
+    assert "star: the knee" in comparison and "hollow circles: trials kept out of it" in comparison
+    assert "One line per search, in its colour." in comparison
+
+
 def test_nothing_is_written_when_an_input_is_bad(search, tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
         analyze([search, tmp_path / "missing"], out=tmp_path / "cmp")
