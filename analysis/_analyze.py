@@ -3,17 +3,20 @@
 Files per search: ``trials.csv``, ``pareto.csv``, ``hypervolume.csv``, ``summary.json``,
 ``scatter_matrix.png``, ``hypervolume.png``, ``learning_curves.png`` and ``report.html``; where
 ``robnas evaluate`` wrote ``final.csv``, also ``final_vs_selection.csv`` (selection and final
-numbers side by side, their gap, and the front and knee on the final numbers). With
-several searches, overlays go to a comparison directory (``fronts.png``, ``hypervolume.png``,
-``summary.json``, ``report.html``). Every file is written atomically, after all of a
-directory's content has been computed.
+numbers side by side, their gap, and the front and knee on the final numbers). They go to
+``DIR/analysis`` or, for one search, to the ``out`` directory the caller chose. With several
+searches, each still gets its own ``DIR/analysis`` and the overlays go to ``out``, which must
+be given (``fronts.png``, ``hypervolume.png``, ``summary.json``, ``report.html``). ``out`` is
+never inside a search directory (other than the one search's own ``analysis``). Every file is
+written atomically, after all of a directory's content has been computed.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,31 +33,40 @@ from robnas.analysis._front import (
     objective_values,
     objectives_of,
 )
+from robnas.analysis._activity import IDLE_GAP_S
 from robnas.analysis._final import ANALYSIS_DIR, read_final
 from robnas.analysis._final_front import FinalComparison, compare_final
 from robnas.analysis._load import CONFIG_PREFIX, Experiment, load_experiment
+from robnas.analysis._paths import check_out_dir, check_outside_searches
 from robnas.analysis._report import render_report, summary_facts
+from robnas.analysis._study_export import StudyExport, prepare_study, write_study
 from robnas.spaces._genotype import EDGE_KEYS
 from robnas.spaces._objectives import Objective
 from robnas.spaces._runtime import RUNTIME_KEYS
 from robnas.trainables._layout import atomic_write_bytes, atomic_write_json, atomic_write_text
 
-COMPARE_DIR = "compare"
 _FLAGS = ["trial_id", "status", "epoch", "complete", "stopped_early", "diverged", "eligible", "excluded",
           "pareto", "rank", "knee", "error", "arch"]
+HYPERVOLUME_CAPTION = (
+    "Hypervolume of the front of the eligible trials finished so far, against the number of trials "
+    "finished (left) and search time (right): seconds since the search first started, less every "
+    f"stretch of more than {IDLE_GAP_S:.0f} s in which no trial trained, started or finished (the "
+    "pause before a resume or an extension).")
 #: Config columns the report's front table leaves out (``arch`` shows the cell).
 _HIDDEN_CONFIG = {CONFIG_PREFIX + k for k in ("arch", *EDGE_KEYS, *RUNTIME_KEYS)}
 
 
 @dataclass(frozen=True, eq=False)
 class SearchAnalysis:
-    """One analysed search: what was read, its front, the directory its files go to, and its
-    final numbers beside the selection numbers (None before ``robnas evaluate``)."""
+    """One analysed search: what was read, its front, the directory its files go to, its
+    final numbers beside the selection numbers (None before ``robnas evaluate``) and what was
+    written to an Optuna study (None unless asked)."""
 
     experiment: Experiment
     result: FrontResult
     out_dir: Path
     final: FinalComparison | None = None
+    study: StudyExport | None = None
 
     @property
     def summary(self) -> dict[str, Any]:
@@ -67,9 +79,12 @@ def analyze(
     objectives: str | Sequence[str] | None = None,
     reference_point: str | Sequence[float] | None = None,
     all_fidelities: bool = False,
+    out: str | os.PathLike | None = None,
     compare_dir: str | os.PathLike | None = None,
+    optuna_storage: Any = None,
+    study_name: str | None = None,
 ) -> list[SearchAnalysis]:
-    """Analyse each search in ``paths`` and write its ``analysis/`` directory.
+    """Analyse each search in ``paths`` and write its ``analysis/`` directory (or ``out``).
 
     Args:
         objectives: names (``"clean_acc,robust_acc"``; ``name:max``/``name:min`` for other
@@ -77,7 +92,13 @@ def analyze(
         reference_point: one value per objective; default: :func:`default_reference_point`
             over the eligible trials of all the searches, so that their hypervolumes compare.
         all_fidelities: build fronts from every trial's last result, not only full-length trials.
-        compare_dir: where overlays of several searches go (default: :func:`comparison_dir`).
+        out: one search: the directory its files go to (default: ``DIR/analysis``); several
+            searches: the directory of their comparison (required). Never inside a search
+            directory, except the one search's own ``DIR/analysis``; never an existing file.
+        compare_dir: deprecated name of ``out``.
+        optuna_storage: an RDB URL (``sqlite:///runs.db``) or Optuna storage to write the one
+            search's finished trials to, as the study ``study_name`` (default: the search's
+            name); see :mod:`robnas.analysis._study_export`.
 
     Everything is read and checked before anything is written. Raises ValueError on bad input.
     Damaged result rows are left out, each with a warning (see :func:`load_experiment`).
@@ -85,6 +106,17 @@ def analyze(
     paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     if not paths:
         raise ValueError("give at least one search directory")
+    if compare_dir is not None:
+        warnings.warn("analyze(compare_dir=...) is deprecated; use out=...", DeprecationWarning, stacklevel=2)
+        if out is not None and Path(out) != Path(compare_dir):
+            raise ValueError("give out or its deprecated name compare_dir, not both")
+        out = compare_dir
+    if len(paths) > 1 and out is None:
+        raise ValueError(f"comparing {len(paths)} searches needs --out PATH (a directory outside the searches)")
+    if optuna_storage is None and study_name is not None:
+        raise ValueError("--study-name needs --optuna-storage")
+    if optuna_storage is not None and len(paths) > 1:
+        raise ValueError(f"--optuna-storage writes one search to a study, got {len(paths)}; give one DIR")
     experiments = _load(paths, objectives)
     chosen = _objectives(experiments, objectives)
     if reference_point is None:
@@ -95,25 +127,35 @@ def analyze(
     for experiment in experiments:
         result = analyze_trials(experiment.trials, chosen, max_epochs=experiment.max_epochs,
                                 reference_point=reference, all_fidelities=all_fidelities)
-        times = experiment.trials["wall_time_s"].astype(float)
         result.summary.update(
             experiment=str(experiment.path.resolve()),
             start_time=_finite_or_none(experiment.start_time),
-            wall_time_s=_finite_or_none(times.max()) if times.notna().any() else 0.0,
+            wall_time_s=_last_time(experiment.trials, "wall_time_s"),
+            search_time_s=_last_time(experiment.trials, "search_time_s"),
+            idle_gaps=[[b, e] for b, e in experiment.idle_gaps],
         )
         final = compare_final(result, read_final(experiment.path), max_epochs=experiment.max_epochs,
                               reference_point=result.reference_point, all_fidelities=all_fidelities)
         result.summary["final"] = final.summary if final is not None else None
-        analyses.append(SearchAnalysis(experiment, result, experiment.path / ANALYSIS_DIR, final))
-    out_dirs = [a.out_dir for a in analyses]
+        own = experiment.path / ANALYSIS_DIR
+        target = Path(out).expanduser() if out is not None and len(paths) == 1 else own
+        analyses.append(SearchAnalysis(experiment, result, target, final))
+    for analysis in analyses:
+        check_out_dir(analysis.out_dir)
     if len(analyses) > 1:
-        out_dirs.append(comparison_dir(paths, compare_dir))
-    for out in out_dirs:
-        check_out_dir(out)
+        check_out_dir(Path(out).expanduser())
+        check_outside_searches(Path(out).expanduser())
+    elif out is not None:
+        check_outside_searches(analyses[0].out_dir, own=analyses[0].experiment.path / ANALYSIS_DIR)
+    plan = None
+    if optuna_storage is not None:
+        plan = prepare_study(optuna_storage, analyses[0].experiment, analyses[0].result, study_name=study_name)
     for analysis in analyses:
         write_search(analysis)
     if len(analyses) > 1:
-        write_comparison(analyses, out_dirs[-1])
+        write_comparison(analyses, Path(out).expanduser())
+    if plan is not None:
+        analyses[0] = replace(analyses[0], study=write_study(plan, analyses[0].experiment, chosen))
     return analyses
 
 
@@ -127,20 +169,10 @@ def _load(
     return [first, *(load_experiment(p, objectives=chosen) for p in paths[1:])]
 
 
-def check_out_dir(path: Path) -> None:
-    """ValueError if ``path`` cannot be a directory: it, or the first of its parents that
-    exists, is not a directory (a file, a broken symlink, a symlink loop)."""
-    for part in (path, *path.parents):
-        if part.is_dir():
-            return
-        if part.exists() or part.is_symlink():
-            what = "is not a directory" if part.exists() else "is a broken symlink or a symlink loop"
-            raise ValueError(f"cannot write {path}: {part} {what}")
-
-
-def comparison_dir(paths: Sequence[str | os.PathLike], compare_dir: str | os.PathLike | None = None) -> Path:
-    """Where the overlays of several searches go: ``compare_dir`` or ``FIRST/analysis/compare``."""
-    return Path(compare_dir) if compare_dir is not None else Path(paths[0]) / ANALYSIS_DIR / COMPARE_DIR
+def _last_time(trials: pd.DataFrame, column: str) -> float | None:
+    """The largest of ``trials[column]`` (s; 0.0 without trials, None if unknown)."""
+    times = trials[column].astype(float) if column in trials else pd.Series(dtype=float)
+    return _finite_or_none(times.max()) if times.notna().any() else 0.0
 
 
 def _finite_or_none(value: Any) -> float | None:
@@ -195,11 +227,16 @@ def write_search(analysis: SearchAnalysis) -> dict[str, Path]:
     result, experiment = analysis.result, analysis.experiment
     front_ids = result.front["trial_id"].astype(str).tolist()
     images = {
-        "scatter_matrix.png": ("Objectives (front highlighted)", _plots.scatter_matrix([("", result)])),
+        "scatter_matrix.png": ("Objectives (front highlighted)", _plots.scatter_matrix([("", result)]),
+                               _plots.MARKERS[0].upper() + _plots.MARKERS[1:] + "."),
         "hypervolume.png": ("Hypervolume of the front",
-                            _plots.hypervolume_curves([(experiment.path.resolve().name, result.curve)])),
+                            _plots.hypervolume_curves([(experiment.path.resolve().name, result.curve)],
+                                                      result.objectives),
+                            HYPERVOLUME_CAPTION),
         "learning_curves.png": ("Learning curves of the front members",
-                                _plots.learning_curves(experiment.results, front_ids, result.objectives)),
+                                _plots.learning_curves(experiment.results, front_ids, result.objectives),
+                                "Each objective at every epoch a trial reported; one colour per front member "
+                                "(legend), every other trial in grey."),
     }
     pareto = pareto_table(result)
     shown = ["trial_id", "status", "epoch", "excluded", "pareto", "knee",
@@ -223,7 +260,7 @@ def write_search(analysis: SearchAnalysis) -> dict[str, Path]:
         texts["final_vs_selection.csv"] = _csv(analysis.final.table)
     out = analysis.out_dir
     written = {name: atomic_write_text(out / name, text) for name, text in texts.items()}
-    written.update((name, atomic_write_bytes(out / name, png)) for name, (_, png) in images.items())
+    written.update((name, atomic_write_bytes(out / name, png)) for name, (_, png, _) in images.items())
     written["summary.json"] = atomic_write_json(out / "summary.json", result.summary)
     return written
 
@@ -249,23 +286,30 @@ def write_comparison(analyses: Sequence[SearchAnalysis], out: str | os.PathLike)
 
     labels = _labels(analyses)
     fronts = _plots.scatter_matrix(list(zip(labels, (a.result for a in analyses))))
-    curves = _plots.hypervolume_curves(list(zip(labels, (a.result.curve for a in analyses))))
-    keys = ("experiment", "n_trials", "n_complete", "n_pareto", "hypervolume", "wall_time_s", "knee")
+    curves = _plots.hypervolume_curves(list(zip(labels, (a.result.curve for a in analyses))),
+                                       analyses[0].result.objectives)
+    keys = ("experiment", "n_trials", "n_complete", "n_pareto", "hypervolume", "search_time_s", "wall_time_s",
+            "knee")
     searches = [{"label": label, **{k: a.summary.get(k) for k in keys}} for label, a in zip(labels, analyses)]
     first = analyses[0].summary
     summary = {"objectives": first["objectives"], "directions": first["directions"],
                "reference_point": first["reference_point"], "searches": searches}
     table = pd.DataFrame([
         {"search": s["label"], "trials": s["n_trials"], "complete": s["n_complete"], "front": s["n_pareto"],
-         "hypervolume": s["hypervolume"], "wall time (s)": s["wall_time_s"],
+         "hypervolume": s["hypervolume"], "search time (s)": s["search_time_s"],
+         "wall time (s)": s["wall_time_s"],
          "knee trial": (s["knee"] or {}).get("trial_id", "")}
         for s in searches
     ])
     objectives = ", ".join(f"{n} ({d})" for n, d in zip(summary["objectives"], summary["directions"]))
     facts = [("searches", ", ".join(labels)), ("objectives", objectives),
              ("reference point", ", ".join(f"{v:.4g}" for v in summary["reference_point"]))]
-    page = render_report(f"robnas comparison: {', '.join(labels)}", facts, "Searches", table,
-                         [("Fronts", fronts), ("Hypervolume of the fronts", curves)])
+    colours = "; ".join(f"{label}: {colour.removeprefix('tab:')}" for label, colour in zip(labels, _plots.colours(len(labels))))
+    page = render_report(f"robnas comparison: {', '.join(labels)}", facts, "Searches", table, [
+        ("Fronts", fronts, f"One colour per search ({colours}). {_plots.MARKERS[0].upper()}{_plots.MARKERS[1:]}; "
+                           "every search on the same objectives and reference point."),
+        ("Hypervolume of the fronts", curves, f"One line per search, in its colour. {HYPERVOLUME_CAPTION}"),
+    ])
     out = Path(out)
     return {
         "fronts.png": atomic_write_bytes(out / "fronts.png", fronts),

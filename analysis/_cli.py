@@ -20,10 +20,19 @@ Read the search(es) in DIR (running, finished or resumed) and write DIR/analysis
 pareto.csv, hypervolume.csv, summary.json, scatter_matrix.png, hypervolume.png,
 learning_curves.png and report.html (self-contained; open it in a browser). The front is built
 from the trials that trained for max_epochs (--all-fidelities: every trial's last result);
-failed, diverged and NaN trials never enter it. With several DIRs, every search uses the same
-objectives and reference point, and overlays of their fronts and hypervolume curves go to
-FIRST_DIR/analysis/compare/ (or --compare-dir). Wall times count from the search's first start
-(the pause of a resumed search included). A damaged row of a trial's result.json (not a JSON
+failed, diverged and NaN trials never enter it. --out PATH writes those files to PATH instead
+of DIR/analysis (robnas evaluate's final.csv is still read from DIR/analysis). With several
+DIRs, every search uses the same objectives and reference point, each still gets its own
+DIR/analysis/, and the overlays of their fronts and hypervolume curves go to --out PATH, which
+is then required. PATH is never inside a search directory (other than DIR/analysis itself).
+--optuna-storage URL also writes the finished trials of one DIR to an Optuna study (default
+name: the search's name; objectives and directions as analysed): one Optuna trial per trial,
+params = its searched config, values = its objectives at its last epoch, intermediate values =
+the first objective per epoch, user attributes trial_id, arch and epochs (every objective per
+epoch); COMPLETE (max_epochs epochs), PRUNED (stopped early by a scheduler) or FAIL (failed or
+diverged). Running it again adds only the trials not in the study yet (by trial_id). Times (hypervolume.png, search_time_s) are search time: seconds since
+the search's first start less every stretch of more than 60 s in which no trial trained an epoch,
+started or finished (the pause before a resume or an extension); wall_time_s keeps the pause. A damaged row of a trial's result.json (not a JSON
 object, no positive integer epoch, an objective that is not a number) is left out, as if never
 reported, with one warning line on stderr."""
 
@@ -41,8 +50,16 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         help="hypervolume reference point, one value per objective (default: 0 for maximised "
              "objectives, 1.01 x the largest value for minimised ones)",
     )
-    analyze.add_argument("--compare-dir", metavar="PATH",
-                         help="where the overlays of several DIRs go (default: FIRST_DIR/analysis/compare)")
+    analyze.add_argument("--out", metavar="PATH",
+                         help="directory for the files: with one DIR instead of DIR/analysis (the default); "
+                              "with several DIRs the comparison (required), outside every search")
+    analyze.add_argument("--compare-dir", dest="out", metavar="PATH", action=_DeprecatedAlias,
+                         help="deprecated name of --out")
+    analyze.add_argument("--optuna-storage", metavar="URL",
+                         help="also write the search's finished trials to an Optuna study in this RDB storage "
+                              "(e.g. sqlite:///runs.db); again later, only the trials not in it yet")
+    analyze.add_argument("--study-name", metavar="NAME",
+                         help="name of that study (default: the search's name)")
     analyze.add_argument("--json", action="store_true",
                          help="print summary.json (a JSON list of them for several DIRs)")
     analyze.set_defaults(handler=_reporting(run_analyze))
@@ -98,6 +115,14 @@ def _add_evaluate_parser(commands: argparse._SubParsersAction) -> None:
                                "depend on how many cores the machine has)")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object per trial")
     evaluate.set_defaults(handler=_reporting(run_evaluate))
+
+
+class _DeprecatedAlias(argparse.Action):
+    """Store the value as its new option does, and note the old name (warned after the run)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        namespace.deprecated = [*getattr(namespace, "deprecated", []), option_string]
 
 
 def _positive_int(text: str) -> int:
@@ -158,15 +183,19 @@ def _skipped_rows_to_stderr() -> Iterator[None]:
 
 
 def run_analyze(args: argparse.Namespace) -> int:
-    from robnas.analysis._analyze import analyze, comparison_dir
+    from robnas.analysis._analyze import analyze
 
     analyses = analyze(
         args.directories,
         objectives=args.objectives,
         reference_point=args.reference_point,
         all_fidelities=args.all_fidelities,
-        compare_dir=args.compare_dir,
+        out=args.out,
+        optuna_storage=args.optuna_storage,
+        study_name=args.study_name,
     )
+    for option in getattr(args, "deprecated", []):
+        print(f"robnas: warning: {option} is deprecated; use --out", file=sys.stderr)
     if args.json:
         summaries = [a.summary for a in analyses]
         data = summaries[0] if len(summaries) == 1 else summaries
@@ -179,7 +208,11 @@ def run_analyze(args: argparse.Namespace) -> int:
               f"{s['n_failed']} failed), front {s['n_pareto']}, hypervolume {s['hypervolume']:.4g}, "
               f"knee {knee} (selection numbers){_final_line(s.get('final'))}; wrote {a.out_dir}")
     if len(analyses) > 1:
-        print(f"comparison: {comparison_dir(args.directories, args.compare_dir)}")
+        print(f"comparison: {args.out}")
+    study = analyses[0].study
+    if study is not None:
+        print(f"Optuna study {study.name!r} in {study.storage}: {len(study.added)} trials added, "
+              f"{len(study.already)} already there, {len(study.unfinished)} not finished (not written)")
     return 0
 
 

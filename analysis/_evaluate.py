@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from robnas.analysis._analyze import check_out_dir
+from robnas.analysis._paths import check_out_dir
 from robnas.analysis._final import ATTACKS, final_path, find_row, is_current, read_final, write_final
 from robnas.analysis._front import analyze_trials, exclusion_reasons, numeric_columns, objectives_of
 from robnas.analysis._load import Experiment, load_experiment

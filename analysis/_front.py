@@ -22,7 +22,8 @@ from robnas.spaces._objectives import TRIAL_OBJECTIVES, Objective, parse_objecti
 
 #: Columns of ``trials`` that are bookkeeping, never objectives.
 _NOT_OBJECTIVES = frozenset(("epoch", "done", "diverged", "started_at", "finished_at", "timestamp",
-                             "training_iteration", "wall_time_s", "complete", "stopped_early"))
+                             "training_iteration", "wall_time_s", "search_time_s", "complete",
+                             "stopped_early"))
 
 
 def numeric_columns(trials: pd.DataFrame) -> list[str]:
@@ -238,7 +239,9 @@ def hypervolume_curve(
     """Hypervolume of the front of the eligible trials among the first k finished, for every k.
 
     ``trials`` needs the ``eligible`` column. Columns: ``n_finished``, ``trial_id``,
-    ``wall_time_s`` (since the search started, s), ``hypervolume``, ``n_pareto``.
+    ``wall_time_s`` (s since the search started, pauses included), ``search_time_s`` (the same
+    without idle gaps, see :mod:`robnas.analysis._activity`; ``wall_time_s`` where the trials
+    have no such column), ``hypervolume``, ``n_pareto``.
     """
     modes = [o.direction for o in objectives]
     finished = finished_order(trials, max_epochs=max_epochs)
@@ -250,7 +253,8 @@ def hypervolume_curve(
             points = values[:k][eligible[:k]]
             hv = hypervolume(points, modes, reference_point)
             n_pareto = int((nondominated_ranks(points, modes) == 0).sum())
-        rows.append({"n_finished": k, "trial_id": str(row["trial_id"]),
-                     "wall_time_s": float(row["wall_time_s"]), "hypervolume": hv, "n_pareto": n_pareto})
-    columns = ["n_finished", "trial_id", "wall_time_s", "hypervolume", "n_pareto"]
+        rows.append({"n_finished": k, "trial_id": str(row["trial_id"]), "wall_time_s": float(row["wall_time_s"]),
+                     "search_time_s": float(row.get("search_time_s", row["wall_time_s"])),
+                     "hypervolume": hv, "n_pareto": n_pareto})
+    columns = ["n_finished", "trial_id", "wall_time_s", "search_time_s", "hypervolume", "n_pareto"]
     return pd.DataFrame(rows, columns=columns)

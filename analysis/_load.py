@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from robnas.analysis._activity import active_seconds, idle_gaps
 from robnas.spaces._effective import effective_key
 from robnas.spaces._genotype import EDGE_KEYS, Genotype
 from robnas.spaces._objectives import DEFAULT_OBJECTIVES, Objective, names_of, parse_objectives
@@ -59,7 +60,9 @@ class Experiment:
     ``trials``: one row per trial (see :func:`load_experiment`); ``results``: one row per
     reported epoch with columns ``trial_id``, ``epoch`` and every reported metric;
     ``start_time``: Unix time (s) the search started; ``max_epochs``: the maximum fidelity;
-    ``skipped``: one message per damaged result row left out (``"PATH line N: REASON; row skipped"``).
+    ``skipped``: one message per damaged result row left out (``"PATH line N: REASON; row skipped"``);
+    ``idle_gaps``: ``(begin, end)`` Unix times (s) of the stretches without a trial at work
+    (see :mod:`robnas.analysis._activity`), which ``search_time_s`` leaves out.
     """
 
     path: Path
@@ -69,6 +72,7 @@ class Experiment:
     start_time: float
     max_epochs: int
     skipped: tuple[str, ...] = ()
+    idle_gaps: tuple[tuple[float, float], ...] = ()
 
     @property
     def objectives(self) -> tuple[str, ...]:
@@ -86,9 +90,10 @@ def load_experiment(
     and did not fail), ``stopped_early`` (terminated before ``max_epochs``), ``diverged``,
     ``error`` (one line; failed or diverged trials), ``arch`` (NB201 string), ``duplicate_of``
     (the trial that trained the same network and stands for it, ``""`` if none: see
-    ``robnas.spaces._effective``), ``network_key``, ``finished_at``
-    (Unix time, s, of the last result or failure), ``wall_time_s`` (``finished_at`` minus the
-    search start), ``trial_dir``, ``checkpoint`` (last checkpoint directory name), the last
+    ``robnas.spaces._effective``), ``network_key``, ``started_at`` and ``finished_at``
+    (Unix time, s, of its start and of the last result or failure), ``wall_time_s``
+    (``finished_at`` minus the search start, pauses included), ``search_time_s`` (the same
+    without the search's idle gaps: the time the search was running), ``trial_dir``, ``checkpoint`` (last checkpoint directory name), the last
     reported metrics, and the flat config as ``config/<key>`` columns.
 
     A damaged row of a trial's ``result.json`` (not a JSON object, no epoch or not a positive
@@ -109,7 +114,7 @@ def load_experiment(
     # The search started at the earliest of: the state's start, any trial's start, any first
     # result minus the time its epoch took (a resumed search keeps its original start).
     start_times = [state.get("start_time", math.nan)]
-    rows, histories, skipped = [], [], []
+    rows, histories, skipped, spans = [], [], [], []
     for trial_id, entry in _trial_entries(path, state, checked).items():
         skipped.extend(entry["skipped"])
         history = [{**row, "trial_id": trial_id} for row in entry["history"]]
@@ -119,14 +124,28 @@ def load_experiment(
         start_times.append(_float(entry.get("start_time")))
         histories.extend(history)
         rows.append(_trial_row(trial_id, entry, history))
+        spans.extend(_busy_spans(history, rows[-1]))
     max_epochs = _max_epochs(settings, rows)
     trials = _trials_frame(rows, max_epochs)
     start_time = min((t for t in start_times if math.isfinite(t)), default=math.nan)
     trials["wall_time_s"] = trials["finished_at"] - start_time
+    gaps = idle_gaps([(start_time, start_time), *spans])
+    trials["search_time_s"] = active_seconds(trials["finished_at"].astype(float), start_time, gaps)
     for message in skipped:
         warnings.warn(message, SkippedRowWarning, stacklevel=2)
     results = _results_frame(histories)
-    return Experiment(path, settings, trials, results, start_time, max_epochs, tuple(skipped))
+    return Experiment(path, settings, trials, results, start_time, max_epochs, tuple(skipped),
+                      tuple((float(b), float(e)) for b, e in gaps))
+
+
+def _busy_spans(history: list[dict[str, Any]], row: dict[str, Any]) -> list[tuple[float, float]]:
+    """When a trial was at work: each reported epoch (``timestamp - time_this_iter_s`` to
+    ``timestamp``), its start and its finish (instants)."""
+    spans = [(row["started_at"], row["started_at"]), (row["finished_at"], row["finished_at"])]
+    for result in history:
+        end = _float(result.get("timestamp"))
+        spans.append((end - _float(result.get("time_this_iter_s"), 0.0), end))
+    return spans
 
 
 def read_search_settings(path: Path) -> dict[str, Any]:

@@ -467,6 +467,46 @@ def test_hypervolume_curve_follows_completion_order(search):
     assert curve["hypervolume"].is_monotonic_increasing and list(curve["n_finished"]) == list(range(1, 8))
 
 
+def test_search_time_leaves_out_the_idle_gap_before_a_resume(tmp_path):
+    """Two batches of trials 10,000 s apart (the search was stopped, then resumed): the gap
+    counts in wall time, not in search time; a 600-s epoch and a 50-s pause between trials do."""
+    trials = [
+        trial("a", [(0.5, 0.1, 0.0)] * 3, start=0),         # at work 0 - 30.25
+        trial("b", [(0.1, 0.5, 0.0)] * 3, start=5),         # 5 - 35.25
+        trial("c", [(0.6, 0.6, 0.0)] * 3, start=10_000),    # resumed: 10,000 - 10,030.25
+        trial("d", [(0.7, 0.2, 0.0)] * 1, start=10_080.25, epoch_s=600),  # 50 s after c: counted
+    ]
+    path = write_search(tmp_path / "s", trials)
+    experiment = load_experiment(path)
+    assert experiment.idle_gaps == ((START + 35.25, START + 10_000),)
+    by_id = experiment.trials.set_index("trial_id")
+    gap = 10_000 - 35.25
+    assert by_id["wall_time_s"].to_dict() == pytest.approx({"a": 30.25, "b": 35.25, "c": 10_030.25,
+                                                            "d": 10_680.5})
+    assert by_id["search_time_s"].to_dict() == pytest.approx({"a": 30.25, "b": 35.25, "c": 10_030.25 - gap,
+                                                              "d": 10_680.5 - gap})
+    [analysis] = analyze([path], objectives="clean_acc,robust_acc")
+    curve = analysis.result.curve.set_index("trial_id")
+    assert curve["search_time_s"].to_dict() == pytest.approx(by_id["search_time_s"].to_dict())
+    assert analysis.summary["search_time_s"] == pytest.approx(10_680.5 - gap)
+    assert analysis.summary["wall_time_s"] == pytest.approx(10_680.5)
+    assert analysis.summary["idle_gaps"] == [[START + 35.25, START + 10_000]]
+    csv = pd.read_csv(path / "analysis" / "hypervolume.csv", dtype={"trial_id": str}).set_index("trial_id")
+    assert csv.loc["d", "search_time_s"] == pytest.approx(10_680.5 - gap)
+
+
+def test_idle_gaps_and_active_seconds():
+    from robnas.analysis._activity import active_seconds, idle_gaps
+
+    spans = [(0, 10), (5, 8), (100, 100), (130, 400), (1000, 1010), (float("nan"), 5)]
+    gaps = idle_gaps(spans, idle_gap_s=60)
+    assert gaps.tolist() == [[10, 100], [400, 1000]]  # 30 s from 100 to 130 is no gap
+    assert active_seconds([5, 50, 120, 700, 1010, float("nan")], 0.0, gaps)[:5].tolist() == [
+        5, 10, 30, 310, 1010 - 90 - 600]
+    assert np.isnan(active_seconds([float("nan")], 0.0, gaps)[0])
+    assert idle_gaps([(0, 0)]).shape == (0, 2)
+
+
 def _brute_front(values, maximize):
     loss = np.where(maximize, -values, values)
     dominated = [any(np.all(loss[j] <= loss[i]) and np.any(loss[j] < loss[i]) for j in range(len(loss)))
@@ -522,21 +562,105 @@ def test_several_searches_are_compared_with_one_reference_point(tmp_path):
     first = write_search(tmp_path / "one", standard_trials())
     second = write_search(tmp_path / "two", [trial("x", [(0.2, 0.2, 0.1)] * 3),
                                              trial("y", [(0.1, 0.3, 0.3)] * 3)])
-    analyses = analyze([first, second], objectives="clean_acc,params")
+    compare = tmp_path / "cmp"
+    analyses = analyze([first, second], objectives="clean_acc,params", out=compare)
     assert analyses[0].summary["reference_point"] == analyses[1].summary["reference_point"] == [0.0, 3030.0]
-    compare = first / "analysis" / "compare"
     names = ["fronts.png", "hypervolume.png", "report.html", "summary.json"]
     assert sorted(p.name for p in compare.iterdir()) == names
     summary = json.loads((compare / "summary.json").read_text())
     assert [s["label"] for s in summary["searches"]] == ["one", "two"]
-    assert (second / "analysis" / "summary.json").is_file()
-    write_comparison(analyses, tmp_path / "cmp")  # what --compare-dir does
-    assert (tmp_path / "cmp" / "report.html").is_file()
+    for search in (first, second):  # each search keeps its own analysis, and nothing else
+        assert sorted(p.name for p in (search / "analysis").iterdir()) == sorted(FILES)
+    write_comparison(analyses, tmp_path / "again")
+    assert (tmp_path / "again" / "report.html").is_file()
+
+
+def test_comparing_needs_an_out_directory_outside_every_search(tmp_path, capsys):
+    first = write_search(tmp_path / "one", standard_trials())
+    second = write_search(tmp_path / "two", standard_trials())
+    with pytest.raises(ValueError, match="comparing 2 searches needs --out PATH"):
+        analyze([first, second])
+    for inside in (first / "analysis", first / "analysis" / "compare", second, second / "trial_a" / "x"):
+        with pytest.raises(ValueError, match="inside the search directory"):
+            analyze([first, second], out=inside)
+    assert not (first / "analysis").exists() and not (second / "analysis").exists()
+    assert main(["analyze", str(first), str(second)]) == 2
+    assert capsys.readouterr().err == "robnas: error: comparing 2 searches needs --out PATH (a directory outside the searches)\n"
+    # The old name still works, with a warning once the comparison is written.
+    assert main(["analyze", str(first), str(second), "--compare-dir", str(tmp_path / "cmp")]) == 0
+    out, err = capsys.readouterr()
+    assert err == "robnas: warning: --compare-dir is deprecated; use --out\n"
+    assert f"comparison: {tmp_path / 'cmp'}" in out and (tmp_path / "cmp" / "report.html").is_file()
+
+
+def test_one_search_writes_to_out_instead_of_its_analysis(tmp_path, capsys):
+    search = write_search(tmp_path / "s", standard_trials())
+    other = write_search(tmp_path / "other", standard_trials())
+    out = tmp_path / "elsewhere" / "a"
+    assert main(["analyze", str(search), "--out", str(out)]) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == sorted(FILES) and not (search / "analysis").exists()
+    [analysis] = analyze([search], out=search / "analysis")  # its own analysis: the default, allowed
+    assert analysis.out_dir == search / "analysis"
+    for bad in (search / "analysis" / "sub", search, other / "analysis"):
+        with pytest.raises(ValueError, match="inside the search directory"):
+            analyze([search], out=bad)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="is not a directory"):
+        analyze([search], out=tmp_path / "file")
+
+
+def test_plots_have_titles_and_every_axis_a_label_with_its_unit(search):
+    from robnas.analysis import _plots
+
+    experiment = load_experiment(search)
+    three = parse_objectives("clean_acc,robust_acc,params", [])
+    result = analyze_trials(experiment.trials, three, max_epochs=3)
+    figures = {
+        "scatter": _plots.scatter_matrix_figure([("", result)]),
+        "compared": _plots.scatter_matrix_figure([("one", result), ("two", result)]),
+        "hypervolume": _plots.hypervolume_curves_figure([("s", result.curve)], three),
+        "learning": _plots.learning_curves_figure(experiment.results, ["a", "b"], three),
+    }
+    for name, figure in figures.items():
+        assert figure.get_suptitle(), name
+        axes = [ax for ax in figure.axes if ax.get_visible()]
+        assert axes, name
+        for ax in axes:
+            assert "(" in ax.get_xlabel() and "(" in ax.get_ylabel(), (name, ax.get_xlabel(), ax.get_ylabel())
+    scatter = figures["scatter"].axes[3]  # row 1, column 0: robust_acc against clean_acc
+    assert (scatter.get_xlabel(), scatter.get_ylabel()) == ("clean_acc (fraction; max)", "robust_acc (fraction; max)")
+    assert figures["scatter"].axes[8].get_xlabel() == "params (count; min)"
+    assert figures["hypervolume"].axes[0].get_ylabel() == "hypervolume (fraction x fraction x count)"
+    assert figures["hypervolume"].axes[1].get_xlabel().startswith("search time (s; idle gaps over 60 s")
+    legend = [t.get_text() for t in figures["compared"].legends[0].get_texts()]
+    assert legend == ["one", "two", "Pareto front (colour: search)", "knee", "other eligible trials",
+                      "kept out (fewer epochs, running)"]
+
+
+def test_report_folds_configs_and_the_comparison_explains_its_markers(tmp_path):
+    trials = standard_trials()
+    for t in trials:
+        t["config"] = {"data_dir": "/a/very/long/path/" * 8, "sparsity_schedule": "gradual"}
+    first = write_search(tmp_path / "one", trials)
+    second = write_search(tmp_path / "two", standard_trials())
+    analyze([first, second], out=tmp_path / "cmp")
+    page = (first / "analysis" / "report.html").read_text()
+    front = page[page.index("<h2>Pareto front"):page.index("</table>", page.index("<h2>Pareto front"))]
+    assert "<th>config</th>" in front and "config/" not in front
+    assert front.count("<details><summary>") == 3 and "<dt>sparsity_schedule</dt><dd>gradual</dd>" in front
+    assert '<td class="long">|nor_conv_3x3~0|+<wbr>|' in front
+    for caption in ("Large dots: the Pareto front", "search time (right)", "one colour per front member"):
+        assert caption in page
+    comparison = (tmp_path / "cmp" / "report.html").read_text()
+    assert "One colour per search (one: red; two: blue). Large dots: the Pareto front" in comparison
+    assert "star: the knee" in comparison and "hollow circles: trials kept out of it" in comparison
+    assert "One line per search, in its colour." in comparison
 
 
 def test_nothing_is_written_when_an_input_is_bad(search, tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
-        analyze([search, tmp_path / "missing"])
+        analyze([search, tmp_path / "missing"], out=tmp_path / "cmp")
     with pytest.raises(ValueError, match="unknown objective"):
         analyze([search], objectives="clean_acc,foo")
     with pytest.raises(ValueError, match="reference point must have 2 finite numbers"):

@@ -175,11 +175,20 @@ def analysis_cases(tmp: Path, storage: Path) -> dict[str, tuple[list[str], str]]
         table[f"export {name}"] = (["export", run, "--trial", "t1", "--out", str(tmp / "m.pt")], expected)
         table[f"evaluate {name}"] = (["evaluate", run], expected)
     return table | {
-        "analyze a good and a missing dir": (["analyze", good, str(storage / "nope")], "does not exist"),
+        "analyze a good and a missing dir": (["analyze", good, str(storage / "nope"), "--out", str(tmp / "cmp")],
+                                             "does not exist"),
+        "analyze two dirs without --out": (["analyze", good, good], "comparing 2 searches needs --out PATH"),
+        "analyze --out inside a search": (["analyze", good, "--out", f"{good}/trial_t1"], "inside the search directory"),
+        "analyze --out another search's analysis": (["analyze", good, good, "--out", f"{good}/analysis"],
+                                                    "inside the search directory"),
         "analyze with a file for analysis/": (["analyze", str(storage / "blocked")], "is not a directory"),
+        "analyze --out a file": (["analyze", good, good, "--out", notes], "is not a directory"),
+        "analyze --out in a symlink loop": (["analyze", good, good, "--out", f"{loop}/x"], "symlink loop"),
         "analyze --compare-dir a file": (["analyze", good, good, "--compare-dir", notes], "is not a directory"),
-        "analyze --compare-dir in a symlink loop": (["analyze", good, good, "--compare-dir", f"{loop}/x"],
-                                                    "symlink loop"),
+        "analyze --optuna-storage not a URL": (["analyze", good, "--optuna-storage", "runs.db"],
+                                               "cannot use the Optuna storage runs.db"),
+        "analyze --optuna-storage a file inside a search": (
+            ["analyze", good, "--optuna-storage", f"sqlite:///{good}/runs.db"], "inside the search directory"),
         "export --out a symlink loop": (["export", good, "--trial", "t1", "--out", str(loop)], "symlink loop"),
         "evaluate a trial without its files": (["evaluate", good], "has no readable params.json"),
         "evaluate an unknown trial": (["evaluate", good, "--trials", "t2"], "no trial 't2'"),

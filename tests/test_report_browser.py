@@ -34,7 +34,8 @@ def report(tmp_path_factory) -> Path:
         {"trial_id": t, "status": "ERROR" if t == "e" else "TERMINATED", "epoch": 1 if t == "f" else 2,
          "complete": t not in "ef", "stopped_early": t == "f", "diverged": False,
          "error": NASTY_ERROR if t == "e" else "", "arch": ARCH, "finished_at": 10.0 * i,
-         "wall_time_s": 10.0 * i, "clean_acc": p[0], "robust_acc": p[1], "config/width": 8}
+         "wall_time_s": 10.0 * i, "clean_acc": p[0], "robust_acc": p[1], "config/width": 8,
+         **{f"config/key_{k}": f"a_long_value_{k}_" * 4 for k in range(12)}}
         for i, (t, p) in enumerate(points.items(), start=1)
     ])
     results = pd.DataFrame([
@@ -100,3 +101,20 @@ def test_error_text_is_escaped(report):
     page = report.read_text()
     assert NASTY_ERROR not in page
     assert "ValueError: bad &lt;b&gt;value&lt;/b&gt; &amp;" in page
+
+
+def test_front_table_fits_the_page(report, tmp_path):
+    """With a dozen long config values and the NB201 strings, the front table is no wider
+    than an 800-pixel window: configs fold into one cell, long text wraps."""
+    probe = """<script>
+var table = document.querySelector("table.sortable");
+document.body.setAttribute("data-fit", [table.getBoundingClientRect().right, window.innerWidth,
+  document.documentElement.scrollWidth].join(","));
+</script></body>"""
+    page = tmp_path / "fit.html"
+    page.write_text(report.read_text().replace("</body>", probe))
+    run = _chromium(page, tmp_path, "--dump-dom", "--window-size=800,1000")
+    assert run.returncode == 0 and "Uncaught" not in run.stderr, run.stderr[-2000:]
+    start = run.stdout.index('data-fit="') + len('data-fit="')
+    right, width, scroll = (float(v) for v in run.stdout[start:run.stdout.index('"', start)].split(","))
+    assert right <= width and scroll <= width, (right, width, scroll)
