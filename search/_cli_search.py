@@ -32,16 +32,21 @@ _FLAGS: dict[str, tuple[str, Any, str]] = {
     "--address": ("address", str, "Ray cluster address: auto or HOST:PORT (default: start Ray here)"),
     "--seed": ("seed", int, "seed of the searcher (reproducible sequence of configurations)"),
     "--screen": ("screen", int, "candidates scored with zero-cost proxies and a surrogate per launched trial, plus the best trial's one-change neighbours (default 32, and 0 = off with --searcher random)"),
+    "--max-params": ("max_params", str, "largest network a trial may train, in dense parameters as robnas arch counts them (1.5e6, 200k, 3M); larger candidates are never launched (default: no limit)"),
+    "--max-macs": ("max_macs", str, "largest network a trial may train, in MACs per image (1.5e6, 200k, 3M); larger candidates are never launched (default: no limit)"),
     "--backend": ("backend", str, "train (default) or table: replay a results table instead of training"),
     "--table": ("table", str, "results table (CSV or Parquet) replayed by --backend table"),
 }
+
+#: Placeholders in ``--help`` for flags whose value is not what their name says.
+_METAVARS = {"--max-params": "N", "--max-macs": "N"}
 
 
 def add_search_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("search", help="launch a robust NAS search on Ray Tune")
     parser.add_argument("--config", help="YAML file of search options; flags override it")
     for flag, (field, kind, text) in _FLAGS.items():
-        parser.add_argument(flag, type=kind, help=_with_default(field, text))
+        parser.add_argument(flag, type=kind, metavar=_METAVARS.get(flag), help=_with_default(field, text))
     parser.add_argument("--dashboard", action="store_true", default=None, help="start the Ray dashboard")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help="continue the experiment if it exists")

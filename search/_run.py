@@ -78,8 +78,10 @@ def run(
         _check_is_experiment(path)
     # Everything is checked and built before the directory is locked or an earlier run touched.
     check_storage(path, 2 * _min_free_bytes(settings))
+    from robnas.search._size_limits import size_limits
+
     param_space, record = _param_space(settings)
-    components = _components(settings, path)
+    components = _components(settings, path, size_limits(settings, record["resolved_trial"]))
     _init_ray(settings)
     _check_resources(settings)
     with experiment_lock(path):
@@ -249,6 +251,7 @@ def _param_space(settings: SearchSettings) -> tuple[dict[str, Any], dict[str, An
     shared keys with every default filled in; the keys of the domains; the range of each
     weighted objective, see ``robnas.search._score_scales``)."""
     from robnas.search._score_scales import score_scales
+    from robnas.search._size_limits import size_limits
     from robnas.spaces._compose import CONFIG_KEYS, build_space, decode
     from robnas.spaces._resolve import resolve_fixed
     from robnas.spaces._runtime import RUNTIME_KEYS
@@ -279,6 +282,9 @@ def _param_space(settings: SearchSettings) -> tuple[dict[str, Any], dict[str, An
         resolved = resolve_fixed(fixed, searched=space)
         scales = score_scales(settings.score_weights, space=space, fixed=resolved,
                               input_shape=tuple(data.x_train.shape[1:]), num_classes=data.num_classes)
+    limits = size_limits(settings, resolved)
+    if limits is not None:
+        limits.check_reachable(space)
     record = {"resolved_trial": resolved, "searched_keys": sorted(space), "score_scales": scales}
     runtime = {"score_weights": dict(settings.score_weights), "score_scales": scales, "gpu_share": settings.gpus_per_trial}
     return {**space, **fixed, **runtime}, record
@@ -304,12 +310,14 @@ def _trainable(
     return tune.with_resources(trainable, resources)
 
 
-def make_search_algorithm(settings: SearchSettings, *, scorer=None):
+def make_search_algorithm(settings: SearchSettings, *, scorer=None, limits=None):
     """The Tune ``Searcher`` of a search: the named sampler behind a ``StudySearcher`` that
-    deduplicates, screens when asked, and stops at ``num_samples`` trials.
+    deduplicates, screens when asked, launches no network above ``limits`` and stops at
+    ``num_samples`` trials.
 
     ``scorer``: the screening's ``config -> {proxy: score}`` (default: a new ``CandidateScorer``);
-    pass one to share its cache between searches.
+    pass one to share its cache between searches. ``limits``: the search's ``SizeLimits``
+    (``robnas.search._size_limits.size_limits``), None for none.
     """
     from robnas.search._searchers import MULTI_OBJECTIVE_SEARCHERS
     from robnas.search._study import StudySearcher
@@ -328,12 +336,13 @@ def make_search_algorithm(settings: SearchSettings, *, scorer=None):
         seed=settings.seed,
         budget=settings.num_samples,
         screen=screen,
+        limits=limits,
     )
 
 
-def _components(settings: SearchSettings, path: Path) -> dict[str, Any]:
-    """The search algorithm, scheduler and callbacks of a new search (built, and so validated,
-    before anything on disk changes)."""
+def _components(settings: SearchSettings, path: Path, limits=None) -> dict[str, Any]:
+    """The search algorithm (with the size ``limits``), scheduler and callbacks of a new search
+    (built, and so validated, before anything on disk changes)."""
     from ray.tune.search import ConcurrencyLimiter
 
     from robnas.search._progress import FrontProgress
@@ -342,7 +351,7 @@ def _components(settings: SearchSettings, path: Path) -> dict[str, Any]:
     from robnas.search._storage_guard import StorageGuard
     from robnas.search._study import StudySearchGenerator
 
-    searcher = make_search_algorithm(settings)
+    searcher = make_search_algorithm(settings, limits=limits)
     if settings.scheduler != "hyperband":
         # Tune ignores max_concurrent_trials for a SearchGenerator: limit the searcher itself.
         # Not under HyperBand: its paused trials count as live and would stall the search.

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from robnas.search._searchers import MULTI_OBJECTIVE_SEARCHERS, SEARCHERS
+from robnas.search._units import parse_count
 from robnas.spaces._defaults import DATASETS, dataset_default
 from robnas.spaces._objectives import (
     DEFAULT_OBJECTIVES,
@@ -57,6 +58,11 @@ class SearchSettings:
     ``min_free_mb``: the search starts only with twice this much free space on its storage and
     stops, resumable, when less is left (see ``robnas.search._storage``).
 
+    ``max_params`` / ``max_macs``: the largest network a trial may train (its dense parameters,
+    its MACs per image, in closed form from the config; with ``backend="table"``, parameters
+    in the units of the table's ``params`` column when it has one); candidates above are never
+    launched. Counts may be written ``1.5e6``, ``200k``, ``3M``.
+
     ``backend="table"`` replays the results table ``table`` instead of training: the space
     defaults to the cell, ``max_epochs`` to the table's epochs, and ``objectives`` must be given
     (the table's metric columns, plus ``params``).
@@ -86,6 +92,8 @@ class SearchSettings:
     table: str | None = None
     screen: int | None = None
     min_free_mb: float = DEFAULT_MIN_FREE_MB
+    max_params: float | None = None
+    max_macs: float | None = None
     trial: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -136,6 +144,9 @@ class SearchSettings:
             value = getattr(self, field)
             if 0 < value < MIN_RESOURCE:
                 raise ValueError(f"{field} must be 0 or at least {MIN_RESOURCE} (Ray's resource precision), got {value!r}")
+        for field in ("max_params", "max_macs"):
+            if getattr(self, field) is not None:
+                set_(field, parse_count(field, getattr(self, field)))
         if self.cpus_per_trial == 0 and self.gpus_per_trial == 0:
             raise ValueError("a trial needs cpus_per_trial > 0 or gpus_per_trial > 0")
         if self.grace_period > self.max_epochs:

@@ -144,6 +144,9 @@ def cases(tmp: Path, storage: Path) -> dict[str, tuple[list[str], str]]:
         "address nobody listens on": (["search", "--address", "127.0.0.1:1", *s], "cannot reach the Ray cluster"),
         "address without a port": (["search", "--address", "headnode", *s], "HOST:PORT"),
         "yaml alias bomb": (["search", "--config", write(tmp / "k.yaml", ALIAS_BOMB), *s], "more than"),
+        "impossible --max-params": (["search", "--space", "cell,macro", "--max-params", "10k", *s], "no network of the space fits --max-params 10,000"),
+        "impossible --max-macs": (["search", "--space", "cell", "--max-macs", "1e3", *s], "no network of the space fits --max-macs"),
+        "--max-params not a count": (["search", "--max-params", "lots", *s], "max_params must be a number > 0"),
         "tabulate empty archs": (["tabulate", "--archs", write(tmp / "archs.txt", ""), "--out", str(tmp / "t.csv")], "archs"),
         **analysis_cases(tmp, storage),
     }

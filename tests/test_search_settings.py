@@ -117,3 +117,48 @@ def test_yaml_takes_the_flags_names(tmp_path, capsys):
     config.write_text("score: robust_acc=1\nscore_weights: {robust_acc: 1}\n")
     with pytest.raises(ValueError, match="give score or score_weights, not both"):
         settings_from_args(parser.parse_args(["search", "--config", str(config)]))
+
+
+@pytest.mark.parametrize(("text", "count"), [
+    (1500000, 1500000), (1.5e6, 1500000), ("1.5e6", 1500000), ("200k", 200000), ("3M", 3000000), ("1_000", 1000),
+    ("0.5", 0.5),  # a results table's params column may count in millions
+])
+def test_size_limits_take_plain_and_suffixed_counts(text, count):
+    settings = SearchSettings(max_params=text, max_macs=text)
+    assert settings.max_params == settings.max_macs == count
+    assert isinstance(settings.max_params, int) == (count == int(count))
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"max_params": "lots"}, "max_params must be a number > 0"),
+    ({"max_macs": 0}, "max_macs must be a number > 0"),
+    ({"max_params": True}, "max_params must be a number > 0"),
+    ({"max_params": "1e400"}, "max_params must be a number > 0"),
+])
+def test_bad_limits_name_the_problem(options, message):
+    with pytest.raises(ValueError) as error:
+        SearchSettings.from_mapping(options)
+    assert message in str(error.value)
+
+
+def test_size_limits_round_trip_and_take_their_names_in_yaml(tmp_path):
+    import argparse
+
+    from robnas.search._cli_search import add_search_parser, settings_from_args
+
+    config = tmp_path / "s.yaml"
+    config.write_text("max_params: 200k\nmax_macs: 1.5e6\n")
+    parser = argparse.ArgumentParser()
+    add_search_parser(parser.add_subparsers())
+    settings = settings_from_args(parser.parse_args(["search", "--config", str(config), "--max-macs", "3M"]))
+    assert (settings.max_params, settings.max_macs) == (200_000, 3_000_000)
+    assert SearchSettings.from_mapping(settings.to_dict()) == settings
+
+
+def test_help_shows_every_new_flag_with_its_default(capsys):
+    with pytest.raises(SystemExit):
+        main(["search", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for flag in ("--max-params N", "--max-macs N"):
+        start = text.index(flag, text.index("options:"))
+        assert "(default: " in text[start:text.index(" --", start + len(flag))], flag

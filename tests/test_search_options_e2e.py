@@ -1,0 +1,60 @@
+"""End-to-end on digits through the command line: --max-params."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from robnas.search._progress import set_verbosity
+from robnas.search._study_state import saved_state
+from robnas.search.cli import main
+from robnas.spaces import Genotype
+from robnas.trainables._cost_range import OPS_BY_COST, size_ranges
+from robnas.trainables._network import nb201_param_count
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def cli(tmp_path):
+    """``robnas ARGS`` in this process on a small digits search (PGD-5 evaluation), quiet."""
+    config = tmp_path / "small.yaml"
+    config.write_text("trial: {eval_steps: 5}\n")
+
+    def robnas(*args: str) -> int:
+        options = ["--config", str(config), "--storage-path", str(tmp_path), "--quiet"] if args[0] == "search" else []
+        return main([*args, *options])
+
+    yield robnas
+    set_verbosity("normal")
+
+
+def launched(experiment: Path) -> list[tuple[str, dict]]:
+    """``(trial id, Tune config)`` of each launched trial, in launch order."""
+    state = saved_state(experiment)[1]
+    return [(trial_id, json.loads((experiment / f"trial_{trial_id}" / "params.json").read_text()))
+            for trial_id in state["launched"]]
+
+
+def dense_params(config: dict) -> int:
+    return nb201_param_count(Genotype.from_config(config), width=config["width"],
+                             cells_per_stage=config["cells_per_stage"], in_channels=1, num_classes=10)
+
+
+def test_max_params_launches_only_networks_under_the_limit(ray_session, tmp_path, cli):
+    smallest, largest = size_ranges([OPS_BY_COST] * 6, [8, 16], [1, 2], input_shape=(1, 8, 8), num_classes=10)["params"]
+    limit = 60_000
+    assert smallest < limit < largest
+    assert cli("search", "--name", "small", "--space", "cell,macro", "--num-samples", "4", "--max-epochs", "1",
+               "--scheduler", "fifo", "--max-concurrent", "1", "--seed", "1", "--max-params", "60k") == 0
+    experiment = tmp_path / "small"
+    trials = launched(experiment)
+    assert len(trials) == 4
+    for trial_id, config in trials:
+        assert dense_params(config) <= limit
+        rows = (experiment / f"trial_{trial_id}" / "result.json").read_text().splitlines()
+        assert json.loads(rows[-1])["params"] <= limit
+    assert saved_state(experiment)[1]["infeasible"] > 0  # larger candidates were proposed, not launched
+    assert json.loads((experiment / "robnas.json").read_text())["settings"]["max_params"] == limit
