@@ -3,8 +3,9 @@
 A search is a normal Ray Tune experiment directory ``STORAGE/NAME`` (readable with
 ``tune.ExperimentAnalysis`` or ``Tuner.restore``) plus ``robnas.json``: the settings, the
 trial keys every trial shares with each default filled in (``resolved_trial``), the keys the
-space searches (``searched_keys``) and the library versions. Trials, also resumed ones, get
-the recorded ``resolved_trial`` values for the keys their config lacks.
+space searches (``searched_keys``), the seconds the search has run (``elapsed_s``) and the
+library versions. Trials, also resumed ones, get the recorded ``resolved_trial`` values for
+the keys their config lacks.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from robnas.search._elapsed import ELAPSED_KEY
 from robnas.search._lock import empty_directory, experiment_lock
 from robnas.search._ray_compat import check_ray_compat, tune_environment
 from robnas.search._settings import SearchSettings, resolve_path
 from robnas.search._storage import check_storage, stopped_for_storage
+from robnas.search._units import format_duration
 from robnas.trainables._layout import SEARCH_SETTINGS_FILE as SETTINGS_FILE
 from robnas.trainables._layout import atomic_write_json
 
@@ -90,7 +93,7 @@ def run(
                 raise ExperimentExistsError(f"experiment directory {path} exists")
             _check_is_experiment(path)
             empty_directory(path)
-        _write_settings(path, settings, record)
+        _write_settings(path, settings, {**record, ELAPSED_KEY: 0.0})
         trainable = _trainable(settings, trainable, defaults=record["resolved_trial"])
         tuner = _new_tuner(settings, param_space, components, trainable)
         return _fit(tuner, path, settings)
@@ -123,6 +126,7 @@ def resume(
     path: str | os.PathLike,
     *,
     num_samples: int | None = None,
+    time_budget_s: float | str | None = None,
     trainable: Callable[[dict[str, Any]], None] | None = None,
 ):
     """Continue the search in ``path``; finished trials are kept, unfinished ones continue
@@ -130,6 +134,8 @@ def resume(
 
     Args:
         num_samples: extend the search to this many trials in total (default: as started).
+        time_budget_s: the search's new time budget, over all its runs (seconds, or ``"2h"``;
+            default: as started). A search whose budget is spent resumes only with a larger one.
         trainable: a Tune function trainable run instead of the built-in one (see ``run``);
             give the one the search was started with.
     """
@@ -137,10 +143,10 @@ def resume(
     path = resolve_path(path, "run directory")
     read_settings(path)  # a robnas search: never create a directory here
     with experiment_lock(path):
-        return _resume(path, num_samples=num_samples, trainable=trainable)
+        return _resume(path, num_samples=num_samples, time_budget_s=time_budget_s, trainable=trainable)
 
 
-def _resume(path: Path, *, num_samples: int | None = None, trainable=None):
+def _resume(path: Path, *, num_samples: int | None = None, time_budget_s=None, trainable=None):
     from ray import tune
 
     from robnas.search._reconcile import reconcile
@@ -152,6 +158,11 @@ def _resume(path: Path, *, num_samples: int | None = None, trainable=None):
         if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
             raise ValueError(f"num_samples must be an integer >= 1, got {num_samples!r}")
         settings = settings.replace(num_samples=num_samples)
+    if time_budget_s is not None:
+        if record is None or ELAPSED_KEY not in record:
+            raise ValueError(f"{path} was started before robnas kept a search's running time; it takes no time budget")
+        settings = settings.replace(time_budget_s=time_budget_s)
+    check_time_left(path, settings.time_budget_s, record.get(ELAPSED_KEY) if record else None)
     if not tune.Tuner.can_restore(str(path)):
         raise ValueError(f"{path} has no saved search state to resume from")
     saved_state(path)  # robnas's own state is checked before anything runs or changes
@@ -171,6 +182,7 @@ def _resume(path: Path, *, num_samples: int | None = None, trainable=None):
     reconcile(path, settings.max_epochs, make_search_algorithm(settings))
     if num_samples is not None:
         set_budget(path, num_samples)
+    if num_samples is not None or time_budget_s is not None:
         _write_settings(path, settings, record)
     return _fit(tuner, path, settings)
 
@@ -185,8 +197,8 @@ def read_settings(path: str | os.PathLike) -> SearchSettings:
 
 def read_trial_record(path: str | os.PathLike) -> dict[str, Any] | None:
     """``{"resolved_trial": {key: value}, "searched_keys": [key, ...], "score_scales": {name:
-    [low, high]}}`` from ``path``'s
-    ``robnas.json``; ``None`` for a search started before robnas recorded them.
+    [low, high]}, "elapsed_s": seconds}`` from ``path``'s ``robnas.json`` (``elapsed_s`` only
+    when recorded); ``None`` for a search started before robnas recorded them.
 
     Raises:
         ValueError: the file cannot be read, or holds a malformed record.
@@ -204,7 +216,22 @@ def read_trial_record(path: str | os.PathLike) -> dict[str, Any] | None:
     scales = data.get("score_scales", {})
     if not isinstance(scales, dict):
         raise ValueError(f"{file}: score_scales must be a mapping")
-    return {"resolved_trial": resolved, "searched_keys": searched, "score_scales": scales}
+    record = {"resolved_trial": resolved, "searched_keys": searched, "score_scales": scales}
+    elapsed = data.get(ELAPSED_KEY)
+    if elapsed is not None:
+        if isinstance(elapsed, bool) or not isinstance(elapsed, (int, float)) or not elapsed >= 0:
+            raise ValueError(f"{file}: {ELAPSED_KEY} must be a number of seconds >= 0")
+        record[ELAPSED_KEY] = float(elapsed)
+    return record
+
+
+def check_time_left(path: Path, budget_s: float | None, elapsed_s: float | None) -> None:
+    """Refuse to resume a search that has spent its time budget (it would stop at once)."""
+    if budget_s is not None and elapsed_s is not None and elapsed_s >= budget_s:
+        raise ValueError(
+            f"the time budget {format_duration(budget_s)} of {path} is spent ({format_duration(elapsed_s)} run); "
+            f"to continue, give a larger one: robnas resume {path} --time-budget {format_duration(2 * budget_s)}"
+        )
 
 
 def _check_tune_state(path: Path) -> None:
@@ -350,6 +377,7 @@ def _components(settings: SearchSettings, path: Path, limits=None) -> dict[str, 
     from robnas.search._storage import is_local
     from robnas.search._storage_guard import StorageGuard
     from robnas.search._study import StudySearchGenerator
+    from robnas.search._time_budget import TimeBudget
 
     searcher = make_search_algorithm(settings, limits=limits)
     if settings.scheduler != "hyperband":
@@ -364,6 +392,7 @@ def _components(settings: SearchSettings, path: Path, limits=None) -> dict[str, 
     callbacks += [c for c in [state_callback(scheduler)] if c is not None]
     if is_local(settings.storage_path):
         callbacks.append(StorageGuard(path, _min_free_bytes(settings)))
+    callbacks.append(TimeBudget(path))  # every search keeps its running time; a resume may set a budget
     return {"search_alg": StudySearchGenerator(searcher), "scheduler": scheduler, "callbacks": callbacks}
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from robnas.search._searchers import MULTI_OBJECTIVE_SEARCHERS, SEARCHERS
-from robnas.search._units import parse_count
+from robnas.search._units import parse_count, parse_duration
 from robnas.spaces._defaults import DATASETS, dataset_default
 from robnas.spaces._objectives import (
     DEFAULT_OBJECTIVES,
@@ -63,6 +63,9 @@ class SearchSettings:
     in the units of the table's ``params`` column when it has one); candidates above are never
     launched. Counts may be written ``1.5e6``, ``200k``, ``3M``.
 
+    ``time_budget_s``: seconds of wall time the search may run, summed over its start and
+    resumes (``90s``, ``30m``, ``1h30m`` accepted); it then stops, resumable.
+
     ``backend="table"`` replays the results table ``table`` instead of training: the space
     defaults to the cell, ``max_epochs`` to the table's epochs, and ``objectives`` must be given
     (the table's metric columns, plus ``params``).
@@ -94,6 +97,7 @@ class SearchSettings:
     min_free_mb: float = DEFAULT_MIN_FREE_MB
     max_params: float | None = None
     max_macs: float | None = None
+    time_budget_s: float | None = None
     trial: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -147,6 +151,8 @@ class SearchSettings:
         for field in ("max_params", "max_macs"):
             if getattr(self, field) is not None:
                 set_(field, parse_count(field, getattr(self, field)))
+        if self.time_budget_s is not None:
+            set_("time_budget_s", parse_duration("time_budget", self.time_budget_s))
         if self.cpus_per_trial == 0 and self.gpus_per_trial == 0:
             raise ValueError("a trial needs cpus_per_trial > 0 or gpus_per_trial > 0")
         if self.grace_period > self.max_epochs:

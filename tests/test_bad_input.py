@@ -41,6 +41,9 @@ def storage(tmp_path: Path) -> Path:
         (root / name / "robnas.json").write_text(json.dumps({"settings": settings}))
         (root / name / "trial_t1" / "result.json").write_text('{"epoch": 1, "clean_acc": 0.5, "trial_id": "t1"}\n')
     (root / "blocked" / "analysis").write_text("in the way\n")
+    (root / "spent").mkdir()  # a search that has run its whole time budget
+    spent = {"settings": {"name": "spent", "time_budget_s": 60.0}, "resolved_trial": {}, "elapsed_s": 61.5}
+    (root / "spent" / "robnas.json").write_text(json.dumps(spent))
     return root
 
 
@@ -147,6 +150,9 @@ def cases(tmp: Path, storage: Path) -> dict[str, tuple[list[str], str]]:
         "impossible --max-params": (["search", "--space", "cell,macro", "--max-params", "10k", *s], "no network of the space fits --max-params 10,000"),
         "impossible --max-macs": (["search", "--space", "cell", "--max-macs", "1e3", *s], "no network of the space fits --max-macs"),
         "--max-params not a count": (["search", "--max-params", "lots", *s], "max_params must be a number > 0"),
+        "--time-budget not a duration": (["search", "--time-budget", "5x", *s], "time_budget must be a duration"),
+        "resume a search whose time budget is spent": (["resume", str(storage / "spent")], "--time-budget 2m"),
+        "time budget for a search that kept no time": (["resume", str(storage / "good"), "--time-budget", "1h"], "takes no time budget"),
         "tabulate empty archs": (["tabulate", "--archs", write(tmp / "archs.txt", ""), "--out", str(tmp / "t.csv")], "archs"),
         **analysis_cases(tmp, storage),
     }

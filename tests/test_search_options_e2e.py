@@ -1,14 +1,15 @@
-"""End-to-end on digits through the command line: --max-params."""
+"""End-to-end on digits through the command line: --max-params, --time-budget."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 import pytest
 
 from robnas.search._progress import set_verbosity
-from robnas.search._study_state import saved_state
+from robnas.search._study_state import progress, saved_state
 from robnas.search.cli import main
 from robnas.spaces import Genotype
 from robnas.trainables._cost_range import OPS_BY_COST, size_ranges
@@ -58,3 +59,32 @@ def test_max_params_launches_only_networks_under_the_limit(ray_session, tmp_path
         assert json.loads(rows[-1])["params"] <= limit
     assert saved_state(experiment)[1]["infeasible"] > 0  # larger candidates were proposed, not launched
     assert json.loads((experiment / "robnas.json").read_text())["settings"]["max_params"] == limit
+
+
+def test_time_budget_stops_resumably_and_a_resume_extends_it(ray_session, tmp_path, cli, capsys):
+    # Each trial trains 40 epochs (well over 15 s even on a quiet machine): the budget ends the search.
+    args = ("--name", "timed", "--space", "cell", "--num-samples", "3", "--max-epochs", "40", "--scheduler", "fifo",
+            "--screen", "0", "--max-concurrent", "1")
+    assert cli("search", *args, "--time-budget", "15s") == 0
+    experiment = tmp_path / "timed"
+    out = capsys.readouterr().out
+    assert "time budget 15s spent: " in out and f"robnas resume {experiment} --time-budget 30s to continue" in out
+    record = json.loads((experiment / "robnas.json").read_text())
+    assert record["settings"]["time_budget_s"] == 15.0 and record["elapsed_s"] >= 15.0
+    done, _, complete = progress(experiment)
+    assert done < 3 and not complete
+    first = launched(experiment)[0][0]
+    epochs = [json.loads(row)["epoch"] for row in (experiment / f"trial_{first}" / "result.json").read_text().splitlines()]
+
+    before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in experiment.rglob("*") if p.is_file()}
+    assert cli("resume", str(experiment)) == 2  # spent: refused, nothing touched
+    assert "robnas: error: the time budget 15s" in capsys.readouterr().err
+    assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in experiment.rglob("*") if p.is_file()} == before
+
+    assert cli("resume", str(experiment), "--time-budget", "30s", "--quiet") == 0
+    assert "time budget 30s spent" in capsys.readouterr().out
+    record = json.loads((experiment / "robnas.json").read_text())
+    assert record["settings"]["time_budget_s"] == 30.0 and record["elapsed_s"] >= 30.0
+    assert progress(experiment)[0] < 3
+    resumed = [json.loads(row)["epoch"] for row in (experiment / f"trial_{first}" / "result.json").read_text().splitlines()]
+    assert resumed[:len(epochs)] == epochs and resumed == list(range(1, len(resumed) + 1))  # continued, not restarted
