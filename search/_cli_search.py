@@ -35,12 +35,13 @@ _FLAGS: dict[str, tuple[str, Any, str]] = {
     "--max-params": ("max_params", str, "largest network a trial may train, in dense parameters as robnas arch counts them (1.5e6, 200k, 3M); larger candidates are never launched (default: no limit)"),
     "--max-macs": ("max_macs", str, "largest network a trial may train, in MACs per image (1.5e6, 200k, 3M); larger candidates are never launched (default: no limit)"),
     "--time-budget": ("time_budget_s", str, "wall time the search may run, summed over its start and resumes (90s, 30m, 2h, 1h30m or seconds); it then stops, resumable (default: no limit)"),
+    "--points": ("points", str, "YAML or JSON list of mappings of searched keys (partial ones completed by the searcher), or a file of NB201 cells one a line: launched first (default: none)"),
     "--backend": ("backend", str, "train (default) or table: replay a results table instead of training"),
     "--table": ("table", str, "results table (CSV or Parquet) replayed by --backend table"),
 }
 
 #: Placeholders in ``--help`` for flags whose value is not what their name says.
-_METAVARS = {"--max-params": "N", "--max-macs": "N", "--time-budget": "DURATION"}
+_METAVARS = {"--max-params": "N", "--max-macs": "N", "--time-budget": "DURATION", "--points": "FILE"}
 
 
 def add_search_parser(commands: argparse._SubParsersAction) -> None:

@@ -277,6 +277,7 @@ def _param_space(settings: SearchSettings) -> tuple[dict[str, Any], dict[str, An
     ``robnas.json``: ``{"resolved_trial": ..., "searched_keys": ..., "score_scales": ...}`` (the
     shared keys with every default filled in; the keys of the domains; the range of each
     weighted objective, see ``robnas.search._score_scales``)."""
+    from robnas.search._points import check_points
     from robnas.search._score_scales import score_scales
     from robnas.search._size_limits import size_limits
     from robnas.spaces._compose import CONFIG_KEYS, build_space, decode
@@ -309,9 +310,11 @@ def _param_space(settings: SearchSettings) -> tuple[dict[str, Any], dict[str, An
         resolved = resolve_fixed(fixed, searched=space)
         scales = score_scales(settings.score_weights, space=space, fixed=resolved,
                               input_shape=tuple(data.x_train.shape[1:]), num_classes=data.num_classes)
+    if settings.points:
+        check_points(settings.points, space)
     limits = size_limits(settings, resolved)
     if limits is not None:
-        limits.check_reachable(space)
+        limits.check_reachable(space, settings.points or ())
     record = {"resolved_trial": resolved, "searched_keys": sorted(space), "score_scales": scales}
     runtime = {"score_weights": dict(settings.score_weights), "score_scales": scales, "gpu_share": settings.gpus_per_trial}
     return {**space, **fixed, **runtime}, record
@@ -339,8 +342,8 @@ def _trainable(
 
 def make_search_algorithm(settings: SearchSettings, *, scorer=None, limits=None):
     """The Tune ``Searcher`` of a search: the named sampler behind a ``StudySearcher`` that
-    deduplicates, screens when asked, launches no network above ``limits`` and stops at
-    ``num_samples`` trials.
+    launches the settings' points first, deduplicates, screens when asked, launches no network
+    above ``limits`` and stops at ``num_samples`` trials.
 
     ``scorer``: the screening's ``config -> {proxy: score}`` (default: a new ``CandidateScorer``);
     pass one to share its cache between searches. ``limits``: the search's ``SizeLimits``
@@ -363,6 +366,7 @@ def make_search_algorithm(settings: SearchSettings, *, scorer=None, limits=None)
         seed=settings.seed,
         budget=settings.num_samples,
         screen=screen,
+        points_to_evaluate=settings.points or (),
         limits=limits,
     )
 

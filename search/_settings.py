@@ -6,10 +6,11 @@ import dataclasses
 import math
 import os
 import reprlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from robnas.search._points import load_points
 from robnas.search._searchers import MULTI_OBJECTIVE_SEARCHERS, SEARCHERS
 from robnas.search._units import parse_count, parse_duration
 from robnas.spaces._defaults import DATASETS, dataset_default
@@ -66,6 +67,9 @@ class SearchSettings:
     ``time_budget_s``: seconds of wall time the search may run, summed over its start and
     resumes (``90s``, ``30m``, ``1h30m`` accepted); it then stops, resumable.
 
+    ``points``: configurations launched first, a points file's path or a list of mappings of
+    searched keys (see ``robnas.search._points``); kept as the list of mappings.
+
     ``backend="table"`` replays the results table ``table`` instead of training: the space
     defaults to the cell, ``max_epochs`` to the table's epochs, and ``objectives`` must be given
     (the table's metric columns, plus ``params``).
@@ -98,6 +102,7 @@ class SearchSettings:
     max_params: float | None = None
     max_macs: float | None = None
     time_budget_s: float | None = None
+    points: Sequence[Mapping[str, Any]] | None = None
     trial: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -153,6 +158,8 @@ class SearchSettings:
                 set_(field, parse_count(field, getattr(self, field)))
         if self.time_budget_s is not None:
             set_("time_budget_s", parse_duration("time_budget", self.time_budget_s))
+        if self.points is not None:
+            set_("points", load_points(self.points))
         if self.cpus_per_trial == 0 and self.gpus_per_trial == 0:
             raise ValueError("a trial needs cpus_per_trial > 0 or gpus_per_trial > 0")
         if self.grace_period > self.max_epochs:
@@ -209,6 +216,8 @@ class SearchSettings:
         if self.table is not None:
             data["table"] = str(resolve_path(self.table, "table"))
         data["score_weights"], data["trial"] = dict(self.score_weights), dict(self.trial)
+        if self.points is not None:
+            data["points"] = [dict(point) for point in self.points]
         return data
 
     @classmethod

@@ -15,10 +15,12 @@ with a :class:`~robnas.search._screening.Screen` the launch is the best predicte
 ``budget`` caps the trials launched: the search ends when it is reached or when the space is
 exhausted (``max_retries`` duplicates or candidates above the size limits in a row).
 
-With ``limits`` (``SizeLimits``), a candidate whose network is above a size limit is never
-launched: a sampler proposal is told to the study as a ``FAIL`` trial with user attribute
-``infeasible`` (the reason) and another is asked; drawn candidates and neighbours above a limit
-are dropped from the screening pool.
+``points_to_evaluate`` are launched first, in order, unscreened: each is enqueued in the
+proposal study (Optuna's ``enqueue_trial``), so the sampler proposes the keys a point leaves
+out; a point whose network was launched already is skipped. With ``limits`` (``SizeLimits``),
+a candidate whose network is above a size limit is never launched: a sampler proposal is told
+to the study as a ``FAIL`` trial with user attribute ``infeasible`` (the reason) and another is
+asked; drawn candidates and neighbours above a limit are dropped from the screening pool.
 
 State is JSON (:mod:`robnas.search._json_state`), written to
 ``robnas-searcher-state-<session>.json`` beside Tune's experiment state and validated on load.
@@ -88,7 +90,8 @@ class StudySearcher(Searcher):
         seed: seed of the samplers and of the searcher's own draws.
         budget: trials to launch at most (None: no limit).
         screen: the screening of candidates (None: launch the first new proposal).
-        points_to_evaluate: configurations proposed before any sampler proposal.
+        points_to_evaluate: configurations (searched keys; keys left out are proposed by the
+            sampler) launched first.
         limits: the size limits of a launched network (``robnas.search._size_limits.SizeLimits``).
         max_retries: duplicates or candidates above the limits tolerated in a row before the
             space counts as exhausted.
@@ -149,6 +152,9 @@ class StudySearcher(Searcher):
     def suggest(self, trial_id: str) -> dict | None:
         if self.budget is not None and len(self._launched) >= self.budget:
             return Searcher.FINISHED
+        point = self._next_point()
+        if point is not None:
+            return self._launch(trial_id, point)
         screen = self.screen
         explore = screen is not None and screen.size > 1 and self._rng.random() < screen.explore
         size = 1 if screen is None or explore else screen.size
@@ -195,9 +201,27 @@ class StudySearcher(Searcher):
 
     # ------------------------------------------------------------------ proposals
 
+    def _next_point(self) -> Candidate | None:
+        """The next of ``points_to_evaluate`` that trains a new network within the limits, the
+        keys it leaves out proposed by the sampler (None: no point left). A point is removed
+        once launched, or dropped after ``max_retries`` completions that are duplicates or above the limits."""
+        while self._points:
+            point = self._points[0]
+            tries = self.max_retries if set(self._distributions) - set(point) else 1
+            for _ in range(tries):
+                self._proposals = None
+                candidate = self._propose(point)
+                if candidate.key in self._by_key:
+                    self.num_duplicates += 1
+                    self._add_duplicate(candidate)
+                elif self._fits(candidate):
+                    self._points.pop(0)
+                    return candidate
+            self._points.pop(0)
+        return None
+
     def _pool(self, size: int, asked: int) -> list[Candidate]:
-        """Up to ``size`` new candidates within the limits: ``asked`` from points and the
-        sampler, then space draws."""
+        """Up to ``size`` new candidates within the limits: ``asked`` from the sampler, then space draws."""
         pool: list[Candidate] = []
         keys: set[str] = set()
         rejected = 0
@@ -227,17 +251,14 @@ class StudySearcher(Searcher):
             pool.append(Candidate(config, key, "drawn"))
         return pool
 
-    def _propose(self) -> Candidate | None:
-        """The next of ``points_to_evaluate``, else the sampler's next proposal (None: none left)."""
-        if self._points:
-            config = self._points.pop(0)
-            return Candidate(config, self.key_of(config), "point")
+    def _propose(self, point: Mapping[str, Any] | None = None) -> Candidate | None:
+        """The sampler's next proposal, completing ``point`` if given (None: no space to propose from)."""
         if not self._distributions:
-            return None
+            return None if point is None else Candidate(dict(point), self.key_of(point), "point")
         if self._proposals is None:
             self._proposals = Proposals(self.study, sampler=self.sampler_name, seed=self.seed, rounds=self._rounds,
                                         distributions=self._distributions, key_of=self.key_of)
-        candidate = self._proposals.next()
+        candidate = self._proposals.next(point)
         self._rounds = self._proposals.rounds
         return candidate
 

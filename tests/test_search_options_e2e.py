@@ -1,4 +1,4 @@
-"""End-to-end on digits through the command line: --max-params, --time-budget."""
+"""End-to-end on digits through the command line: --max-params, --time-budget, --points."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from robnas.trainables._cost_range import OPS_BY_COST, size_ranges
 from robnas.trainables._network import nb201_param_count
 
 pytestmark = pytest.mark.slow
+
+ARCH = "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"
 
 
 @pytest.fixture
@@ -88,3 +90,18 @@ def test_time_budget_stops_resumably_and_a_resume_extends_it(ray_session, tmp_pa
     assert progress(experiment)[0] < 3
     resumed = [json.loads(row)["epoch"] for row in (experiment / f"trial_{first}" / "result.json").read_text().splitlines()]
     assert resumed[:len(epochs)] == epochs and resumed == list(range(1, len(resumed) + 1))  # continued, not restarted
+
+
+def test_points_are_launched_first(ray_session, tmp_path, cli):
+    points = tmp_path / "points.yaml"
+    points.write_text(f"- {{arch: '{ARCH}', width: 8, cells_per_stage: 1}}\n- {{width: 16, cells_per_stage: 2}}\n")
+    assert cli("search", "--name", "points", "--space", "cell,macro", "--num-samples", "3", "--max-epochs", "1",
+               "--scheduler", "fifo", "--points", str(points)) == 0
+    experiment = tmp_path / "points"
+    trials = [config for _, config in launched(experiment)]
+    assert len(trials) == 3
+    cell = Genotype.from_str(ARCH).to_config()
+    assert {k: trials[0][k] for k in (*cell, "width", "cells_per_stage")} == {**cell, "width": 8, "cells_per_stage": 1}
+    assert (trials[1]["width"], trials[1]["cells_per_stage"]) == (16, 2)
+    recorded = json.loads((experiment / "robnas.json").read_text())["settings"]["points"]
+    assert recorded == [{**cell, "width": 8, "cells_per_stage": 1}, {"width": 16, "cells_per_stage": 2}]

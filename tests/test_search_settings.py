@@ -146,8 +146,12 @@ def test_time_budget_takes_durations(text, seconds):
     ({"time_budget_s": "5x"}, "time_budget must be a duration"),
     ({"time_budget_s": 0}, "time_budget must be a duration"),
     ({"time_budget_s": "m30"}, "time_budget must be a duration"),
+    ({"points": {"width": 8}}, "points must be a points file or a list"),
+    ({"points": []}, "lists no point"),
+    ({"points": [{"width": [8]}]}, "point 1: width must be a name or a finite number"),
+    ({"points": [{"arch": "|bad~0|"}]}, "point 1: malformed NB201 cell string"),
 ])
-def test_bad_limits_and_budgets_name_the_problem(options, message):
+def test_bad_limits_budgets_and_points_name_the_problem(options, message):
     with pytest.raises(ValueError) as error:
         SearchSettings.from_mapping(options)
     assert message in str(error.value)
@@ -158,12 +162,17 @@ def test_new_options_round_trip_and_take_their_flag_names_in_yaml(tmp_path):
 
     from robnas.search._cli_search import add_search_parser, settings_from_args
 
+    points = tmp_path / "points.yaml"
+    points.write_text("- {arch: '|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|', width: 8}\n"
+                      "- {width: 16}\n")
     config = tmp_path / "s.yaml"
-    config.write_text("max_params: 200k\nmax_macs: 1.5e6\ntime_budget: 1h30m\n")
+    config.write_text(f"max_params: 200k\nmax_macs: 1.5e6\ntime_budget: 1h30m\npoints: {points}\n")
     parser = argparse.ArgumentParser()
     add_search_parser(parser.add_subparsers())
     settings = settings_from_args(parser.parse_args(["search", "--config", str(config), "--max-macs", "3M"]))
     assert (settings.max_params, settings.max_macs, settings.time_budget_s) == (200_000, 3_000_000, 5400.0)
+    assert settings.points[0]["edge_1_0"] == "nor_conv_3x3" and settings.points[0]["width"] == 8
+    assert settings.points[1] == {"width": 16}
     assert SearchSettings.from_mapping(settings.to_dict()) == settings
 
 
@@ -171,6 +180,6 @@ def test_help_shows_every_new_flag_with_its_default(capsys):
     with pytest.raises(SystemExit):
         main(["search", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    for flag in ("--max-params N", "--max-macs N", "--time-budget DURATION"):
+    for flag in ("--max-params N", "--max-macs N", "--time-budget DURATION", "--points FILE"):
         start = text.index(flag, text.index("options:"))
         assert "(default: " in text[start:text.index(" --", start + len(flag))], flag
