@@ -32,16 +32,23 @@ _FLAGS: dict[str, tuple[str, Any, str]] = {
     "--address": ("address", str, "Ray cluster address: auto or HOST:PORT (default: start Ray here)"),
     "--seed": ("seed", int, "seed of the searcher (reproducible sequence of configurations)"),
     "--screen": ("screen", int, "candidates scored with zero-cost proxies and a surrogate per launched trial, plus the best trial's one-change neighbours (default 32, and 0 = off with --searcher random)"),
+    "--max-params": ("max_params", str, "largest network a trial may train, in dense parameters as robnas arch counts them (1.5e6, 200k, 3M); larger candidates are never launched (default: no limit)"),
+    "--max-macs": ("max_macs", str, "largest network a trial may train, in MACs per image (1.5e6, 200k, 3M); larger candidates are never launched (default: no limit)"),
+    "--time-budget": ("time_budget_s", str, "wall time the search may run, summed over its start and resumes (90s, 30m, 2h, 1h30m or seconds); it then stops, resumable (default: no limit)"),
+    "--points": ("points", str, "YAML or JSON list of mappings of searched keys (partial ones completed by the searcher), or a file of NB201 cells one a line: launched first (default: none)"),
     "--backend": ("backend", str, "train (default) or table: replay a results table instead of training"),
     "--table": ("table", str, "results table (CSV or Parquet) replayed by --backend table"),
 }
+
+#: Placeholders in ``--help`` for flags whose value is not what their name says.
+_METAVARS = {"--max-params": "N", "--max-macs": "N", "--time-budget": "DURATION", "--points": "FILE"}
 
 
 def add_search_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("search", help="launch a robust NAS search on Ray Tune")
     parser.add_argument("--config", help="YAML file of search options; flags override it")
     for flag, (field, kind, text) in _FLAGS.items():
-        parser.add_argument(flag, type=kind, help=_with_default(field, text))
+        parser.add_argument(flag, type=kind, metavar=_METAVARS.get(flag), help=_with_default(field, text))
     parser.add_argument("--dashboard", action="store_true", default=None, help="start the Ray dashboard")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help="continue the experiment if it exists")
@@ -52,6 +59,7 @@ def add_search_parser(commands: argparse._SubParsersAction) -> None:
     resume = commands.add_parser("resume", help="continue an interrupted search")
     resume.add_argument("directory", help="experiment directory STORAGE/NAME")
     resume.add_argument("--num-samples", type=int, help="extend the search to this many trials")
+    resume.add_argument("--time-budget", metavar="DURATION", help="the search's new total time budget, e.g. 2h (default: as started)")
     _add_verbosity(resume)
     resume.set_defaults(handler=run_resume)
 
@@ -119,8 +127,8 @@ def _flag_named_keys(options: dict[str, Any], source: str) -> dict[str, Any]:
 
 
 #: Options ``robnas search --resume`` may give for an existing experiment: where it is, and a
-#: new trial budget (as ``robnas resume --num-samples``).
-_RESUMABLE = ("name", "storage_path", "num_samples")
+#: new trial or time budget (as ``robnas resume --num-samples / --time-budget``).
+_RESUMABLE = ("name", "storage_path", "num_samples", "time_budget_s")
 
 
 def run_search(args: argparse.Namespace) -> int:
@@ -138,7 +146,8 @@ def run_search(args: argparse.Namespace) -> int:
                 f"--resume continues {path} as it was started; {', '.join(sorted(changed))} differ from its "
                 "robnas.json (leave them out, or use --overwrite to start again)"
             )
-        return _summarise(resume(path, num_samples=options.get("num_samples")))
+        time_budget = settings.time_budget_s if "time_budget_s" in options else None
+        return _summarise(resume(path, num_samples=options.get("num_samples"), time_budget_s=time_budget))
     return _summarise(run(settings, resume_existing=args.resume, overwrite=args.overwrite))
 
 
@@ -147,16 +156,25 @@ def run_resume(args: argparse.Namespace) -> int:
     from robnas.search._run import resume
 
     set_verbosity(args.verbosity)
-    return _summarise(resume(args.directory, num_samples=args.num_samples))
+    return _summarise(resume(args.directory, num_samples=args.num_samples, time_budget_s=args.time_budget))
 
 
 def _summarise(grid) -> int:
-    """Print the outcome of a search; exit code 130 (as for Ctrl-C) if it stopped unfinished."""
+    """Print the outcome of a search; exit code 130 (as for Ctrl-C) if it stopped unfinished,
+    0 if it stopped because its time budget was spent (the end it was given)."""
+    from robnas.search._elapsed import budget_spent
     from robnas.search._study_state import progress
+    from robnas.search._units import format_duration
 
     done, budget, complete = progress(grid.experiment_path)
+    total = budget if budget is not None else "?"
+    spent = None if complete else budget_spent(grid.experiment_path)
+    if spent is not None:
+        longer = format_duration(2 * spent[0])
+        print(f"time budget {format_duration(spent[0])} spent: {done} of {total} trials done; "
+              f"robnas resume {grid.experiment_path} --time-budget {longer} to continue")
+        return 0
     if not complete:
-        total = budget if budget is not None else "?"
         print(f"interrupted: {done} of {total} trials done; robnas resume {grid.experiment_path}", file=sys.stderr)
         return 130
     errors = sum(result.error is not None for result in grid)

@@ -31,12 +31,19 @@ class Proposals:
         self._study = optuna.create_study(directions=study.directions, sampler=make_sampler(sampler, seed=seed))
         self._study.add_trials(study.get_trials(deepcopy=False, states=(trial_state("COMPLETE"),)))
 
-    def next(self) -> Candidate:
-        """The sampler's next proposal, with its system attributes (e.g. NSGA-II's generation)."""
+    def next(self, point: Mapping[str, Any] | None = None) -> Candidate:
+        """The sampler's next proposal, with its system attributes (e.g. NSGA-II's generation).
+
+        ``point``: values to propose (enqueued with Optuna's ``enqueue_trial``); the sampler
+        proposes the keys it leaves out, and the candidate's origin is ``"point"``.
+        """
         round_seed = int(np.random.SeedSequence([self.seed, self.rounds]).generate_state(1)[0])
         self._study.sampler = make_sampler(self.sampler, seed=round_seed)
         self.rounds += 1
+        if point is not None:
+            self._study.enqueue_trial({k: v for k, v in point.items() if k in self.distributions})
         trial = self._study.ask(fixed_distributions=self.distributions)
         frozen = self._study.get_trials(deepcopy=False)[trial.number]
-        config = dict(trial.params)
-        return Candidate(config, self.key_of(config), "asked", dict(frozen.system_attrs))
+        config = {**(point or {}), **trial.params}
+        origin = "asked" if point is None else "point"
+        return Candidate(config, self.key_of(config), origin, dict(frozen.system_attrs))

@@ -3,8 +3,9 @@
 A search is a normal Ray Tune experiment directory ``STORAGE/NAME`` (readable with
 ``tune.ExperimentAnalysis`` or ``Tuner.restore``) plus ``robnas.json``: the settings, the
 trial keys every trial shares with each default filled in (``resolved_trial``), the keys the
-space searches (``searched_keys``) and the library versions. Trials, also resumed ones, get
-the recorded ``resolved_trial`` values for the keys their config lacks.
+space searches (``searched_keys``), the seconds the search has run (``elapsed_s``) and the
+library versions. Trials, also resumed ones, get the recorded ``resolved_trial`` values for
+the keys their config lacks.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from robnas.search._elapsed import ELAPSED_KEY
 from robnas.search._lock import empty_directory, experiment_lock
 from robnas.search._ray_compat import check_ray_compat, tune_environment
 from robnas.search._settings import SearchSettings, resolve_path
 from robnas.search._storage import check_storage, stopped_for_storage
+from robnas.search._units import format_duration
 from robnas.trainables._layout import SEARCH_SETTINGS_FILE as SETTINGS_FILE
 from robnas.trainables._layout import atomic_write_json
 
@@ -78,8 +81,10 @@ def run(
         _check_is_experiment(path)
     # Everything is checked and built before the directory is locked or an earlier run touched.
     check_storage(path, 2 * _min_free_bytes(settings))
+    from robnas.search._size_limits import size_limits
+
     param_space, record = _param_space(settings)
-    components = _components(settings, path)
+    components = _components(settings, path, size_limits(settings, record["resolved_trial"]))
     _init_ray(settings)
     _check_resources(settings)
     with experiment_lock(path):
@@ -88,7 +93,7 @@ def run(
                 raise ExperimentExistsError(f"experiment directory {path} exists")
             _check_is_experiment(path)
             empty_directory(path)
-        _write_settings(path, settings, record)
+        _write_settings(path, settings, {**record, ELAPSED_KEY: 0.0})
         trainable = _trainable(settings, trainable, defaults=record["resolved_trial"])
         tuner = _new_tuner(settings, param_space, components, trainable)
         return _fit(tuner, path, settings)
@@ -121,6 +126,7 @@ def resume(
     path: str | os.PathLike,
     *,
     num_samples: int | None = None,
+    time_budget_s: float | str | None = None,
     trainable: Callable[[dict[str, Any]], None] | None = None,
 ):
     """Continue the search in ``path``; finished trials are kept, unfinished ones continue
@@ -128,6 +134,8 @@ def resume(
 
     Args:
         num_samples: extend the search to this many trials in total (default: as started).
+        time_budget_s: the search's new time budget, over all its runs (seconds, or ``"2h"``;
+            default: as started). A search whose budget is spent resumes only with a larger one.
         trainable: a Tune function trainable run instead of the built-in one (see ``run``);
             give the one the search was started with.
     """
@@ -135,10 +143,10 @@ def resume(
     path = resolve_path(path, "run directory")
     read_settings(path)  # a robnas search: never create a directory here
     with experiment_lock(path):
-        return _resume(path, num_samples=num_samples, trainable=trainable)
+        return _resume(path, num_samples=num_samples, time_budget_s=time_budget_s, trainable=trainable)
 
 
-def _resume(path: Path, *, num_samples: int | None = None, trainable=None):
+def _resume(path: Path, *, num_samples: int | None = None, time_budget_s=None, trainable=None):
     from ray import tune
 
     from robnas.search._reconcile import reconcile
@@ -150,6 +158,11 @@ def _resume(path: Path, *, num_samples: int | None = None, trainable=None):
         if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
             raise ValueError(f"num_samples must be an integer >= 1, got {num_samples!r}")
         settings = settings.replace(num_samples=num_samples)
+    if time_budget_s is not None:
+        if record is None or ELAPSED_KEY not in record:
+            raise ValueError(f"{path} was started before robnas kept a search's running time; it takes no time budget")
+        settings = settings.replace(time_budget_s=time_budget_s)
+    check_time_left(path, settings.time_budget_s, record.get(ELAPSED_KEY) if record else None)
     if not tune.Tuner.can_restore(str(path)):
         raise ValueError(f"{path} has no saved search state to resume from")
     saved_state(path)  # robnas's own state is checked before anything runs or changes
@@ -169,6 +182,7 @@ def _resume(path: Path, *, num_samples: int | None = None, trainable=None):
     reconcile(path, settings.max_epochs, make_search_algorithm(settings))
     if num_samples is not None:
         set_budget(path, num_samples)
+    if num_samples is not None or time_budget_s is not None:
         _write_settings(path, settings, record)
     return _fit(tuner, path, settings)
 
@@ -183,8 +197,8 @@ def read_settings(path: str | os.PathLike) -> SearchSettings:
 
 def read_trial_record(path: str | os.PathLike) -> dict[str, Any] | None:
     """``{"resolved_trial": {key: value}, "searched_keys": [key, ...], "score_scales": {name:
-    [low, high]}}`` from ``path``'s
-    ``robnas.json``; ``None`` for a search started before robnas recorded them.
+    [low, high]}, "elapsed_s": seconds}`` from ``path``'s ``robnas.json`` (``elapsed_s`` only
+    when recorded); ``None`` for a search started before robnas recorded them.
 
     Raises:
         ValueError: the file cannot be read, or holds a malformed record.
@@ -202,7 +216,22 @@ def read_trial_record(path: str | os.PathLike) -> dict[str, Any] | None:
     scales = data.get("score_scales", {})
     if not isinstance(scales, dict):
         raise ValueError(f"{file}: score_scales must be a mapping")
-    return {"resolved_trial": resolved, "searched_keys": searched, "score_scales": scales}
+    record = {"resolved_trial": resolved, "searched_keys": searched, "score_scales": scales}
+    elapsed = data.get(ELAPSED_KEY)
+    if elapsed is not None:
+        if isinstance(elapsed, bool) or not isinstance(elapsed, (int, float)) or not elapsed >= 0:
+            raise ValueError(f"{file}: {ELAPSED_KEY} must be a number of seconds >= 0")
+        record[ELAPSED_KEY] = float(elapsed)
+    return record
+
+
+def check_time_left(path: Path, budget_s: float | None, elapsed_s: float | None) -> None:
+    """Refuse to resume a search that has spent its time budget (it would stop at once)."""
+    if budget_s is not None and elapsed_s is not None and elapsed_s >= budget_s:
+        raise ValueError(
+            f"the time budget {format_duration(budget_s)} of {path} is spent ({format_duration(elapsed_s)} run); "
+            f"to continue, give a larger one: robnas resume {path} --time-budget {format_duration(2 * budget_s)}"
+        )
 
 
 def _check_tune_state(path: Path) -> None:
@@ -248,7 +277,9 @@ def _param_space(settings: SearchSettings) -> tuple[dict[str, Any], dict[str, An
     ``robnas.json``: ``{"resolved_trial": ..., "searched_keys": ..., "score_scales": ...}`` (the
     shared keys with every default filled in; the keys of the domains; the range of each
     weighted objective, see ``robnas.search._score_scales``)."""
+    from robnas.search._points import check_points
     from robnas.search._score_scales import score_scales
+    from robnas.search._size_limits import size_limits
     from robnas.spaces._compose import CONFIG_KEYS, build_space, decode
     from robnas.spaces._resolve import resolve_fixed
     from robnas.spaces._runtime import RUNTIME_KEYS
@@ -279,6 +310,11 @@ def _param_space(settings: SearchSettings) -> tuple[dict[str, Any], dict[str, An
         resolved = resolve_fixed(fixed, searched=space)
         scales = score_scales(settings.score_weights, space=space, fixed=resolved,
                               input_shape=tuple(data.x_train.shape[1:]), num_classes=data.num_classes)
+    if settings.points:
+        check_points(settings.points, space)
+    limits = size_limits(settings, resolved)
+    if limits is not None:
+        limits.check_reachable(space, settings.points or ())
     record = {"resolved_trial": resolved, "searched_keys": sorted(space), "score_scales": scales}
     runtime = {"score_weights": dict(settings.score_weights), "score_scales": scales, "gpu_share": settings.gpus_per_trial}
     return {**space, **fixed, **runtime}, record
@@ -304,12 +340,14 @@ def _trainable(
     return tune.with_resources(trainable, resources)
 
 
-def make_search_algorithm(settings: SearchSettings, *, scorer=None):
+def make_search_algorithm(settings: SearchSettings, *, scorer=None, limits=None):
     """The Tune ``Searcher`` of a search: the named sampler behind a ``StudySearcher`` that
-    deduplicates, screens when asked, and stops at ``num_samples`` trials.
+    launches the settings' points first, deduplicates, screens when asked, launches no network
+    above ``limits`` and stops at ``num_samples`` trials.
 
     ``scorer``: the screening's ``config -> {proxy: score}`` (default: a new ``CandidateScorer``);
-    pass one to share its cache between searches.
+    pass one to share its cache between searches. ``limits``: the search's ``SizeLimits``
+    (``robnas.search._size_limits.size_limits``), None for none.
     """
     from robnas.search._searchers import MULTI_OBJECTIVE_SEARCHERS
     from robnas.search._study import StudySearcher
@@ -328,12 +366,14 @@ def make_search_algorithm(settings: SearchSettings, *, scorer=None):
         seed=settings.seed,
         budget=settings.num_samples,
         screen=screen,
+        points_to_evaluate=settings.points or (),
+        limits=limits,
     )
 
 
-def _components(settings: SearchSettings, path: Path) -> dict[str, Any]:
-    """The search algorithm, scheduler and callbacks of a new search (built, and so validated,
-    before anything on disk changes)."""
+def _components(settings: SearchSettings, path: Path, limits=None) -> dict[str, Any]:
+    """The search algorithm (with the size ``limits``), scheduler and callbacks of a new search
+    (built, and so validated, before anything on disk changes)."""
     from ray.tune.search import ConcurrencyLimiter
 
     from robnas.search._progress import FrontProgress
@@ -341,8 +381,9 @@ def _components(settings: SearchSettings, path: Path) -> dict[str, Any]:
     from robnas.search._storage import is_local
     from robnas.search._storage_guard import StorageGuard
     from robnas.search._study import StudySearchGenerator
+    from robnas.search._time_budget import TimeBudget
 
-    searcher = make_search_algorithm(settings)
+    searcher = make_search_algorithm(settings, limits=limits)
     if settings.scheduler != "hyperband":
         # Tune ignores max_concurrent_trials for a SearchGenerator: limit the searcher itself.
         # Not under HyperBand: its paused trials count as live and would stall the search.
@@ -355,6 +396,7 @@ def _components(settings: SearchSettings, path: Path) -> dict[str, Any]:
     callbacks += [c for c in [state_callback(scheduler)] if c is not None]
     if is_local(settings.storage_path):
         callbacks.append(StorageGuard(path, _min_free_bytes(settings)))
+    callbacks.append(TimeBudget(path))  # every search keeps its running time; a resume may set a budget
     return {"search_alg": StudySearchGenerator(searcher), "scheduler": scheduler, "callbacks": callbacks}
 
 

@@ -18,7 +18,7 @@ from robnas.spaces._genotype import EDGE_KEYS, Genotype
 from robnas.trainables._cost_range import size_ranges
 from robnas.trainables._network import nb201_param_count
 
-__all__ = ["FRACTIONS", "score_scales"]
+__all__ = ["FRACTIONS", "edge_ops_of", "score_scales", "values_of"]
 
 #: Objectives that are fractions: scaled by [0, 1], i.e. as they are.
 FRACTIONS: tuple[str, ...] = ("clean_acc", "robust_acc", "sparsity")
@@ -39,7 +39,7 @@ def score_scales(
     Trained trials give ``input_shape`` (C, H, W) and ``num_classes`` of their data set; a
     replayed search gives its ``ResultTable`` as ``table``.
     """
-    values = lambda key: _values(key, space, fixed)  # noqa: E731
+    values = lambda key: values_of(key, space, fixed)  # noqa: E731
     scales: dict[str, tuple[float, float]] = {}
     sizes: dict[str, tuple[float, float]] | None = None
     for name in weights:
@@ -54,7 +54,7 @@ def score_scales(
         elif table is None and name in ("params", "macs", "sparse_macs"):
             if sizes is None:
                 sizes = size_ranges(
-                    _edge_ops(space, fixed), values("width"), values("cells_per_stage"),
+                    edge_ops_of(space, fixed), values("width"), values("cells_per_stage"),
                     input_shape=input_shape, num_classes=num_classes,
                     max_sparsity=max(float(v) for v in values("sparsity")),
                 )
@@ -62,7 +62,7 @@ def score_scales(
     return {name: [low, high] for name, (low, high) in scales.items() if high > low}
 
 
-def _values(key: str, space: Mapping[str, Any], fixed: Mapping[str, Any]) -> Sequence[Any]:
+def values_of(key: str, space: Mapping[str, Any], fixed: Mapping[str, Any]) -> Sequence[Any]:
     """The values ``key`` takes: a choice's categories, a numeric domain's bounds, or the fixed value."""
     if key not in space:
         return [fixed[key]]
@@ -74,8 +74,8 @@ def _values(key: str, space: Mapping[str, Any], fixed: Mapping[str, Any]) -> Seq
     return [domain]
 
 
-def _edge_ops(space: Mapping[str, Any], fixed: Mapping[str, Any]) -> list[Sequence[str]]:
+def edge_ops_of(space: Mapping[str, Any], fixed: Mapping[str, Any]) -> list[Sequence[str]]:
     """The ops each of the six edges can take."""
     if any(key in space or key in fixed for key in EDGE_KEYS):
-        return [_values(key, space, fixed) for key in EDGE_KEYS]
+        return [values_of(key, space, fixed) for key in EDGE_KEYS]
     return [[op] for op in Genotype.from_str(fixed["arch"]).ops]

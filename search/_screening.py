@@ -120,20 +120,22 @@ class Screen:
         launched: Callable[[str], bool],
         rng: np.random.Generator,
         key_of: Callable[[Mapping[str, Any]], str] = config_key,
+        fits: Callable[[Mapping[str, Any]], bool] | None = None,
     ) -> int:
         """Index into ``pool`` of the candidate to launch; neighbours of an incumbent are
         appended to ``pool`` first (in place).
 
         ``finished``: ``(config, {objective: value})`` of the finished trials in completion
         order; ``launched(key)``: whether a config key was launched already; ``key_of``: the
-        key of a config (the network it trains).
+        key of a config (the network it trains); ``fits(config)``: whether a neighbour may be
+        launched (e.g. is within the search's size limits; default: all may).
         """
         configs = [config for config, _ in finished]
         observed = acq.gains(
             np.array([[float(values.get(n, math.nan)) for n in self.names] for _, values in finished]),
             self.objectives,
         )
-        join = lambda incumbent: self._join(pool, incumbent, domains, launched, rng, key_of)  # noqa: E731
+        join = lambda incumbent: self._join(pool, incumbent, domains, launched, rng, key_of, fits)  # noqa: E731
         if len(self.objectives) > 1 and rng.random() >= 1.0 / len(self.objectives):
             return self._improve_front(pool, configs, observed, join, rng)
         join(configs[acq.best_first(observed)] if configs else None)
@@ -162,13 +164,13 @@ class Screen:
             return acq.best_first(candidates)
         return int(np.argmax(improvement))
 
-    def _join(self, pool, incumbent, domains, launched, rng, key_of) -> None:
+    def _join(self, pool, incumbent, domains, launched, rng, key_of, fits) -> None:
         if incumbent is None or not self.use_neighbours:
             return
         keys = {c.key for c in pool}
         for config in neighbours(incumbent, domains, rng):
             key = key_of(config)
-            if not launched(key) and key not in keys:
+            if not launched(key) and key not in keys and (fits is None or fits(config)):
                 keys.add(key)
                 pool.append(Candidate(config, key, "neighbour"))
 

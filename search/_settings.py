@@ -6,11 +6,13 @@ import dataclasses
 import math
 import os
 import reprlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from robnas.search._points import load_points
 from robnas.search._searchers import MULTI_OBJECTIVE_SEARCHERS, SEARCHERS
+from robnas.search._units import parse_count, parse_duration
 from robnas.spaces._defaults import DATASETS, dataset_default
 from robnas.spaces._objectives import (
     DEFAULT_OBJECTIVES,
@@ -57,6 +59,17 @@ class SearchSettings:
     ``min_free_mb``: the search starts only with twice this much free space on its storage and
     stops, resumable, when less is left (see ``robnas.search._storage``).
 
+    ``max_params`` / ``max_macs``: the largest network a trial may train (its dense parameters,
+    its MACs per image, in closed form from the config; with ``backend="table"``, parameters
+    in the units of the table's ``params`` column when it has one); candidates above are never
+    launched. Counts may be written ``1.5e6``, ``200k``, ``3M``.
+
+    ``time_budget_s``: seconds of wall time the search may run, summed over its start and
+    resumes (``90s``, ``30m``, ``1h30m`` accepted); it then stops, resumable.
+
+    ``points``: configurations launched first, a points file's path or a list of mappings of
+    searched keys (see ``robnas.search._points``); kept as the list of mappings.
+
     ``backend="table"`` replays the results table ``table`` instead of training: the space
     defaults to the cell, ``max_epochs`` to the table's epochs, and ``objectives`` must be given
     (the table's metric columns, plus ``params``).
@@ -86,6 +99,10 @@ class SearchSettings:
     table: str | None = None
     screen: int | None = None
     min_free_mb: float = DEFAULT_MIN_FREE_MB
+    max_params: float | None = None
+    max_macs: float | None = None
+    time_budget_s: float | None = None
+    points: Sequence[Mapping[str, Any]] | None = None
     trial: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -136,6 +153,13 @@ class SearchSettings:
             value = getattr(self, field)
             if 0 < value < MIN_RESOURCE:
                 raise ValueError(f"{field} must be 0 or at least {MIN_RESOURCE} (Ray's resource precision), got {value!r}")
+        for field in ("max_params", "max_macs"):
+            if getattr(self, field) is not None:
+                set_(field, parse_count(field, getattr(self, field)))
+        if self.time_budget_s is not None:
+            set_("time_budget_s", parse_duration("time_budget", self.time_budget_s))
+        if self.points is not None:
+            set_("points", load_points(self.points))
         if self.cpus_per_trial == 0 and self.gpus_per_trial == 0:
             raise ValueError("a trial needs cpus_per_trial > 0 or gpus_per_trial > 0")
         if self.grace_period > self.max_epochs:
@@ -192,6 +216,8 @@ class SearchSettings:
         if self.table is not None:
             data["table"] = str(resolve_path(self.table, "table"))
         data["score_weights"], data["trial"] = dict(self.score_weights), dict(self.trial)
+        if self.points is not None:
+            data["points"] = [dict(point) for point in self.points]
         return data
 
     @classmethod

@@ -36,9 +36,11 @@ def simulate(
         if settings.backend != "table":
             raise ValueError("simulate needs reports_of, or a search on the table backend")
         from robnas.trainables._table import config_reports as reports_of
-    space, _ = _param_space(settings)
+    from robnas.search._size_limits import size_limits
+
+    space, record = _param_space(settings)
     fixed = {key: value for key, value in space.items() if not hasattr(value, "sample")}
-    searcher = make_search_algorithm(settings, scorer=scorer)
+    searcher = make_search_algorithm(settings, scorer=scorer, limits=size_limits(settings, record["resolved_trial"]))
     searcher.set_search_properties(None, None, space)
     trials = []
     for number in range(settings.num_samples):

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import signal
-import threading
 import time
 
 from ray.tune import Callback
 
+from robnas.search._graceful_stop import stop_like_ctrl_c
 from robnas.search._storage import storage_problem
 
 #: Seconds between two free-space checks of a running search.
@@ -43,8 +42,4 @@ class StorageGuard(Callback):
         self._checked_at = time.monotonic()
         if self._stopping or storage_problem(self.path, self.min_free_bytes) is None:
             return
-        # Tune stops an experiment gracefully on SIGUSR1 as on Ctrl-C (state saved, every trial
-        # resumable); its handler is installed in the main thread while the search runs.
-        if threading.current_thread() is threading.main_thread() and callable(signal.getsignal(signal.SIGUSR1)):
-            self._stopping = True
-            os.kill(os.getpid(), signal.SIGUSR1)
+        self._stopping = stop_like_ctrl_c()

@@ -13,7 +13,14 @@ A network is launched at most once: configurations that train the same network (
 cells, a schedule of a dense network, ...: ``robnas.spaces._effective.effective_key``) count as one;
 with a :class:`~robnas.search._screening.Screen` the launch is the best predicted of a pool.
 ``budget`` caps the trials launched: the search ends when it is reached or when the space is
-exhausted (``max_retries`` duplicates in a row).
+exhausted (``max_retries`` duplicates or candidates above the size limits in a row).
+
+``points_to_evaluate`` are launched first, in order, unscreened: each is enqueued in the
+proposal study (Optuna's ``enqueue_trial``), so the sampler proposes the keys a point leaves
+out; a point whose network was launched already is skipped. With ``limits`` (``SizeLimits``),
+a candidate whose network is above a size limit is never launched: a sampler proposal is told
+to the study as a ``FAIL`` trial with user attribute ``infeasible`` (the reason) and another is
+asked; drawn candidates and neighbours above a limit are dropped from the screening pool.
 
 State is JSON (:mod:`robnas.search._json_state`), written to
 ``robnas-searcher-state-<session>.json`` beside Tune's experiment state and validated on load.
@@ -28,7 +35,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from ray.tune.search import Searcher, SearchGenerator
@@ -57,6 +64,9 @@ from robnas.spaces._effective import effective_key
 from robnas.spaces._objectives import Objective
 from robnas.spaces._runtime import RUNTIME_KEYS
 
+if TYPE_CHECKING:
+    from robnas.search._size_limits import SizeLimits
+
 __all__ = ["StudySearchGenerator", "StudySearcher"]
 
 
@@ -80,8 +90,11 @@ class StudySearcher(Searcher):
         seed: seed of the samplers and of the searcher's own draws.
         budget: trials to launch at most (None: no limit).
         screen: the screening of candidates (None: launch the first new proposal).
-        points_to_evaluate: configurations proposed before any sampler proposal.
-        max_retries: duplicates tolerated in a row before the space counts as exhausted.
+        points_to_evaluate: configurations (searched keys; keys left out are proposed by the
+            sampler) launched first.
+        limits: the size limits of a launched network (``robnas.search._size_limits.SizeLimits``).
+        max_retries: duplicates or candidates above the limits tolerated in a row before the
+            space counts as exhausted.
     """
 
     CKPT_FILE_TMPL = STATE_PATTERN
@@ -95,6 +108,7 @@ class StudySearcher(Searcher):
         budget: int | None = None,
         screen: Screen | None = None,
         points_to_evaluate: Sequence[Mapping[str, Any]] = (),
+        limits: SizeLimits | None = None,
         max_retries: int = 200,
     ) -> None:
         self.objectives = tuple(Objective.parse(o) for o in (objectives or ("score:max",)))
@@ -106,7 +120,7 @@ class StudySearcher(Searcher):
             raise ValueError(f"budget must be an integer >= 1, got {budget!r}")
         make_sampler(sampler, seed=seed)  # a bad name fails now, not at the first proposal
         self.sampler_name, self.seed, self.budget, self.screen = sampler, int(seed), budget, screen
-        self.max_retries = max_retries
+        self.max_retries, self.limits = max_retries, limits
         self._points = [dict(p) for p in points_to_evaluate]
         self._exhausted = False
         self._domains: dict[str, Any] = {}
@@ -117,7 +131,7 @@ class StudySearcher(Searcher):
         self._launched: dict[str, _Launch] = {}  # trial id -> launch
         self._by_key: dict[str, str] = {}  # config key -> trial id
         self._results: dict[str, dict[str, float]] = {}  # trial id -> final values, completion order
-        self.num_duplicates = self.num_screened_out = self.num_explored = 0
+        self.num_duplicates = self.num_screened_out = self.num_explored = self.num_infeasible = 0
         self.study = self._new_study()
         self._proposals: Proposals | None = None  # the proposals of the pool being built
 
@@ -138,6 +152,9 @@ class StudySearcher(Searcher):
     def suggest(self, trial_id: str) -> dict | None:
         if self.budget is not None and len(self._launched) >= self.budget:
             return Searcher.FINISHED
+        point = self._next_point()
+        if point is not None:
+            return self._launch(trial_id, point)
         screen = self.screen
         explore = screen is not None and screen.size > 1 and self._rng.random() < screen.explore
         size = 1 if screen is None or explore else screen.size
@@ -150,6 +167,7 @@ class StudySearcher(Searcher):
             chosen = screen.choose(
                 pool, [(self._launched[t].config, values) for t, values in self._results.items()],
                 domains=self._domains, launched=self._by_key.__contains__, rng=self._rng, key_of=self.key_of,
+                fits=self._config_fits,
             )
         self.num_explored += int(explore)
         self.num_screened_out += len(pool) - 1
@@ -183,47 +201,79 @@ class StudySearcher(Searcher):
 
     # ------------------------------------------------------------------ proposals
 
+    def _next_point(self) -> Candidate | None:
+        """The next of ``points_to_evaluate`` that trains a new network within the limits, the
+        keys it leaves out proposed by the sampler (None: no point left). A point is removed
+        once launched, or dropped after ``max_retries`` completions that are duplicates or above the limits."""
+        while self._points:
+            point = self._points[0]
+            tries = self.max_retries if set(self._distributions) - set(point) else 1
+            for _ in range(tries):
+                self._proposals = None
+                candidate = self._propose(point)
+                if candidate.key in self._by_key:
+                    self.num_duplicates += 1
+                    self._add_duplicate(candidate)
+                elif self._fits(candidate):
+                    self._points.pop(0)
+                    return candidate
+            self._points.pop(0)
+        return None
+
     def _pool(self, size: int, asked: int) -> list[Candidate]:
-        """Up to ``size`` new candidates: ``asked`` from points and the sampler, then space draws."""
+        """Up to ``size`` new candidates within the limits: ``asked`` from the sampler, then space draws."""
         pool: list[Candidate] = []
         keys: set[str] = set()
-        duplicates = 0
+        rejected = 0
         self._proposals = None
-        while len(pool) < min(size, asked) and duplicates < self.max_retries:
+        while len(pool) < min(size, asked) and rejected < self.max_retries:
             candidate = self._propose()
             if candidate is None:
                 break
             if candidate.key in self._by_key or candidate.key in keys:
-                duplicates += 1
+                rejected += 1
                 self.num_duplicates += 1
                 self._add_duplicate(candidate)
                 continue
+            if not self._fits(candidate):
+                rejected += 1
+                continue
             keys.add(candidate.key)
             pool.append(candidate)
-        duplicates = 0
-        while len(pool) < size and self._domains and duplicates < self.max_retries:
+        rejected = 0
+        while len(pool) < size and self._domains and rejected < self.max_retries:
             config = draw(self._domains, self._rng)
             key = self.key_of(config)
-            if key in self._by_key or key in keys:
-                duplicates += 1
+            if key in self._by_key or key in keys or not self._config_fits(config):
+                rejected += 1
                 continue
             keys.add(key)
             pool.append(Candidate(config, key, "drawn"))
         return pool
 
-    def _propose(self) -> Candidate | None:
-        """The next of ``points_to_evaluate``, else the sampler's next proposal (None: none left)."""
-        if self._points:
-            config = self._points.pop(0)
-            return Candidate(config, self.key_of(config), "point")
+    def _propose(self, point: Mapping[str, Any] | None = None) -> Candidate | None:
+        """The sampler's next proposal, completing ``point`` if given (None: no space to propose from)."""
         if not self._distributions:
-            return None
+            return None if point is None else Candidate(dict(point), self.key_of(point), "point")
         if self._proposals is None:
             self._proposals = Proposals(self.study, sampler=self.sampler_name, seed=self.seed, rounds=self._rounds,
                                         distributions=self._distributions, key_of=self.key_of)
-        candidate = self._proposals.next()
+        candidate = self._proposals.next(point)
         self._rounds = self._proposals.rounds
         return candidate
+
+    def _fits(self, candidate: Candidate) -> bool:
+        """Whether ``candidate``'s network is within the limits; a proposal that is not is told
+        to the study as a failed trial with user attribute ``infeasible``."""
+        reason = None if self.limits is None else self.limits.excess(candidate.config)
+        if reason is None:
+            return True
+        self.num_infeasible += 1
+        self._add_trial("FAIL", candidate, user_attrs={"infeasible": reason, "origin": candidate.origin})
+        return False
+
+    def _config_fits(self, config: Mapping[str, Any]) -> bool:
+        return self.limits is None or self.limits.fits(config)
 
     def _add_duplicate(self, candidate: Candidate) -> None:
         """A proposal isomorphic to a finished trial is a finished trial too: the study learns
@@ -289,6 +339,7 @@ class StudySearcher(Searcher):
                          for t, l in self._launched.items()},
             "results": {t: number_map_out(v) for t, v in self._results.items()},
             "counters": [self.num_duplicates, self.num_screened_out, self.num_explored],
+            "infeasible": self.num_infeasible,
             "exhausted": self._exhausted,
             "screen": self.screen.state() if self.screen is not None else None,
         }
@@ -342,6 +393,7 @@ class StudySearcher(Searcher):
         self._results = {str(t): number_map_in(v, where) for t, v in require(state, "results", dict, where).items()}
         self.num_duplicates, self.num_screened_out, self.num_explored = (
             int(c) for c in require(state, "counters", list, where))
+        self.num_infeasible = int(state.get("infeasible", 0))  # absent in states written before size limits
 
 
 class StudySearchGenerator(SearchGenerator):

@@ -125,17 +125,17 @@ class Genotype:
 
 
 
-def read_archs(path: str | os.PathLike, *, distinct: bool = False) -> tuple[str, ...]:
+def read_archs(path: str | os.PathLike, *, distinct: bool = False, what: str = "archs file") -> tuple[str, ...]:
     """The NB201 cells listed in a text file, one string a line (blank lines and ``#``
     comments skipped), in file order; ``distinct``: one per isomorphism class, the first
-    listed member kept. ValueError naming the file (and line) for anything else."""
+    listed member kept. ValueError naming the file (``what``, and the line) for anything else."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"archs file {path} does not exist or is not a file")
+        raise ValueError(f"{what} {path} does not exist or is not a file")
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as error:
-        raise ValueError(f"cannot read archs file {path}: {error}") from None
+        raise ValueError(f"cannot read {what} {path}: {error}") from None
     archs = []
     for number, line in enumerate(lines, start=1):
         text = line.split("#", 1)[0].strip()
@@ -143,9 +143,9 @@ def read_archs(path: str | os.PathLike, *, distinct: bool = False) -> tuple[str,
             try:
                 archs.append(Genotype.from_str(text).to_str())
             except ValueError as error:
-                raise ValueError(f"archs file {path}, line {number}: {error}") from None
+                raise ValueError(f"{what} {path}, line {number}: {error}") from None
     if not archs:
-        raise ValueError(f"archs file {path} lists no NB201 cell")
+        raise ValueError(f"{what} {path} lists no NB201 cell")
     return distinct_archs(archs) if distinct else tuple(archs)
 
 

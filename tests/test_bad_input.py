@@ -41,6 +41,9 @@ def storage(tmp_path: Path) -> Path:
         (root / name / "robnas.json").write_text(json.dumps({"settings": settings}))
         (root / name / "trial_t1" / "result.json").write_text('{"epoch": 1, "clean_acc": 0.5, "trial_id": "t1"}\n')
     (root / "blocked" / "analysis").write_text("in the way\n")
+    (root / "spent").mkdir()  # a search that has run its whole time budget
+    spent = {"settings": {"name": "spent", "time_budget_s": 60.0}, "resolved_trial": {}, "elapsed_s": 61.5}
+    (root / "spent" / "robnas.json").write_text(json.dumps(spent))
     return root
 
 
@@ -144,6 +147,17 @@ def cases(tmp: Path, storage: Path) -> dict[str, tuple[list[str], str]]:
         "address nobody listens on": (["search", "--address", "127.0.0.1:1", *s], "cannot reach the Ray cluster"),
         "address without a port": (["search", "--address", "headnode", *s], "HOST:PORT"),
         "yaml alias bomb": (["search", "--config", write(tmp / "k.yaml", ALIAS_BOMB), *s], "more than"),
+        "impossible --max-params": (["search", "--space", "cell,macro", "--max-params", "10k", *s], "no network of the space fits --max-params 10,000"),
+        "impossible --max-macs": (["search", "--space", "cell", "--max-macs", "1e3", *s], "no network of the space fits --max-macs"),
+        "--max-params not a count": (["search", "--max-params", "lots", *s], "max_params must be a number > 0"),
+        "--time-budget not a duration": (["search", "--time-budget", "5x", *s], "time_budget must be a duration"),
+        "points file missing": (["search", "--points", str(tmp / "none.yaml"), *s], "does not exist"),
+        "point with an unknown key": (["search", "--space", "cell,macro", "--points", write(tmp / "p1.yaml", "- {width: 8}\n- {widht: 16}\n"), *s], "point 2: 'widht' is not searched"),
+        "point value outside a choice": (["search", "--space", "cell,macro", "--points", write(tmp / "p2.json", '[{"width": 32}]'), *s], "point 1: width 32 is not one of 8, 16"),
+        "points line not an NB201 string": (["search", "--points", write(tmp / "p3.txt", f"{GOOD_ARCH}\nconv~0\n"), *s], "line 2: malformed NB201"),
+        "point too large for --max-params": (["search", "--space", "cell,macro", "--max-params", "40k", "--points", write(tmp / "p4.yaml", "- {width: 16}\n"), *s], "point 1 is too large for --max-params 40,000"),
+        "resume a search whose time budget is spent": (["resume", str(storage / "spent")], "--time-budget 2m"),
+        "time budget for a search that kept no time": (["resume", str(storage / "good"), "--time-budget", "1h"], "takes no time budget"),
         "tabulate empty archs": (["tabulate", "--archs", write(tmp / "archs.txt", ""), "--out", str(tmp / "t.csv")], "archs"),
         **analysis_cases(tmp, storage),
     }

@@ -13,7 +13,7 @@ from ray.tune.search import Searcher
 
 from robnas.search._candidate_proxies import CandidateScorer, dataset_batch, network_of, score_network
 from robnas.search._encoding import decode_trial
-from robnas.search._screening import Screen
+from robnas.search._screening import Candidate, Screen
 from robnas.search._study import StudySearcher
 from robnas.spaces._genotype import OPS, Genotype
 from robnas.spaces._keys import config_key
@@ -49,13 +49,27 @@ class CountingScorer:
 SCREEN_OPTIONS = ("size", "asked", "neighbours", "explore", "proxy_names", "vote", "min_fit", "n_estimators", "scorer")
 
 
-def screening(points=(), *, objectives=("robust_acc",), sampler="random", space=None, seed=0, **options):
-    """A screened ``StudySearcher``; ``points`` are its sampler's first proposals."""
+class ScriptedSearcher(StudySearcher):
+    """A ``StudySearcher`` whose sampler proposes the configs of ``script`` first."""
+
+    def __init__(self, *args, script=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.script = [dict(config) for config in script]
+
+    def _propose(self, point=None):
+        if point is None and self.script:
+            config = self.script.pop(0)
+            return Candidate(config, self.key_of(config), "asked")
+        return super()._propose(point)
+
+
+def screening(proposals=(), *, objectives=("robust_acc",), sampler="random", space=None, seed=0, **options):
+    """A screened ``StudySearcher``; ``proposals`` are its sampler's first proposals."""
     options = {"size": 3, "explore": 0.0, "proxy_names": ("params",), "vote": ("params",),
                "scorer": CountingScorer({A: 1, C: 3, D: 2, E: 0}), "n_estimators": 10, **options}
     screen = Screen(objectives, seed=seed, **{k: v for k, v in options.items() if k in SCREEN_OPTIONS})
     rest = {k: v for k, v in options.items() if k not in SCREEN_OPTIONS}
-    searcher = StudySearcher(sampler, objectives=objectives, seed=seed, screen=screen, points_to_evaluate=points, **rest)
+    searcher = ScriptedSearcher(sampler, objectives=objectives, seed=seed, screen=screen, script=proposals, **rest)
     searcher.set_search_properties(None, None, cell_space() if space is None else space)
     return searcher
 
@@ -87,7 +101,7 @@ def test_never_launches_an_isomorph_twice():
     searcher.on_trial_complete("t1", {"robust_acc": 0.7})
     # A was never launched, so its isomorph B may be; D beats it.
     assert searcher.suggest("t2") == cell(D)
-    # C again: a duplicate of t1; E is what is left; then the points are used up.
+    # C again: a duplicate of t1; E is what is left; then the proposals are used up.
     assert searcher.suggest("t3") == cell(E)
     assert searcher.suggest("t4") == Searcher.FINISHED
     assert searcher.num_duplicates == 2

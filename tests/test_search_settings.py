@@ -117,3 +117,69 @@ def test_yaml_takes_the_flags_names(tmp_path, capsys):
     config.write_text("score: robust_acc=1\nscore_weights: {robust_acc: 1}\n")
     with pytest.raises(ValueError, match="give score or score_weights, not both"):
         settings_from_args(parser.parse_args(["search", "--config", str(config)]))
+
+
+@pytest.mark.parametrize(("text", "count"), [
+    (1500000, 1500000), (1.5e6, 1500000), ("1.5e6", 1500000), ("200k", 200000), ("3M", 3000000), ("1_000", 1000),
+    ("0.5", 0.5),  # a results table's params column may count in millions
+])
+def test_size_limits_take_plain_and_suffixed_counts(text, count):
+    settings = SearchSettings(max_params=text, max_macs=text)
+    assert settings.max_params == settings.max_macs == count
+    assert isinstance(settings.max_params, int) == (count == int(count))
+
+
+@pytest.mark.parametrize(("text", "seconds"), [(90, 90.0), ("90", 90.0), ("90s", 90.0), ("30m", 1800.0),
+                                               ("2h", 7200.0), ("1h30m", 5400.0), ("1m30s", 90.0)])
+def test_time_budget_takes_durations(text, seconds):
+    from robnas.search._units import format_duration, parse_duration
+
+    assert SearchSettings(time_budget_s=text).time_budget_s == seconds
+    assert parse_duration("t", format_duration(seconds)) == seconds
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"max_params": "lots"}, "max_params must be a number > 0"),
+    ({"max_macs": 0}, "max_macs must be a number > 0"),
+    ({"max_params": True}, "max_params must be a number > 0"),
+    ({"max_params": "1e400"}, "max_params must be a number > 0"),
+    ({"time_budget_s": "5x"}, "time_budget must be a duration"),
+    ({"time_budget_s": 0}, "time_budget must be a duration"),
+    ({"time_budget_s": "m30"}, "time_budget must be a duration"),
+    ({"points": {"width": 8}}, "points must be a points file or a list"),
+    ({"points": []}, "lists no point"),
+    ({"points": [{"width": [8]}]}, "point 1: width must be a name or a finite number"),
+    ({"points": [{"arch": "|bad~0|"}]}, "point 1: malformed NB201 cell string"),
+])
+def test_bad_limits_budgets_and_points_name_the_problem(options, message):
+    with pytest.raises(ValueError) as error:
+        SearchSettings.from_mapping(options)
+    assert message in str(error.value)
+
+
+def test_new_options_round_trip_and_take_their_flag_names_in_yaml(tmp_path):
+    import argparse
+
+    from robnas.search._cli_search import add_search_parser, settings_from_args
+
+    points = tmp_path / "points.yaml"
+    points.write_text("- {arch: '|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|', width: 8}\n"
+                      "- {width: 16}\n")
+    config = tmp_path / "s.yaml"
+    config.write_text(f"max_params: 200k\nmax_macs: 1.5e6\ntime_budget: 1h30m\npoints: {points}\n")
+    parser = argparse.ArgumentParser()
+    add_search_parser(parser.add_subparsers())
+    settings = settings_from_args(parser.parse_args(["search", "--config", str(config), "--max-macs", "3M"]))
+    assert (settings.max_params, settings.max_macs, settings.time_budget_s) == (200_000, 3_000_000, 5400.0)
+    assert settings.points[0]["edge_1_0"] == "nor_conv_3x3" and settings.points[0]["width"] == 8
+    assert settings.points[1] == {"width": 16}
+    assert SearchSettings.from_mapping(settings.to_dict()) == settings
+
+
+def test_help_shows_every_new_flag_with_its_default(capsys):
+    with pytest.raises(SystemExit):
+        main(["search", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for flag in ("--max-params N", "--max-macs N", "--time-budget DURATION", "--points FILE"):
+        start = text.index(flag, text.index("options:"))
+        assert "(default: " in text[start:text.index(" --", start + len(flag))], flag

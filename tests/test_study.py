@@ -172,3 +172,28 @@ def test_set_budget_extends_a_finished_search(tmp_path):
     assert isinstance(restored.suggest("t2"), dict) and restored.budget == 4
     with pytest.raises(StateError, match="no saved searcher state"):
         set_budget(tmp_path / "nothing", 3)
+
+
+def test_candidates_above_a_size_limit_are_told_infeasible_and_the_budget_still_fills():
+    from robnas.search._size_limits import SizeLimits
+    from robnas.trainables._network import nb201_param_count
+
+    shape = {"width": 8, "cells_per_stage": 1}
+    params = lambda config: nb201_param_count(Genotype.from_config(config), **shape, in_channels=1)  # noqa: E731
+    limit = params(cell(C))  # C has three 3x3 convolutions: many cells are larger
+    limits = SizeLimits({"params": limit}, shape, input_shape=(1, 8, 8), num_classes=10)
+    s = searcher(sampler="tpe", budget=10, limits=limits)
+    launched = []
+    for i in range(11):
+        config = s.suggest(f"t{i}")
+        if config is Searcher.FINISHED:
+            break
+        launched.append(config)
+        s.on_trial_complete(f"t{i}", {"score": 1.0 - params(config) / limit})  # TPE is pushed to large cells
+    assert len(launched) == 10 and all(params(config) <= limit for config in launched)
+    infeasible = [t for t in s.study.trials if "infeasible" in t.user_attrs]
+    assert len(infeasible) == s.num_infeasible > 0
+    assert all(t.state.name == "FAIL" and params(t.params) > limit for t in infeasible)
+    assert all("> max_params" in t.user_attrs["infeasible"] for t in infeasible)
+    assert [t.state.name for t in s.study.trials].count("COMPLETE") == 10
+    assert StudySearcher("tpe", limits=limits).get_state()["infeasible"] == 0

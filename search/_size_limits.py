@@ -1,0 +1,149 @@
+"""``SizeLimits``: the largest network a search may train (``--max-params``, ``--max-macs``).
+
+A configuration's size is computed in closed form (``nb201_param_count``, ``nb201_mac_count``)
+from its cell, ``width`` and ``cells_per_stage`` and the data set's input shape and classes;
+no network is built. Parameters are the dense network's (pruning does not shrink the limit's
+count); MACs are per image. A replayed table's ``params`` column, when it has one, gives the
+parameters of its cells instead (in the table's units), and its networks are NB201's on
+3x32x32 images with 10 classes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from robnas.search._score_scales import edge_ops_of, values_of
+from robnas.spaces._compose import DEFAULT_ARCH
+from robnas.spaces._genotype import EDGE_KEYS, Genotype
+from robnas.trainables._cost_range import size_ranges
+from robnas.trainables._network import nb201_mac_count, nb201_param_count
+
+__all__ = ["LIMITED", "SizeLimits", "size_limits"]
+
+#: Size -> the settings field that limits it.
+LIMITED = {"params": "max_params", "macs": "max_macs"}
+#: Size -> its name in messages.
+SHOWN = {"params": "parameters", "macs": "MACs"}
+#: Input shape (C, H, W) and classes of a replayed table's networks (NAS-Bench-201, CIFAR-10).
+TABLE_INPUT = ((3, 32, 32), 10)
+
+
+@dataclass(frozen=True)
+class SizeLimits:
+    """``limits``: size name (``params``, ``macs``) -> the most allowed. ``fixed``: the keys every
+    trial shares (``width``, ``cells_per_stage``, ``arch`` when not searched). ``input_shape``:
+    (C, H, W) of the data set's images. ``table``: a results table with a ``params`` column."""
+
+    limits: Mapping[str, float]
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+    input_shape: tuple[int, int, int] = (3, 32, 32)
+    num_classes: int = 10
+    table: str | None = None
+
+    def sizes(self, config: Mapping[str, Any]) -> dict[str, float]:
+        """``{"params": ..., "macs": ...}`` of the network ``config`` (searched keys) trains."""
+        merged = {**self.fixed, **config}
+        genotype = _cell(merged)
+        shape = {"width": int(merged.get("width", 16)), "cells_per_stage": int(merged.get("cells_per_stage", 5)),
+                 "in_channels": self.input_shape[0], "num_classes": self.num_classes}
+        sizes: dict[str, float] = {}
+        if "params" in self.limits:
+            column = self._table_params(genotype)
+            sizes["params"] = column if column is not None else float(nb201_param_count(genotype, **shape))
+        if "macs" in self.limits:
+            sizes["macs"] = float(nb201_mac_count(genotype, input_size=self.input_shape[1:], **shape))
+        return sizes
+
+    def excess(self, config: Mapping[str, Any]) -> str | None:
+        """Why ``config`` is too large (``"params 3,072 > max_params 2,000"``), or None if it fits."""
+        for name, size in self.sizes(config).items():
+            if size > self.limits[name]:
+                return f"{name} {_count(size)} > {LIMITED[name]} {_count(self.limits[name])}"
+        return None
+
+    def fits(self, config: Mapping[str, Any]) -> bool:
+        return self.excess(config) is None
+
+    def check_reachable(self, space: Mapping[str, Any], points: Sequence[Mapping[str, Any]] = ()) -> None:
+        """ValueError if even the cheapest network of ``space`` (Tune domains), or of a point's
+        completions, is above a limit."""
+        for number, point in enumerate([None, *points]):
+            smallest = self._smallest(space, point or {})
+            for name, size in smallest.items():
+                if size > self.limits[name]:
+                    flag = "--" + LIMITED[name].replace("_", "-")
+                    limit = f"{flag} {_count(self.limits[name])}"
+                    raise ValueError(
+                        f"no network of the space fits {limit}: the smallest has {_count(size)} {SHOWN[name]}" if point is None
+                        else f"point {number} is too large for {limit}: its smallest network has {_count(size)} {SHOWN[name]}"
+                    )
+
+    def _smallest(self, space: Mapping[str, Any], point: Mapping[str, Any]) -> dict[str, float]:
+        free = {key: domain for key, domain in space.items() if key not in point}
+        fixed = {**self.fixed, **point}
+        if "arch" in fixed and any(key in fixed for key in EDGE_KEYS):
+            fixed.pop("arch")
+        channels, height, width = self.input_shape
+        ranges = size_ranges(
+            edge_ops_of(free, fixed), values_of("width", free, fixed), values_of("cells_per_stage", free, fixed),
+            input_shape=(channels, height, width), num_classes=self.num_classes,
+        )
+        smallest = {name: ranges[name][0] for name in self.limits}
+        column = self._table_column()
+        if "params" in self.limits and column is not None:
+            cell_fixed = not any(key in free for key in EDGE_KEYS)
+            params = self._table_params(_cell(fixed)) if cell_fixed else None
+            smallest["params"] = params if params is not None else column[0]
+        return smallest
+
+    def _table_column(self) -> tuple[float, float] | None:
+        """The smallest and largest of the table's ``params`` column (None: no table or column)."""
+        if self.table is None:
+            return None
+        from robnas.trainables._table import ResultTable
+
+        return ResultTable.load(self.table).metric_range("params")
+
+    def _table_params(self, genotype: Genotype) -> float | None:
+        """The table's ``params`` of ``genotype`` (None: no table, column or row)."""
+        if self.table is None:
+            return None
+        from robnas.trainables._table import ResultTable
+
+        table = ResultTable.load(self.table)
+        if "params" not in table.metrics:
+            return None
+        try:
+            return float(table.lookup(genotype, 1)["params"])
+        except ValueError:
+            return None
+
+
+def size_limits(settings, resolved: Mapping[str, Any]) -> SizeLimits | None:
+    """The ``SizeLimits`` of a search's ``settings`` (None without ``max_params`` and ``max_macs``),
+    given its ``resolved`` trial keys (``robnas.json``'s ``resolved_trial``)."""
+    limits = {name: getattr(settings, field) for name, field in LIMITED.items() if getattr(settings, field) is not None}
+    if not limits:
+        return None
+    if settings.backend == "table":
+        (input_shape, num_classes), table = TABLE_INPUT, settings.result_table().path
+    else:
+        from robnas.trainables._data import load_dataset
+
+        data = load_dataset(settings.dataset, settings.data_dir)  # cached in this process
+        input_shape, num_classes, table = tuple(data.x_train.shape[1:]), data.num_classes, None
+    keep = {key: resolved[key] for key in ("width", "cells_per_stage", "arch") if key in resolved}
+    return SizeLimits(limits, keep, input_shape=input_shape, num_classes=int(num_classes), table=table)
+
+
+def _cell(config: Mapping[str, Any]) -> Genotype:
+    if all(key in config for key in EDGE_KEYS):
+        return Genotype.from_config(config)
+    return Genotype.from_str(config.get("arch", DEFAULT_ARCH))
+
+
+def _count(value: float) -> str:
+    """``1,234,567`` for a count, ``0.129306`` for a table's count in millions."""
+    return f"{value:,.0f}" if abs(value) >= 1 else f"{value:.6g}"
