@@ -63,6 +63,7 @@ def _budgets(eps: float, steps: int, eval_steps: int, *, step_size: float | None
         "eval_eps": eps,
         "eval_steps": eval_steps,
         "eval_step_size": _madry_step(eps, eval_steps) if eval_step_size is None else eval_step_size,
+        "eval_loss": "ce",
     }
 
 
@@ -74,7 +75,7 @@ _CIFAR_LIKE = {**_budgets(8.0, 7, 20, step_size=2.0), **_PROTOCOL, "augment": Tr
 
 #: Dataset name -> flat config key -> default value. Keys not listed here take the defaults of
 #: the configuration dataclasses, which equal the ``digits`` row.
-DATASET_DEFAULTS: Mapping[str, Mapping[str, float | int | bool]] = MappingProxyType({
+DATASET_DEFAULTS: Mapping[str, Mapping[str, float | int | bool | str]] = MappingProxyType({
     # 8x8 digits: a short search on the CPU (4 epochs a trial); eps 0.1 of the pixel range.
     "digits": MappingProxyType({
         **_budgets(25.5, 7, 10),
@@ -94,7 +95,7 @@ if set(DATASET_DEFAULTS) != set(DATASETS) or not set(AUGMENTATIONS) <= set(DATAS
     raise RuntimeError("DATASET_DEFAULTS must have one row per name in DATASETS; AUGMENTATIONS only known names")
 
 
-def dataset_default(dataset: str, key: str) -> float | int | bool:
+def dataset_default(dataset: str, key: str) -> float | int | bool | str:
     """Default of flat config ``key`` for ``dataset``."""
     if dataset not in DATASET_DEFAULTS:
         raise ValueError(f"unknown dataset {dataset!r}; known datasets: {', '.join(DATASETS)}")
