@@ -17,6 +17,8 @@ points above the final APGD number.
 trial's own steps, step size and restarts (the same cost) on the same trained networks: on the
 test split (its gap to APGD is the attack's alone) and on the validation split (what the trial
 would have reported after its last epoch), for ``--eval-seeds`` seeds of the random starts.
+``--pool`` pools those figures from the ``--json`` files of several runs (e.g. ``--seed 0, 1, 2``:
+more networks of each kind) into one table, without training or attacking anything.
 
 Part ``cost``: the wall time of ``robnas evaluate DIR --trials front`` after the README's default
 search (``robnas search``, here with ``--storage-path`` and ``--name`` only), and its share of the
@@ -25,6 +27,7 @@ search's own wall time. Both are subprocesses timed from outside; rerun on a qui
     python benchmarks/final_eval.py                            # both parts, ~11-16 min on 2 busy cores
     python benchmarks/final_eval.py --part accuracy --kinds pgd,trades --epochs 6 --no-record
     python benchmarks/final_eval.py --part accuracy --eval-losses ce,margin,ce+margin --eval-seeds 5
+    python benchmarks/final_eval.py --pool run0.json,run1.json   # pool the --eval-losses figures of --json files
     python benchmarks/final_eval.py --part cost --json cost.json
 """
 
@@ -51,6 +54,7 @@ from robnas.spaces._defaults import DATASET_DEFAULTS  # noqa: E402
 from robnas.spaces._evaluation import EVAL_LOSSES  # noqa: E402
 
 TITLE = "Final evaluation: per-epoch PGD vs. APGD vs. AutoAttack"
+POOL_TITLE = "Final evaluation: the per-epoch attack's eval_loss over several trained networks per kind"
 COST_TITLE = "Final evaluation cost: robnas evaluate after the default search"
 DIGITS = DATASET_DEFAULTS["digits"]
 #: kind -> (description, flat trial keys over the digits defaults; None: the search's knee).
@@ -160,6 +164,7 @@ def evaluate_kind(kind: str, trial, reports: list[dict[str, Any]], *, losses: li
         "val_robust_by_epoch": [float(r["robust_acc"]) for r in reports],
         "val_clean_by_epoch": [float(r["clean_acc"]) for r in reports],
         "sparsity": float(reports[-1]["sparsity"]), "robust_val": float(reports[-1]["robust_acc"]),
+        "train_seed": trial.trial_config.training.seed,
     }
     for attack in ("pgd", "apgd", "autoattack"):
         start = time.perf_counter()
@@ -266,6 +271,65 @@ def loss_verdict(rows: list[dict[str, Any]]) -> str:
                      f"misses on {', '.join(missed)} by up to {max(missed.values()) - PER_EPOCH_TARGET:.1f} points"))
     return (f"Per-epoch attack on the test split at most {PER_EPOCH_TARGET} points above APGD (seed 0): "
             + "; ".join(parts) + "." if parts else "")
+
+
+def pooled_body(files: list[Path]) -> str:
+    """One row per network (kind, training seed) of the ``--json`` files: per ``eval_loss``, its
+    per-epoch attack minus APGD on the test split (eval_seed 0 / mean over the seeds); then the
+    largest and mean gap, the networks within the target, and paired comparisons."""
+    networks: list[tuple[str, dict[str, Any]]] = []
+    runs = []
+    for file in files:
+        data = json.loads(file.read_text(encoding="utf-8"))
+        runs.append(f"- `{file.name}`: `{data.get('command', 'unknown command')}`")
+        seed = re.search(r"--seed[ =](\d+)", data.get("command", ""))
+        for r in data.get("accuracy", []):
+            if not r.get("losses"):
+                continue
+            label = r["kind"] if r["kind"] == "knee" else f"{r['kind']}, seed {r.get('train_seed', seed.group(1) if seed else 0)}"
+            networks.append((f"{label} ({file.name})", r))
+    if not networks:
+        raise ValueError(f"no --eval-losses figures in {', '.join(map(str, files))}")
+    losses = list(networks[0][1]["losses"])
+    gap: dict[str, list[tuple[float, float]]] = {loss: [] for loss in losses}
+    lines = ["| network | final APGD (test) | " + " | ".join(f"`{loss}`: test - APGD" for loss in losses) + " |",
+             "|---|---:|" + "---:|" * len(losses)]
+    for label, r in networks:
+        cells = []
+        for loss in losses:
+            values = r["losses"][loss]["test"]
+            pair = (points(values[0], r["apgd_test"]), points(statistics.mean(values), r["apgd_test"]))
+            gap[loss].append(pair)
+            cells.append(f"{pair[0]:+.1f} / {pair[1]:+.1f}")
+        lines.append(f"| {label} | {100 * r['apgd_test']:.1f} | " + " | ".join(cells) + " |")
+    for name, reduce in (("largest", max), ("mean", statistics.mean)):
+        lines.append(f"| **{name}** | | " + " | ".join(
+            f"{reduce(p[0] for p in gap[loss]):+.1f} / {reduce(p[1] for p in gap[loss]):+.1f}" for loss in losses) + " |")
+    lines.append(f"| **within +{PER_EPOCH_TARGET}** | | " + " | ".join(
+        f"{sum(p[0] <= PER_EPOCH_TARGET for p in gap[loss])} / {sum(p[1] <= PER_EPOCH_TARGET for p in gap[loss])} "
+        f"of {len(networks)}" for loss in losses) + " |")
+    pairs = []
+    for i, a in enumerate(losses):
+        for b in losses[i + 1:]:
+            diffs = [pa[1] - pb[1] for pa, pb in zip(gap[a], gap[b])]
+            pairs.append(f"`{a}` vs. `{b}` (seed means): `{a}` smaller on {sum(d < 0 for d in diffs)}, "
+                         f"`{b}` smaller on {sum(d > 0 for d in diffs)}, tied on {sum(d == 0 for d in diffs)} "
+                         f"networks, mean difference {statistics.mean(diffs):+.2f} points")
+    seeds = len(networks[0][1]["losses"][losses[0]]["test"])
+    return "\n".join([
+        f"{len(networks)} networks from {len(files)} runs of `--part accuracy --eval-losses {','.join(losses)}`, "
+        f"each attacked with its own per-epoch settings (digits: PGD-{DIGITS['eval_steps']}, 1 restart) under each "
+        f"`eval_loss` at the same cost. Points above the final APGD-CE + APGD-T on the 270 test images (one image = "
+        f"0.37 points); each cell is eval_seed 0 / the mean over eval_seed 0-{seeds - 1}.",
+        "",
+        *lines,
+        "",
+        "; ".join(pairs) + ".",
+        "",
+        "Runs:",
+        "",
+        *runs,
+    ])
 
 
 def verdict(rows: list[dict[str, Any]]) -> str:
@@ -386,6 +450,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "(e.g. ce,margin,ce+margin) at the same cost, on the same networks")
     parser.add_argument("--eval-seeds", type=int, default=1,
                         help="random-start seeds per --eval-losses figure (0 .. N-1)")
+    parser.add_argument("--pool", default="",
+                        help="comma-separated --json files of earlier --eval-losses runs: record their "
+                             "figures pooled in one table, and nothing else")
     parser.add_argument("--json", type=Path, help="also write the raw figures to this file")
     parser.add_argument("--no-record", action="store_true", help="do not write benchmarks/RESULTS.md")
     args = parser.parse_args(argv)
@@ -406,6 +473,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.pool:
+        text = pooled_body([Path(name.strip()) for name in args.pool.split(",") if name.strip()])
+        print(text, flush=True)
+        if not args.no_record:
+            print(f"recorded in {record_section(POOL_TITLE, text, command=current_command())}")
+        return 0
     accuracy, cost = args.part in ("accuracy", "all"), args.part in ("cost", "all")
     out: dict[str, Any] = {"machine": machine_info(), "command": current_command()}
     with contextlib.ExitStack() as stack:
