@@ -15,7 +15,7 @@ PGD-20, step 2.5 * eps / 20, evaluation. Digits is a quick CPU default (PGD-10 e
 The evaluation PGD's loss (``eval_loss``): the CIFAR-like rows keep NAS-RobBench-201's
 cross-entropy, so that a per-epoch robust accuracy there is the benchmark's ``pgd`` number.
 Digits, MNIST and Fashion-MNIST, which no published table fixes, take ``ce+margin`` (half the
-steps on the untargeted margin), at the same cost: on five kinds of digits network
+steps on the untargeted margin), at the same cost: on 13 digits networks of five kinds
 (``benchmarks/final_eval.py``) it came closest to the final APGD-CE + APGD-T number.
 """
 
