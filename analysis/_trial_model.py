@@ -8,12 +8,14 @@ a checkpoint robnas wrote). torch is imported only when a model is loaded.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from robnas.spaces._runtime import RUNTIME_KEYS
 from robnas.trainables._layout import (
+    SEARCH_SETTINGS_FILE,
     CorruptCheckpointError,
     checkpoint_files,
     first_good,
@@ -55,13 +57,30 @@ class TrialModel:
 
 
 def trial_config_of(directory: Path) -> tuple[dict[str, Any], TrialConfig]:
-    """The flat config in ``directory/params.json`` and its decoded ``TrialConfig``."""
+    """The flat config in ``directory/params.json`` and the ``TrialConfig`` the trial ran with:
+    the keys the config lacks come from its search's recorded ``resolved_trial`` (the
+    ``robnas.json`` beside ``directory``) as its trainable filled them, else from today's defaults."""
     from robnas.spaces._compose import decode
+    from robnas.spaces._resolve import fill_defaults
 
     config = read_params(directory)
     if config is None:
         raise ValueError(f"{directory} has no readable params.json")
-    return config, decode(config, ignore=RUNTIME_KEYS)
+    recorded = _recorded_trial(Path(directory).parent)
+    filled = config if recorded is None else fill_defaults(config, recorded)
+    return config, decode(filled, ignore=RUNTIME_KEYS)
+
+
+def _recorded_trial(search_dir: Path) -> dict[str, Any] | None:
+    """The completed ``resolved_trial`` of the search in ``search_dir``; None if there is none."""
+    from robnas.spaces._resolve import complete_record
+
+    try:
+        data = json.loads((search_dir / SEARCH_SETTINGS_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    resolved = data.get("resolved_trial") if isinstance(data, dict) else None
+    return complete_record(resolved) if isinstance(resolved, dict) else None
 
 
 def load_trial_model(directory: str | Path, trial_id: str) -> TrialModel:

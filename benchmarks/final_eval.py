@@ -13,12 +13,21 @@ PGD made stronger (more steps, restarts; ``pgd_correct``) on the test split, to 
 close the gap. Targets: APGD within 0.5 points of AutoAttack; the per-epoch number at most 1.5
 points above the final APGD number.
 
+``--eval-losses ce,margin,ce+margin`` also runs the per-epoch attack with each ``eval_loss`` at the
+trial's own steps, step size and restarts (the same cost) on the same trained networks: on the
+test split (its gap to APGD is the attack's alone) and on the validation split (what the trial
+would have reported after its last epoch), for ``--eval-seeds`` seeds of the random starts.
+``--pool`` pools those figures from the ``--json`` files of several runs (e.g. ``--seed 0, 1, 2``:
+more networks of each kind) into one table, without training or attacking anything.
+
 Part ``cost``: the wall time of ``robnas evaluate DIR --trials front`` after the README's default
 search (``robnas search``, here with ``--storage-path`` and ``--name`` only), and its share of the
 search's own wall time. Both are subprocesses timed from outside; rerun on a quiet machine.
 
     python benchmarks/final_eval.py                            # both parts, ~11-16 min on 2 busy cores
     python benchmarks/final_eval.py --part accuracy --kinds pgd,trades --epochs 6 --no-record
+    python benchmarks/final_eval.py --part accuracy --eval-losses ce,margin,ce+margin --eval-seeds 5
+    python benchmarks/final_eval.py --pool run0.json,run1.json   # pool the --eval-losses figures of --json files
     python benchmarks/final_eval.py --part cost --json cost.json
 """
 
@@ -42,8 +51,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import current_command, load_average, machine_info, record_section  # noqa: E402
 
 from robnas.spaces._defaults import DATASET_DEFAULTS  # noqa: E402
+from robnas.spaces._evaluation import EVAL_LOSSES  # noqa: E402
 
 TITLE = "Final evaluation: per-epoch PGD vs. APGD vs. AutoAttack"
+POOL_TITLE = "Final evaluation: the per-epoch attack's eval_loss over several trained networks per kind"
 COST_TITLE = "Final evaluation cost: robnas evaluate after the default search"
 DIGITS = DATASET_DEFAULTS["digits"]
 #: kind -> (description, flat trial keys over the digits defaults; None: the search's knee).
@@ -138,8 +149,10 @@ def knee_model(search_dir: str):
     return load_trial_model(Path(search_dir) / directory, knee), reports
 
 
-def evaluate_kind(kind: str, trial, reports: list[dict[str, Any]]) -> dict[str, Any]:
-    """Every figure of one row: per-epoch curve, test-split PGD, APGD, AutoAttack, probes."""
+def evaluate_kind(kind: str, trial, reports: list[dict[str, Any]], *, losses: list[str] = (),
+                  eval_seeds: int = 1) -> dict[str, Any]:
+    """Every figure of one row: per-epoch curve, test-split PGD, APGD, AutoAttack, probes, and
+    the per-epoch attack under each of ``losses`` (val and test, seeds 0 .. eval_seeds - 1)."""
     from robnas.analysis._evaluate import measure
     from robnas.trainables._adversarial import pgd_correct
     from robnas.trainables._data import load_split
@@ -151,6 +164,7 @@ def evaluate_kind(kind: str, trial, reports: list[dict[str, Any]]) -> dict[str, 
         "val_robust_by_epoch": [float(r["robust_acc"]) for r in reports],
         "val_clean_by_epoch": [float(r["clean_acc"]) for r in reports],
         "sparsity": float(reports[-1]["sparsity"]), "robust_val": float(reports[-1]["robust_acc"]),
+        "train_seed": trial.trial_config.training.seed,
     }
     for attack in ("pgd", "apgd", "autoattack"):
         start = time.perf_counter()
@@ -166,7 +180,31 @@ def evaluate_kind(kind: str, trial, reports: list[dict[str, Any]]) -> dict[str, 
                                        step_size=2.5 * evaluation.eps / steps)  # the digits rule
         _, robust = pgd_correct(trial.model, x, y, stronger)
         row["probes"][f"PGD-{steps} x{restarts}"] = int(robust.sum()) / len(x)
+    row["losses"] = {loss: loss_figures(trial, loss, eval_seeds) for loss in losses}
+    for loss, figures in row["losses"].items():
+        print(f"  {kind} per-epoch attack, eval_loss {loss}: test {figures['test']} val {figures['val']} "
+              f"({figures['s']:.1f} s per run)", file=sys.stderr, flush=True)
     return row
+
+
+def loss_figures(trial, loss: str, eval_seeds: int) -> dict[str, Any]:
+    """Robust accuracy of ``trial`` under its per-epoch attack with ``eval_loss=loss`` (its own
+    steps, step size, restarts), on the test and validation splits, for seeds 0 .. eval_seeds - 1;
+    ``s``: mean seconds per test-split run."""
+    from robnas.trainables._adversarial import pgd_correct
+    from robnas.trainables._data import load_split
+
+    figures: dict[str, Any] = {"test": [], "val": [], "s": 0.0}
+    for split in ("test", "val"):
+        x, y = load_split("digits", split)
+        for seed in range(eval_seeds):
+            evaluation = dataclasses.replace(trial.trial_config.evaluation, loss=loss, seed=seed)
+            start = time.perf_counter()
+            _, robust = pgd_correct(trial.model, x, y, evaluation)
+            if split == "test":
+                figures["s"] += (time.perf_counter() - start) / eval_seeds
+            figures[split].append(int(robust.sum()) / len(x))
+    return figures
 
 
 def points(a: float, b: float) -> float:
@@ -192,6 +230,106 @@ def accuracy_tables(rows: list[dict[str, Any]]) -> tuple[str, str]:
                     f"{points(r['robust_val'], r['pgd_test']):+.1f} | {points(r['pgd_test'], r['apgd_test']):+.1f} | "
                     + " | ".join(f"{points(v, r['apgd_test']):+.1f}" for v in r["probes"].values()) + " |")
     return "\n".join(main), "\n".join(gaps)
+
+
+def loss_table(rows: list[dict[str, Any]]) -> str:
+    """Per kind and ``eval_loss``: per-epoch attack minus APGD on the test split (the attack's own
+    gap) and per-epoch (val) minus APGD (test), as seed 0 / mean over the seeds; then the largest
+    and the mean over the kinds."""
+    losses = list(rows[0]["losses"]) if rows else []
+    if not losses:
+        return ""
+    head = ("| kind | " + " | ".join(f"`{loss}`: test - APGD" for loss in losses) + " | "
+            + " | ".join(f"`{loss}`: val - APGD (test)" for loss in losses) + " |")
+    lines = [head, "|---|" + "---:|" * (2 * len(losses))]
+
+    def gaps(r, loss, split) -> tuple[float, float]:
+        values = r["losses"][loss][split]
+        return points(values[0], r["apgd_test"]), points(statistics.mean(values), r["apgd_test"])
+
+    for r in rows:
+        cells = [f"{a:+.1f} / {m:+.1f}" for split in ("test", "val") for a, m in (gaps(r, loss, split) for loss in losses)]
+        lines.append(f"| {r['kind']} | " + " | ".join(cells) + " |")
+    for name, reduce in (("largest", max), ("mean", statistics.mean)):
+        cells = []
+        for split in ("test", "val"):
+            for loss in losses:
+                pairs = [gaps(r, loss, split) for r in rows]
+                cells.append(f"{reduce(p[0] for p in pairs):+.1f} / {reduce(p[1] for p in pairs):+.1f}")
+        lines.append(f"| **{name}** | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def loss_verdict(rows: list[dict[str, Any]]) -> str:
+    """One sentence per loss: does its test-split gap (seed 0) stay within the target on every kind."""
+    losses = list(rows[0]["losses"]) if rows else []
+    parts = []
+    for loss in losses:
+        gaps = {r["kind"]: points(r["losses"][loss]["test"][0], r["apgd_test"]) for r in rows}
+        missed = {k: g for k, g in gaps.items() if g > PER_EPOCH_TARGET}
+        parts.append(f"`{loss}` " + ("within the target on every kind" if not missed else
+                     f"misses on {', '.join(missed)} by up to {max(missed.values()) - PER_EPOCH_TARGET:.1f} points"))
+    return (f"Per-epoch attack on the test split at most {PER_EPOCH_TARGET} points above APGD (seed 0): "
+            + "; ".join(parts) + "." if parts else "")
+
+
+def pooled_body(files: list[Path]) -> str:
+    """One row per network (kind, training seed) of the ``--json`` files: per ``eval_loss``, its
+    per-epoch attack minus APGD on the test split (eval_seed 0 / mean over the seeds); then the
+    largest and mean gap, the networks within the target, and paired comparisons."""
+    networks: list[tuple[str, dict[str, Any]]] = []
+    runs = []
+    for file in files:
+        data = json.loads(file.read_text(encoding="utf-8"))
+        runs.append(f"- `{file.name}`: `{data.get('command', 'unknown command')}`")
+        seed = re.search(r"--seed[ =](\d+)", data.get("command", ""))
+        for r in data.get("accuracy", []):
+            if not r.get("losses"):
+                continue
+            label = r["kind"] if r["kind"] == "knee" else f"{r['kind']}, seed {r.get('train_seed', seed.group(1) if seed else 0)}"
+            networks.append((f"{label} ({file.name})", r))
+    if not networks:
+        raise ValueError(f"no --eval-losses figures in {', '.join(map(str, files))}")
+    losses = list(networks[0][1]["losses"])
+    gap: dict[str, list[tuple[float, float]]] = {loss: [] for loss in losses}
+    lines = ["| network | final APGD (test) | " + " | ".join(f"`{loss}`: test - APGD" for loss in losses) + " |",
+             "|---|---:|" + "---:|" * len(losses)]
+    for label, r in networks:
+        cells = []
+        for loss in losses:
+            values = r["losses"][loss]["test"]
+            pair = (points(values[0], r["apgd_test"]), points(statistics.mean(values), r["apgd_test"]))
+            gap[loss].append(pair)
+            cells.append(f"{pair[0]:+.1f} / {pair[1]:+.1f}")
+        lines.append(f"| {label} | {100 * r['apgd_test']:.1f} | " + " | ".join(cells) + " |")
+    for name, reduce in (("largest", max), ("mean", statistics.mean)):
+        lines.append(f"| **{name}** | | " + " | ".join(
+            f"{reduce(p[0] for p in gap[loss]):+.1f} / {reduce(p[1] for p in gap[loss]):+.1f}" for loss in losses) + " |")
+    lines.append(f"| **within +{PER_EPOCH_TARGET}** | | " + " | ".join(
+        f"{sum(p[0] <= PER_EPOCH_TARGET for p in gap[loss])} / {sum(p[1] <= PER_EPOCH_TARGET for p in gap[loss])} "
+        f"of {len(networks)}" for loss in losses) + " |")
+    pairs = []
+    for i, a in enumerate(losses):
+        for b in losses[i + 1:]:
+            diffs = [pa[1] - pb[1] for pa, pb in zip(gap[a], gap[b])]
+            pairs.append(f"`{a}` vs. `{b}` (seed means): `{a}` smaller on {sum(d < 0 for d in diffs)}, "
+                         f"`{b}` smaller on {sum(d > 0 for d in diffs)}, tied on {sum(d == 0 for d in diffs)} "
+                         f"networks, mean difference {statistics.mean(diffs):+.2f} points")
+    seeds = len(networks[0][1]["losses"][losses[0]]["test"])
+    return "\n".join([
+        f"{len(networks)} networks from {len(files)} runs of `--part accuracy --eval-losses {','.join(losses)}`, "
+        f"each attacked with its own per-epoch settings (digits: PGD-{DIGITS['eval_steps']}, 1 restart) under each "
+        f"`eval_loss` at the same cost. Points above the final APGD-CE + APGD-T on the 270 test images (one image = "
+        f"0.37 points); each cell is eval_seed 0 / the mean over eval_seed 0-{seeds - 1}.",
+        "",
+        *lines,
+        "",
+        "; ".join(pairs) + ".",
+        "",
+        "Runs:",
+        "",
+        *runs,
+    ])
 
 
 def verdict(rows: list[dict[str, Any]]) -> str:
@@ -224,6 +362,20 @@ def split_note(rows: list[dict[str, Any]]) -> str:
 def accuracy_body(rows: list[dict[str, Any]], args: argparse.Namespace, loads: list) -> str:
     main, gaps = accuracy_tables(rows)
     eps = DIGITS["eval_eps"]
+    losses = loss_table(rows)
+    loss_part = [] if not losses else [
+        "",
+        f"The per-epoch attack under each `eval_loss`, at the same cost (PGD-{DIGITS['eval_steps']}, "
+        f"step {DIGITS['eval_step_size']:g}/255, 1 restart: {DIGITS['eval_steps']} forward-backward passes "
+        "per image), on the same trained networks, in points above the final APGD (test); each cell is "
+        f"eval_seed 0 / the mean over eval_seed 0-{args.eval_seeds - 1}. `test - APGD`: the same test "
+        "images, so the attack's own gap; `val - APGD (test)`: what the trial would report after its last "
+        "epoch (validation split) against the final number:",
+        "",
+        losses,
+        "",
+        loss_verdict(rows),
+    ]
     curves = [f"- {r['kind']} ({KINDS[r['kind']][0]}; `{r['arch']}`, {r['epochs']} epochs, sparsity "
               f"{r['sparsity']:.2f}): " + ", ".join(f"{100 * v:.1f}" for v in r["val_robust_by_epoch"])
               + f"; APGD {r['apgd_s']:.0f} s, AutoAttack {r['autoattack_s']:.0f} s" for r in rows]
@@ -232,7 +384,8 @@ def accuracy_body(rows: list[dict[str, Any]], args: argparse.Namespace, loads: l
         f"Digits defaults: eps {eps:g}/255 ({eps / 255:.2f}), width {DIGITS['width']}, "
         f"{DIGITS['cells_per_stage']} cell per stage, batch {DIGITS['batch_size']}, PGD-{DIGITS['attack_steps']} "
         f"training, per-epoch PGD-{DIGITS['eval_steps']} (step {DIGITS['eval_step_size']:g}/255, one random "
-        f"start, worst case over its iterates) on all {rows[0]['images'] if rows else 270} validation images. "
+        f"start, worst case over its iterates, `eval_loss` {DIGITS['eval_loss']}) on all "
+        f"{rows[0]['images'] if rows else 270} validation images. "
         f"Trials trained through `TrialRunner`, {args.epochs} epochs, seed {args.seed}, one torch thread; "
         "the knee is the default search's (`robnas search`, 4 epochs). Test split: the same "
         f"{rows[0]['images'] if rows else 270} images for every attack, measured by "
@@ -248,6 +401,7 @@ def accuracy_body(rows: list[dict[str, Any]], args: argparse.Namespace, loads: l
         gaps,
         "",
         split_note(rows),
+        *loss_part,
         "",
         "Per-epoch robust accuracy (val, %) as the trial reported it, epoch by epoch:",
         "",
@@ -291,11 +445,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="training seed of the TrialRunner kinds")
     parser.add_argument("--storage", type=Path,
                         help="where the default search goes (kept); default: a temporary directory")
+    parser.add_argument("--eval-losses", default="",
+                        help="also run the per-epoch attack with each of these eval_loss values "
+                             "(e.g. ce,margin,ce+margin) at the same cost, on the same networks")
+    parser.add_argument("--eval-seeds", type=int, default=1,
+                        help="random-start seeds per --eval-losses figure (0 .. N-1)")
+    parser.add_argument("--pool", default="",
+                        help="comma-separated --json files of earlier --eval-losses runs: record their "
+                             "figures pooled in one table, and nothing else")
     parser.add_argument("--json", type=Path, help="also write the raw figures to this file")
     parser.add_argument("--no-record", action="store_true", help="do not write benchmarks/RESULTS.md")
     args = parser.parse_args(argv)
-    if args.epochs < 1 or args.seed < 0:
-        parser.error(f"--epochs must be >= 1 and --seed >= 0, got {args.epochs} and {args.seed}")
+    if args.epochs < 1 or args.seed < 0 or args.eval_seeds < 1:
+        parser.error(f"--epochs and --eval-seeds must be >= 1 and --seed >= 0, got {args.epochs}, "
+                     f"{args.eval_seeds} and {args.seed}")
+    args.eval_losses = list(dict.fromkeys(k.strip() for k in args.eval_losses.split(",") if k.strip()))
+    if any(loss not in EVAL_LOSSES for loss in args.eval_losses):
+        parser.error(f"unknown --eval-losses {args.eval_losses}; allowed: {', '.join(EVAL_LOSSES)}")
     args.kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
     unknown = [k for k in args.kinds if k not in KINDS]
     if unknown or not args.kinds:
@@ -307,6 +473,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.pool:
+        text = pooled_body([Path(name.strip()) for name in args.pool.split(",") if name.strip()])
+        print(text, flush=True)
+        if not args.no_record:
+            print(f"recorded in {record_section(POOL_TITLE, text, command=current_command())}")
+        return 0
     accuracy, cost = args.part in ("accuracy", "all"), args.part in ("cost", "all")
     out: dict[str, Any] = {"machine": machine_info(), "command": current_command()}
     with contextlib.ExitStack() as stack:
@@ -332,7 +504,8 @@ def main(argv: list[str] | None = None) -> int:
                 start = time.perf_counter()
                 trial, reports = (knee_model(search["dir"]) if overrides is None
                                   else train_kind(kind, overrides, epochs=args.epochs, seed=args.seed))
-                rows.append({**evaluate_kind(kind, trial, reports), "seconds": time.perf_counter() - start})
+                rows.append({**evaluate_kind(kind, trial, reports, losses=args.eval_losses,
+                                             eval_seeds=args.eval_seeds), "seconds": time.perf_counter() - start})
                 loads.append((f"after {kind}", load_average()))
                 print(accuracy_tables(rows[-1:])[0].splitlines()[-1], flush=True)
             out["accuracy"] = rows

@@ -24,6 +24,7 @@ from robnas.search._ray_compat import check_ray_compat, tune_environment
 from robnas.search._settings import SearchSettings, resolve_path
 from robnas.search._storage import check_storage, stopped_for_storage
 from robnas.search._units import format_duration
+from robnas.spaces._resolve import complete_record
 from robnas.trainables._layout import SEARCH_SETTINGS_FILE as SETTINGS_FILE
 from robnas.trainables._layout import atomic_write_json
 
@@ -198,7 +199,9 @@ def read_settings(path: str | os.PathLike) -> SearchSettings:
 def read_trial_record(path: str | os.PathLike) -> dict[str, Any] | None:
     """``{"resolved_trial": {key: value}, "searched_keys": [key, ...], "score_scales": {name:
     [low, high]}, "elapsed_s": seconds}`` from ``path``'s ``robnas.json`` (``elapsed_s`` only
-    when recorded); ``None`` for a search started before robnas recorded them.
+    when recorded); ``None`` for a search started before robnas recorded them. A key added to
+    the trial keys after the search started gets the value its trials had
+    (``robnas.spaces._resolve.complete_record``).
 
     Raises:
         ValueError: the file cannot be read, or holds a malformed record.
@@ -216,7 +219,7 @@ def read_trial_record(path: str | os.PathLike) -> dict[str, Any] | None:
     scales = data.get("score_scales", {})
     if not isinstance(scales, dict):
         raise ValueError(f"{file}: score_scales must be a mapping")
-    record = {"resolved_trial": resolved, "searched_keys": searched, "score_scales": scales}
+    record = {"resolved_trial": complete_record(resolved), "searched_keys": searched, "score_scales": scales}
     elapsed = data.get(ELAPSED_KEY)
     if elapsed is not None:
         if isinstance(elapsed, bool) or not isinstance(elapsed, (int, float)) or not elapsed >= 0:

@@ -18,7 +18,7 @@ from robnas.spaces._compose import (
     decode,
     encode,
 )
-from robnas.spaces._evaluation import EvalConfig
+from robnas.spaces._evaluation import EVAL_LOSSES, EvalConfig
 from robnas.spaces._genotype import EDGE_KEYS, EDGES, OPS, Genotype
 from robnas.spaces._keys import config_key
 from robnas.spaces._macro import MacroConfig, macro_space
@@ -48,6 +48,7 @@ __all__ = [
     "DEFAULT_ARCH",
     "EDGES",
     "EDGE_KEYS",
+    "EVAL_LOSSES",
     "MEMORY_FORMATS",
     "OPS",
     "PRECISIONS",

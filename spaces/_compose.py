@@ -94,6 +94,7 @@ CONFIG_FIELDS: Mapping[str, ConfigField] = {
     "eval_seed": ConfigField("evaluation", "seed", int),
     "eval_images": ConfigField("evaluation", "max_images", int),
     "eval_restarts": ConfigField("evaluation", "restarts", int),
+    "eval_loss": ConfigField("evaluation", "loss", str),
     "dataset": ConfigField("training", "dataset", str),
     "data_dir": ConfigField("training", "data_dir", str),
     "max_epochs": ConfigField("training", "max_epochs", int),

@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from robnas.spaces._attack import check_budget
-from robnas.spaces._checks import check_int
+from robnas.spaces._checks import check_choice, check_int
 from robnas.spaces._defaults import DATASET_DEFAULTS
 
-__all__ = ["EvalConfig"]
+__all__ = ["EVAL_LOSSES", "EvalConfig"]
 
+#: Losses the evaluation PGD can ascend (``robnas.trainables._pgd_eval.step_losses``).
+EVAL_LOSSES: tuple[str, ...] = ("ce", "margin", "ce+margin")
 _DIGITS = DATASET_DEFAULTS["digits"]
 
 
@@ -25,6 +27,9 @@ class EvalConfig:
         max_images: number of held-out images evaluated; 0 means all of them.
         restarts: PGD runs per image, each from a fresh random start (>= 1); an image is
             robust only if it is classified correctly clean and at every iterate of every run.
+        loss: the loss the PGD ascent follows, one of ``EVAL_LOSSES``: ``ce`` (cross-entropy),
+            ``margin`` (``max_{j != y} z_j - z_y`` on the logits) or ``ce+margin`` (the first
+            half of each run's steps on cross-entropy, the rest on the margin); same cost.
     """
 
     eps: float = _DIGITS["eval_eps"]
@@ -33,6 +38,7 @@ class EvalConfig:
     seed: int = 0
     max_images: int = _DIGITS["eval_images"]
     restarts: int = 1
+    loss: str = _DIGITS["eval_loss"]
 
     def __post_init__(self) -> None:
         owner = "EvalConfig"
@@ -43,3 +49,4 @@ class EvalConfig:
         object.__setattr__(self, "seed", check_int(owner, "seed", self.seed, minimum=0))
         object.__setattr__(self, "max_images", check_int(owner, "max_images", self.max_images, minimum=0))
         object.__setattr__(self, "restarts", check_int(owner, "restarts", self.restarts, minimum=1))
+        object.__setattr__(self, "loss", check_choice(owner, "loss", self.loss, EVAL_LOSSES))

@@ -8,13 +8,18 @@ them filled into their flat configs (``fill_defaults``), so a run resumed after 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from robnas.spaces._compose import decode, encode, uses_own_step
 from robnas.spaces._genotype import EDGE_KEYS
 from robnas.spaces._runtime import RUNTIME_KEYS
 
-__all__ = ["fill_defaults", "resolve_fixed"]
+__all__ = ["KEYS_ADDED", "complete_record", "fill_defaults", "resolve_fixed"]
+
+#: Trial keys added after robnas began recording ``resolved_trial``, each with the value every
+#: trial had before the key existed (``eval_loss``: the evaluation PGD ascended cross-entropy).
+KEYS_ADDED: Mapping[str, Any] = MappingProxyType({"eval_loss": "ce"})
 
 
 def resolve_fixed(fixed: Mapping[str, Any], searched: Collection[str]) -> dict[str, Any]:
@@ -36,6 +41,19 @@ def resolve_fixed(fixed: Mapping[str, Any], searched: Collection[str]) -> dict[s
         key: value for key, value in flat.items()
         if key not in searched and not (key == "arch" and cell_searched)
     }
+
+
+def complete_record(resolved: Mapping[str, Any]) -> dict[str, Any]:
+    """A recorded ``resolved_trial`` with the ``KEYS_ADDED`` it predates set to their old values.
+
+    Only a record that resolves the evaluation attack (``eval_steps``: every search that trains)
+    is completed; a table search's record, which holds only the keys its replay reads, is not.
+    """
+    completed = dict(resolved)
+    if "eval_steps" in completed:
+        for key, value in KEYS_ADDED.items():
+            completed.setdefault(key, value)
+    return completed
 
 
 def fill_defaults(config: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:

@@ -101,6 +101,8 @@ def cases(tmp: Path, storage: Path) -> dict[str, tuple[list[str], str]]:
         "unknown trial key": (["search", "--config", write(tmp / "g.yaml", "trial: {colour: red}\n"), *s], "colour"),
         "eval_restarts 0 (search)": (["search", "--config", write(tmp / "restarts_search.yaml", "trial: {eval_restarts: 0}\n"), *s], "'eval_restarts'"),
         "eval_restarts not a number (trial)": (["trial", "--config", write(tmp / "restarts_trial.yaml", "eval_restarts: x\n")], "'eval_restarts'"),
+        "eval_loss unknown (search)": (["search", "--config", write(tmp / "loss_search.yaml", "trial: {eval_loss: dlr}\n"), *s], "'eval_loss'"),
+        "eval_loss unknown (trial)": (["trial", "--config", write(tmp / "loss_trial.yaml", "eval_loss: CE\n")], "'eval_loss'"),
         "unknown op": (["arch", GOOD_ARCH.replace("avg_pool_3x3", "max_pool_3x3")], "max_pool_3x3"),
         "malformed NB201 string": (["arch", "nor_conv_3x3~0+skip"], "NB201"),
         "negative epochs (search)": (["search", "--max-epochs", "-1", *s], "max_epochs"),

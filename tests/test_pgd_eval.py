@@ -9,11 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-from robnas.spaces import EvalConfig, decode
-from robnas.trainables._adversarial import evaluate_robustness
-from robnas.trainables._pgd import pgd, uniform_noise
-from robnas.trainables._pgd_eval import pgd_broken
-from tests.test_attacks import _cnn, _gen, _intensity_data, _trained_cnn
+from robnas.spaces import DATASET_DEFAULTS, EVAL_LOSSES, EvalConfig, decode
+from robnas.trainables._adversarial import evaluate_robustness, pgd_correct
+from robnas.trainables._pgd import ascent_step, attack_mode, pgd, uniform_noise
+from robnas.trainables._pgd_eval import margin_loss, pgd_broken, step_losses
+from tests.test_attacks import _batch, _cnn, _gen, _intensity_data, _trained_cnn
 
 
 def _evaluation(eps=8.0, steps=10, step_size=2.0, seed=0, max_images=0, restarts=1):
@@ -190,3 +190,145 @@ def test_eval_restarts_is_a_trial_key_of_the_cli_and_of_a_search(tmp_path, capsy
     assert space["eval_restarts"] == 2 and record["resolved_trial"]["eval_restarts"] == 2
     with pytest.raises(ValueError, match="'eval_restarts'"):
         _param_space(SearchSettings.from_mapping({"space": ["cell"], "trial": {"eval_restarts": 0}}))
+
+
+# --- the ascent's loss (eval_loss) -------------------------------------------------------------
+
+class _TwoPixels(nn.Module):
+    """Three classes on two-pixel images (1, 1, 2), ``a`` and ``b`` the pixels minus 0.5:
+    z0 = 0, z1 = -2.2 + 20 a - 4 b, z2 = -2.5 + 20 b.
+
+    At the gray image (a = b = 0) class 0 wins and class 1 is the runner-up. The margin's
+    gradient is w1 - w0 = (20, -4): one step of 0.1 lands on a = 0.1, b = -0.1, where
+    z1 = 0.2 > 0. Cross-entropy's gradient is p1 w1 + p2 w2 = (20 p1, 20 p2 - 4 p1), and
+    20 p2 > 4 p1 there, so it moves b up too: at a = b = 0.1, z1 = -0.6 and z2 = -0.5, class 0
+    still wins.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = x[:, 0, 0, 0] - 0.5, x[:, 0, 0, 1] - 0.5
+        return torch.stack([torch.zeros_like(a), -2.2 + 20 * a - 4 * b, -2.5 + 20 * b], dim=1)
+
+
+def test_margin_loss_is_the_largest_other_logit_minus_the_true_one():
+    logits = torch.tensor([[0.0, -2.2, -2.5], [1.0, 3.0, -1.0], [2.0, 2.0, 0.5]])
+    y = torch.tensor([0, 0, 2])
+    assert margin_loss(logits, y).item() == pytest.approx(-2.2 + 2.0 + 1.5)
+    assert margin_loss(logits[1:2], y[1:2]).item() == pytest.approx(2.0)  # misclassified: positive
+
+
+def test_margin_pgd_follows_the_runner_up_where_cross_entropy_does_not():
+    model, eps = _TwoPixels(), 0.1
+    x, y = torch.full((1, 1, 1, 2), 0.5), torch.zeros(1, dtype=torch.long)
+    with attack_mode(model):
+        after_margin, logits = ascent_step(model, x, x, y, eps=eps, step_size=eps, loss=margin_loss)
+        after_ce, _ = ascent_step(model, x, x, y, eps=eps, step_size=eps)
+    assert torch.allclose(logits, torch.tensor([[0.0, -2.2, -2.5]]))
+    assert torch.allclose(after_margin.flatten(), torch.tensor([0.6, 0.4]))
+    assert torch.allclose(after_ce.flatten(), torch.tensor([0.6, 0.6]))
+    assert _predict(model, after_margin).tolist() == [1] and _predict(model, after_ce).tolist() == [0]
+
+    def broken(loss: str, steps: int) -> bool:
+        return bool(pgd_broken(model, x, y, x, eps=eps, step_size=eps, steps=steps, loss=loss))
+
+    assert broken("margin", 1) and not broken("ce", 1)
+    # ce+margin with 2 steps: one cross-entropy step to (0.6, 0.6), where class 2 is the
+    # runner-up; the margin step then pushes b against the bound: never broken. So ce+margin
+    # is no superset of margin alone, only of its own cross-entropy steps.
+    assert not broken("ce+margin", 2) and not broken("ce", 2)
+    assert step_losses("ce+margin", 2) == ["ce", "margin"]
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_with_two_classes_every_eval_loss_takes_the_same_steps(case):
+    """Two classes: d CE = p_other * d (z_other - z_y), the margin's gradient times a positive
+    number, so the signed steps, and the verdicts, coincide."""
+    model, x, y, eps, step_size = CASES[case]()
+    start = (x + uniform_noise(x, eps, _gen(7))).clamp(0.0, 1.0)
+    verdicts = [pgd_broken(model, x, y, start, eps=eps, step_size=step_size, steps=4, loss=loss)
+                for loss in EVAL_LOSSES]
+    assert all(torch.equal(v, verdicts[0]) for v in verdicts) and verdicts[0].any()
+
+
+@pytest.mark.parametrize("steps", [1, 2, 5, 10])
+def test_ce_plus_margin_splits_the_steps_and_costs_what_ce_costs(steps):
+    schedule = step_losses("ce+margin", steps)
+    assert len(schedule) == steps and schedule == sorted(schedule)  # all "ce" first, then "margin"
+    assert schedule.count("margin") == steps // 2
+    assert step_losses("ce", steps) == ["ce"] * steps and step_losses("margin", steps) == ["margin"] * steps
+
+    class Counting(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net, self.calls = _cnn(classes=3), 0
+
+        def forward(self, x):
+            self.calls += 1
+            return self.net(x)
+
+    x, y = _batch(n=8, classes=3)
+    calls = {}
+    for loss in EVAL_LOSSES:
+        model = Counting()
+        pgd_broken(model, x, y, x.clone(), eps=8 / 255, step_size=2 / 255, steps=steps, loss=loss)
+        calls[loss] = model.calls
+    assert set(calls.values()) == {steps + 1}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_ce_plus_margin_breaks_every_image_its_cross_entropy_steps_break(case):
+    """Its first ``steps - steps // 2`` iterates are those of cross-entropy PGD from the same start."""
+    model, x, y, eps, step_size = CASES[case]()
+    start = (x + uniform_noise(x, eps, _gen(7))).clamp(0.0, 1.0)
+    for steps in (2, 3, 4):
+        both = pgd_broken(model, x, y, start, eps=eps, step_size=step_size, steps=steps, loss="ce+margin")
+        ce = pgd_broken(model, x, y, start, eps=eps, step_size=step_size, steps=steps - steps // 2, loss="ce")
+        assert not (ce & ~both).any()
+
+
+@pytest.mark.parametrize("loss", EVAL_LOSSES)
+def test_every_eval_loss_is_deterministic_and_monotone_in_restarts(loss):
+    x, y = _intensity_data(n=128)
+    model = _trained_cnn(x, y)
+    config = {"eps": 48.0, "steps": 10, "step_size": 12.0, "seed": 3, "loss": loss}
+    flags = {r: pgd_correct(model, x, y, EvalConfig(**config, restarts=r), batch_size=50) for r in (1, 2, 4)}
+    again = pgd_correct(model, x, y, EvalConfig(**config, restarts=4), batch_size=50)
+    assert all(torch.equal(a, b) for a, b in zip(again, flags[4]))
+    assert all(torch.equal(flags[r][0], flags[1][0]) for r in flags)  # clean flags do not depend on it
+    # The first R restarts of a run with more are the run with R: robust flags only shrink.
+    assert not (flags[2][1] & ~flags[1][1]).any() and not (flags[4][1] & ~flags[2][1]).any()
+    assert EvalConfig(**config).loss == loss and decode({"eval_loss": loss}).evaluation.loss == loss
+
+
+def test_eval_loss_ce_is_the_attack_without_a_loss_attribute():
+    x, y = _intensity_data(n=64)
+    model = _trained_cnn(x, y)
+    plain = pgd_correct(model, x, y, _evaluation(eps=48.0, steps=5, step_size=24.0, seed=1))
+    ce = pgd_correct(model, x, y, EvalConfig(eps=48.0, steps=5, step_size=24.0, seed=1, loss="ce"))
+    assert all(torch.equal(a, b) for a, b in zip(plain, ce))
+
+
+@pytest.mark.parametrize("value", ["x", "CE", "dlr", "", None, 1, True])
+def test_eval_loss_must_be_one_of_the_known_losses(value):
+    with pytest.raises(ValueError) as error:
+        decode({"eval_loss": value})
+    message = str(error.value)
+    assert "\n" not in message and message.startswith("config key 'eval_loss': EvalConfig.loss must be one of")
+    assert "'ce', 'margin', 'ce+margin'" in message
+    x, y = _intensity_data(n=4)
+    with pytest.raises(ValueError, match="evaluation.loss: unknown evaluation loss"):
+        pgd_correct(_cnn(classes=2), x, y, SimpleNamespace(**vars(_evaluation()), loss=value))
+    with pytest.raises(ValueError, match="unknown evaluation loss"):
+        pgd_broken(_cnn(classes=2), x, y, x, eps=0.1, step_size=0.1, steps=1, loss=value)
+
+
+def test_eval_loss_is_a_trial_key_of_a_search():
+    from robnas.search._run import _param_space
+    from robnas.search._settings import SearchSettings
+
+    space, record = _param_space(SearchSettings.from_mapping({"space": ["cell"], "trial": {"eval_loss": "margin"}}))
+    assert space["eval_loss"] == "margin" and record["resolved_trial"]["eval_loss"] == "margin"
+    _, record = _param_space(SearchSettings.from_mapping({"space": ["cell"]}))
+    assert record["resolved_trial"]["eval_loss"] == DATASET_DEFAULTS["digits"]["eval_loss"]
+    with pytest.raises(ValueError, match="'eval_loss'"):
+        _param_space(SearchSettings.from_mapping({"space": ["cell"], "trial": {"eval_loss": "cw"}}))

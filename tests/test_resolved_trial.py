@@ -55,6 +55,29 @@ def test_recorded_values_win_over_changed_defaults():
     assert decode(fill_defaults({"attack": "fgsm_rs", "step_size": 4}, changed)).attack.step_size == 4.0
 
 
+def test_a_trial_of_a_search_recorded_before_eval_loss_is_read_with_cross_entropy(tmp_path):
+    """``robnas evaluate --attack pgd`` repeats the attack a trial ran, not today's default."""
+    from robnas.analysis._trial_model import trial_config_of
+    from robnas.spaces._resolve import complete_record
+
+    settings = SearchSettings(name="x", storage_path=str(tmp_path))
+    resolved = resolve_fixed({"dataset": "digits", "max_epochs": 2}, searched=[*EDGE_KEYS])
+    trial_dir = tmp_path / "trial_a"
+    trial_dir.mkdir()
+    (trial_dir / "params.json").write_text(json.dumps({"dataset": "digits", "max_epochs": 2, "edge_1_0": "none",
+                                                       **dict.fromkeys(EDGE_KEYS[1:], "skip_connect")}))
+    assert decode({}).evaluation.loss == "ce+margin"
+    for recorded, expected in (({**resolved, "eval_loss": "margin"}, "margin"),
+                               ({k: v for k, v in resolved.items() if k != "eval_loss"}, "ce")):
+        _write_settings(tmp_path, settings, {"resolved_trial": recorded, "searched_keys": sorted(EDGE_KEYS)})
+        assert trial_config_of(trial_dir)[1].evaluation.loss == expected
+        assert read_trial_record(tmp_path)["resolved_trial"]["eval_loss"] == expected
+    (tmp_path / "robnas.json").unlink()  # a trial outside a search: today's defaults
+    assert trial_config_of(trial_dir)[1].evaluation.loss == "ce+margin"
+    table_record = {"width": 16, "table": "t.csv"}  # a table search's record is left as it is
+    assert complete_record(table_record) == table_record
+
+
 def test_param_space_records_the_resolved_trial_keys(tmp_path):
     path = tmp_path / "images.npz"
     rng = np.random.default_rng(0)
@@ -86,12 +109,16 @@ def test_table_backend_records_the_macro_its_replay_uses(shared_data):
 
 def test_robnas_json_round_trip_and_old_files(tmp_path):
     settings = SearchSettings(name="x", storage_path=str(tmp_path))
-    record = {"resolved_trial": {"width": 8, "eval_steps": 10}, "searched_keys": ["edge_1_0"],
+    record = {"resolved_trial": {"width": 8, "eval_steps": 10, "eval_loss": "margin"}, "searched_keys": ["edge_1_0"],
               "score_scales": {"params": [10.0, 20.0]}}
     _write_settings(tmp_path, settings, record)
     saved = json.loads((tmp_path / "robnas.json").read_text())
     assert set(saved) == {"settings", "resolved_trial", "searched_keys", "score_scales", "versions"}
     assert read_trial_record(tmp_path) == record
+    # Recorded before eval_loss existed: its trials ascended cross-entropy, whatever today's default.
+    before_loss = {**record, "resolved_trial": {"width": 8, "eval_steps": 10}}
+    _write_settings(tmp_path, settings, before_loss)
+    assert read_trial_record(tmp_path)["resolved_trial"] == {"width": 8, "eval_steps": 10, "eval_loss": "ce"}
     older = {"resolved_trial": {"width": 8}, "searched_keys": []}  # before score_scales: none
     _write_settings(tmp_path, settings, older)
     assert read_trial_record(tmp_path) == {**older, "score_scales": {}}

@@ -258,6 +258,8 @@ def test_numpy_scalars_are_accepted_as_plain_values():
         ({"eval_restarts": -1}, "'eval_restarts'.*EvalConfig.restarts must be >= 1, got -1"),
         ({"eval_restarts": "x"}, "'eval_restarts'.*must be an integer, got 'x' \\(str\\)"),
         ({"eval_restarts": True}, "'eval_restarts'.*must be an integer, got True \\(bool\\)"),
+        ({"eval_loss": "cw"}, "'eval_loss'.*EvalConfig.loss must be one of 'ce', 'margin', 'ce\\+margin', got 'cw'"),
+        ({"eval_loss": 0}, "'eval_loss'.*EvalConfig.loss must be one of .*, got 0"),
         ({"seed": False}, "'seed'"),
         ({"attack": "cw"}, "'attack'.*one of 'pgd', 'fgsm_rs', 'trades', 'none', got 'cw'"),
         ({"sparsity_schedule": "linear"}, "'sparsity_schedule'"),
@@ -290,13 +292,14 @@ def test_encode_is_flat_and_inverted_by_decode():
         "arch": ARCH, "width": 8, "cells_per_stage": 2, "sparsity": 0.8, "sparsity_schedule": "gradual",
         "sparsity_granularity": "channel", "attack": "fgsm_rs", "eps": 8, "attack_steps": 1, "step_size": 10,
         "trades_beta": 1.0, "eval_eps": 8, "eval_steps": 20, "eval_step_size": 0.8, "eval_seed": 3,
-        "eval_images": 500, "eval_restarts": 3, "dataset": "cifar10", "data_dir": "/tmp/data", "max_epochs": 5,
+        "eval_images": 500, "eval_restarts": 3, "eval_loss": "margin", "dataset": "cifar10", "data_dir": "/tmp/data", "max_epochs": 5,
         "batch_size": 32, "lr": 0.1, "momentum": 0.0, "weight_decay": 0.0, "seed": 7,
     })
     flat = encode(trial)
     assert tuple(flat) == ("arch", *CONFIG_FIELDS)
     assert flat["arch"] == ARCH and flat["eval_seed"] == 3 and flat["sparsity_granularity"] == "channel"
     assert flat["eval_restarts"] == 3 and trial.evaluation.restarts == 3
+    assert flat["eval_loss"] == "margin" and trial.evaluation.loss == "margin"
     assert decode(flat) == trial
     assert decode(encode(TrialConfig())) == TrialConfig()
     with pytest.raises(ValueError, match="TrialConfig"):

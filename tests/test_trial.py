@@ -38,8 +38,9 @@ def without_times(rows):
 
 @pytest.mark.parametrize(
     "overrides",
-    [{"attack": "pgd"}, {"attack": "fgsm_rs"}, {"attack": "trades"}, {"attack": "fgsm_rs", "eval_restarts": 3}],
-    ids=["pgd", "fgsm_rs", "trades", "eval_restarts"],
+    [{"attack": "pgd"}, {"attack": "fgsm_rs"}, {"attack": "trades"}, {"attack": "fgsm_rs", "eval_restarts": 3},
+     {"attack": "pgd", "eval_loss": "ce+margin", "eval_restarts": 2}],
+    ids=["pgd", "fgsm_rs", "trades", "eval_restarts", "eval_loss"],
 )
 def test_restored_run_reports_the_same_metrics_as_the_uninterrupted_one(overrides, tmp_path):
     config = tiny(**overrides)

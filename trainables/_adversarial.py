@@ -18,7 +18,7 @@ from robnas.spaces._attack import ATTACK_METHODS, budget_fraction
 
 from ._fgsm_rs import fgsm_rs
 from ._pgd import attack_mode, pgd, uniform_noise
-from ._pgd_eval import pgd_broken
+from ._pgd_eval import pgd_broken, step_losses
 from ._trades import trades_loss
 
 
@@ -80,8 +80,8 @@ def pgd_correct(
 
     An image counts as robust only if it is classified correctly clean and at every iterate
     (uniform random start included) of each of ``evaluation.restarts`` PGD runs
-    (``evaluation.eps``, ``steps``, ``step_size`` in 1/255 units); see
-    ``robnas.trainables._pgd_eval.pgd_broken``. Images already broken, or wrong clean, are not
+    (``evaluation.eps``, ``steps``, ``step_size`` in 1/255 units; the ascent's ``loss``,
+    ``"ce"`` when the object has none); see ``robnas.trainables._pgd_eval.pgd_broken``. Images already broken, or wrong clean, are not
     attacked again. The random starts come from one CPU generator seeded with
     ``evaluation.seed``, drawn for every image restart after restart, batch after batch, so the
     same model, data, seed and ``batch_size`` give identical flags, and the first R restarts of
@@ -94,6 +94,11 @@ def pgd_correct(
     restarts = getattr(evaluation, "restarts", 1)
     if isinstance(restarts, bool) or not isinstance(restarts, Integral) or restarts < 1:
         raise ValueError(f"evaluation.restarts must be an integer >= 1, got {restarts!r}")
+    loss = getattr(evaluation, "loss", "ce")
+    try:
+        step_losses(loss, 0)
+    except ValueError as error:
+        raise ValueError(f"evaluation.loss: {error}") from None
     if len(x) != len(y) or len(x) == 0:
         raise ValueError(
             f"need as many labels as images (> 0), got {len(x)} images and {len(y)} labels"
@@ -113,6 +118,6 @@ def pgd_correct(
             alive = robust[a:b].nonzero().squeeze(1)
             if len(alive):
                 broken = pgd_broken(model, xb[alive], yb[alive], start[alive],
-                                    eps=eps, step_size=step_size, steps=evaluation.steps)
+                                    eps=eps, step_size=step_size, steps=evaluation.steps, loss=loss)
                 robust[a + alive[broken]] = False
     return correct, robust

@@ -14,7 +14,7 @@ Calling contract shared by every attack in this package (``pgd``, ``fgsm_rs``, `
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import torch
@@ -113,15 +113,22 @@ def pgd(
     return x_adv.detach()
 
 
+def cross_entropy_sum(logits: Tensor, y: Tensor) -> Tensor:
+    """Cross-entropy of ``logits`` (N, classes) against ``y`` (N,), summed over the batch."""
+    return F.cross_entropy(logits, y, reduction="sum")
+
+
 def ascent_step(
-    model: nn.Module, x_adv: Tensor, x: Tensor, y: Tensor, *, eps: float, step_size: float
+    model: nn.Module, x_adv: Tensor, x: Tensor, y: Tensor, *, eps: float, step_size: float,
+    loss: Callable[[Tensor, Tensor], Tensor] = cross_entropy_sum,
 ) -> tuple[Tensor, Tensor]:
     """One PGD step from ``x_adv``: ``(next iterate, detached logits of x_adv (N, classes))``.
 
     The next iterate is ``x_adv + step_size * sign(grad)`` projected onto the eps-ball around
-    ``x`` and [0, 1]. Call inside ``attack_mode(model)``.
+    ``x`` and [0, 1], ``grad`` the input gradient of ``loss(logits, y)`` (a scalar summed over
+    the batch, so each image's step depends on that image only). Call inside ``attack_mode(model)``.
     """
     x_adv = x_adv.detach().requires_grad_(True)
     logits = model(x_adv)
-    grad = input_gradient(F.cross_entropy(logits, y, reduction="sum"), x_adv)
+    grad = input_gradient(loss(logits, y), x_adv)
     return project(x_adv.detach() + step_size * grad.sign(), x, eps), logits.detach()
