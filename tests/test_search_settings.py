@@ -183,3 +183,40 @@ def test_help_shows_every_new_flag_with_its_default(capsys):
     for flag in ("--max-params N", "--max-macs N", "--time-budget DURATION", "--points FILE"):
         start = text.index(flag, text.index("options:"))
         assert "(default: " in text[start:text.index(" --", start + len(flag))], flag
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["serch"], "argument COMMAND: invalid choice: 'serch'"),
+        (["search", "--nm-samples", "3"], "search: unrecognized arguments: --nm-samples 3 (did you mean --num-samples?)"),
+        (["search", "--seed", "x"], "search: argument --seed: invalid int value: 'x'"),
+        (["search", "--scheduler", "ash"], "unknown scheduler 'ash' (did you mean asha?)"),
+        (["search", "--objectives", "clean_acc,robst_acc"], "unknown objective 'robst_acc' (did you mean robust_acc?)"),
+        (["search", "--space", "cel"], "unknown space part(s) 'cel' (did you mean cell?)"),
+    ],
+)
+def test_errors_say_robnas_error_once_and_name_the_nearest_known_word(capsys, argv, expected):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("robnas: error: ") and err.count("robnas") == 1, err
+    assert expected in err
+    if argv == ["serch"]:
+        assert err.rstrip().endswith("(did you mean search?)")
+
+
+def test_help_shows_every_option_default_of_every_command(capsys):
+    """Options with a value show their default; flags (store_true) and required ones do not."""
+    for command in ("search", "proxies", "evaluate", "tabulate", "arch"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert "(default: " in text or "(default " in text, command
+    with pytest.raises(SystemExit):
+        main(["search", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for flag, default in (("--num-samples NUM_SAMPLES", "12"), ("--scheduler SCHEDULER", "moasha"),
+                          ("--storage-path STORAGE_PATH", "robnas_results"), ("--min-free-mb MIN_FREE_MB", "64.0")):
+        start = text.index(flag, text.index("options:"))
+        assert f"(default: {default})" in text[start:text.index(" --", start + len(flag))], flag
+    assert "--quiet print nothing while the search runs, only its outcome --verbose" in text
