@@ -439,7 +439,7 @@ def init_ray(address: str | None, *, dashboard: bool = False) -> None:
     (unless Ray is running in this process already)."""
     import ray
 
-    from robnas.search._ray_compat import missing_dashboard_package
+    from robnas.search._ray_compat import missing_dashboard_package, workers_at_normal_priority
 
     if address:
         check_address(address)
@@ -455,6 +455,7 @@ def init_ray(address: str | None, *, dashboard: bool = False) -> None:
         except ConnectionError as error:
             raise ValueError(f"cannot join the Ray cluster at {address}: {error}") from None
     else:
+        workers_at_normal_priority()
         ray.init(
             address="local",  # a new local instance; --address auto joins a running cluster
             include_dashboard=dashboard,

@@ -243,3 +243,28 @@ def test_tune_environment_keeps_the_users_output_choice_and_restores_on_error(mo
         raise KeyError("fit failed")
     assert "TUNE_GLOBAL_CHECKPOINT_S" not in os.environ
     assert os.environ["RAY_AIR_NEW_OUTPUT"] == "1"
+
+
+_WORKER_NICENESS = """
+import os, ray
+from robnas.search._run import init_ray
+init_ray(None)
+print(ray.get(ray.remote(lambda: os.nice(0)).options(num_cpus=0).remote()), flush=True)
+ray.shutdown()
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("given", "expected"), [(None, 0), ("7", 7)])
+def test_a_local_ray_runs_trial_workers_at_normal_priority_unless_the_user_says_otherwise(given, expected):
+    """Ray's own default, niceness 15, leaves trials almost no CPU on a busy machine."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "RAY_worker_niceness"}
+    if given is not None:
+        env["RAY_worker_niceness"] = given
+    out = subprocess.run([sys.executable, "-c", _WORKER_NICENESS], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert int(out.stdout.strip().splitlines()[-1]) == expected + os.nice(0)
