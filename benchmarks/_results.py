@@ -137,6 +137,19 @@ def _locked(directory: Path) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
+def publish(title: str, body_markdown: str, *, json_path: Path | None, record: bool, raw: dict[str, Any]) -> None:
+    """The end of every benchmark: write ``raw`` (with the machine and the command first) as JSON
+    to ``json_path`` if given, and record ``body_markdown`` as section ``title`` if ``record``."""
+    import json
+
+    command = current_command()
+    if json_path:
+        payload = {"machine": machine_info(), "command": command, **raw}
+        json_path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    if record:
+        print(f"recorded in {record_section(title, body_markdown, command=command)}")
+
+
 def record_section(
     title: str, body_markdown: str, *, command: str, path: str | os.PathLike | None = None
 ) -> Path:

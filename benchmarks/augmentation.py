@@ -16,7 +16,6 @@ and from the median process CPU time (the latter holds up when other work shares
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -27,7 +26,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import current_command, load_average, machine_info, record_section  # noqa: E402
+from _results import load_average, publish  # noqa: E402
 from throughput import timed, write_images  # noqa: E402
 
 from robnas.spaces._compose import decode  # noqa: E402
@@ -139,12 +138,9 @@ def main(argv: list[str] | None = None) -> int:
             loads.append((f"after {setup}", load_average()))
     text = body(results, images, args, loads)
     print("\n" + text)
-    if args.json:
-        raw = {setup: {"epoch_s": times, "augment_images_per_s": alone} for setup, (times, alone) in results.items()}
-        args.json.write_text(json.dumps({"machine": machine_info(), "command": current_command(), "loads": loads,
-                                         "images": images, "results": raw}, indent=2) + "\n", encoding="utf-8")
-    if not args.no_record:
-        print(f"recorded in {record_section(TITLE, text, command=current_command())}")
+    raw = {setup: {"epoch_s": times, "augment_images_per_s": alone} for setup, (times, alone) in results.items()}
+    publish(TITLE, text, json_path=args.json, record=not args.no_record,
+            raw={"loads": loads, "images": images, "results": raw})
     return 0
 
 

@@ -18,7 +18,6 @@ Without CUDA it prints "no GPU" and exits 0, recording nothing.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import queue
 import statistics
@@ -31,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import current_command, load_average, machine_info, record_section  # noqa: E402
+from _results import load_average, publish  # noqa: E402
 
 from robnas.spaces._attack import budget_fraction  # noqa: E402
 from robnas.spaces._compose import TrialConfig, decode  # noqa: E402
@@ -267,14 +266,11 @@ def main(argv: list[str] | None = None) -> int:
     loads.append(("end", load_average()))
     text = body(rates, args, loads)
     print("\n" + text)
-    if args.json:
-        args.json.write_text(json.dumps({
-            "machine": machine_info(), "gpu": gpu_facts(), "command": current_command(), "loads": loads,
-            "images_per_s": [{"loop": loop, "precision": precision, "trials": trials, "rounds": values}
-                             for (loop, precision, trials), values in rates.items()],
-        }, indent=2) + "\n", encoding="utf-8")
-    if not args.no_record:
-        print(f"recorded in {record_section(TITLE, text, command=current_command())}")
+    publish(TITLE, text, json_path=args.json, record=not args.no_record, raw={
+        "gpu": gpu_facts(), "loads": loads,
+        "images_per_s": [{"loop": loop, "precision": precision, "trials": trials, "rounds": values}
+                         for (loop, precision, trials), values in rates.items()],
+    })
     return 0
 
 

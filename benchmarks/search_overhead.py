@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import statistics
 import sys
@@ -36,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import current_command, load_average, machine_info, record_section  # noqa: E402
+from _results import load_average, publish  # noqa: E402
 
 TITLE = "Search overhead: wall time vs. trial compute"
 TARGET_RATIO = 1.15
@@ -306,14 +305,10 @@ def main(argv: list[str] | None = None) -> int:
         ray.shutdown()
     text = body(results, args)
     print("\n" + text)
-    if args.json:
-        args.json.write_text(json.dumps({
-            "machine": machine_info(), "command": current_command(),
-            "results": [{**asdict(m), "ratio": m.ratio, "overhead_per_trial_s": m.overhead_per_trial_s}
-                        for m in results],
-        }, indent=2) + "\n", encoding="utf-8")
-    if not args.no_record:
-        print(f"recorded in {record_section(TITLE, text, command=current_command())}")
+    publish(TITLE, text, json_path=args.json, record=not args.no_record, raw={
+        "results": [{**asdict(m), "ratio": m.ratio, "overhead_per_trial_s": m.overhead_per_trial_s}
+                    for m in results],
+    })
     return 0
 
 

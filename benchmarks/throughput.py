@@ -15,7 +15,6 @@ time and from the process's CPU time (the latter holds up when other work shares
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -29,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import current_command, load_average, machine_info, record_section  # noqa: E402
+from _results import load_average, publish  # noqa: E402
 
 from robnas.spaces._attack import budget_fraction  # noqa: E402
 from robnas.spaces._compose import TrialConfig, decode  # noqa: E402
@@ -291,14 +290,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"\ncProfile of one {METHODS[method]} trial epoch:\n{profiles[method]}")
     text = body(results, args, loads)
     print("\n" + text)
-    if args.json:
-        args.json.write_text(json.dumps({
-            "machine": machine_info(), "command": current_command(), "loads": loads,
-            "results": [{**asdict(m), "ratio": m.ratio, "cpu_ratio": m.cpu_ratio} for m in results],
-            "profiles": profiles,
-        }, indent=2) + "\n", encoding="utf-8")
-    if not args.no_record:
-        print(f"recorded in {record_section(TITLE, text, command=current_command())}")
+    publish(TITLE, text, json_path=args.json, record=not args.no_record, raw={
+        "loads": loads, "results": [{**asdict(m), "ratio": m.ratio, "cpu_ratio": m.cpu_ratio} for m in results],
+        "profiles": profiles,
+    })
     return 0
 
 
