@@ -43,8 +43,8 @@ def score_scales(
     scales: dict[str, tuple[float, float]] = {}
     sizes: dict[str, tuple[float, float]] | None = None
     for name in weights:
-        if table is not None and table.metric_range(name) is not None:
-            scales[name] = table.metric_range(name)
+        if table is not None and (column := table.metric_range(name)) is not None:
+            scales[name] = column
         elif table is not None and name == "params":
             shape = {"width": int(fixed.get("width", 16)), "cells_per_stage": int(fixed.get("cells_per_stage", 5))}
             counts = [nb201_param_count(cell, **shape) for cell in table.cells()]
