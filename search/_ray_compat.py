@@ -9,6 +9,8 @@
 - Which packages Ray's dashboard needs (``ray.dashboard.optional_deps``).
 - Settings that Tune reads only from ``os.environ``, set around ``tuner.fit()`` by
   :func:`tune_environment` and restored afterwards.
+- Whether a trial's checkpoint save is still in flight (``Trial.is_saving``), so a graceful
+  stop waits for it (:func:`save_in_flight`).
 
 :func:`check_ray_compat` verifies, when a search starts, that every private attribute used here
 still exists with the shape robnas expects, and raises a one-line ``RuntimeError`` otherwise.
@@ -208,6 +210,17 @@ def workers_at_normal_priority() -> None:
     os.environ.setdefault("RAY_worker_niceness", "0")
 
 
+def save_in_flight(trial: Any) -> bool:
+    """True while Tune has processed a trial's report but not yet registered its checkpoint.
+
+    Tune (2.60) logs a report, then asks the trial's actor for the checkpoint in a separate
+    task; ``Trial.is_saving`` is true until that task's result is processed. An experiment
+    stopped in between saves a state without that checkpoint, and a resume trains the epoch
+    again although its row is already written.
+    """
+    return bool(getattr(trial, "is_saving", False))
+
+
 # --------------------------------------------------------------------------- experiment state
 
 #: Statuses of trials that a restored Tune experiment does not run again.
@@ -269,6 +282,13 @@ def missing_dashboard_package() -> str | None:
 # --------------------------------------------------------------------------- the check
 
 
+def _check_trial() -> None:
+    from ray.tune.experiment import Trial
+
+    if not isinstance(getattr(Trial, "is_saving", None), property):
+        raise _incompatible("Trial", "has no is_saving property")
+
+
 def check_ray_compat() -> None:
     """Raise a one-line ``RuntimeError`` if Ray's internals that robnas uses have changed."""
     from ray.tune.schedulers import ASHAScheduler
@@ -276,3 +296,4 @@ def check_ray_compat() -> None:
 
     _check_asha(ASHAScheduler(metric="score", mode="max", max_t=4, grace_period=1, reduction_factor=2))
     _check_search_generator(SearchGenerator(Searcher()))
+    _check_trial()

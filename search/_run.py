@@ -379,6 +379,7 @@ def _components(settings: SearchSettings, path: Path, limits=None) -> dict[str, 
     (built, and so validated, before anything on disk changes)."""
     from ray.tune.search import ConcurrencyLimiter
 
+    from robnas.search._graceful_stop import GracefulStop
     from robnas.search._progress import FrontProgress
     from robnas.search._schedulers import make_scheduler, state_callback
     from robnas.search._storage import is_local
@@ -397,9 +398,11 @@ def _components(settings: SearchSettings, path: Path, limits=None) -> dict[str, 
                       max_epochs=settings.max_epochs, experiment=path)
     ]
     callbacks += [c for c in [state_callback(scheduler)] if c is not None]
+    graceful = GracefulStop()  # Ctrl-C and the two stops below wait for checkpoint saves in flight
     if is_local(settings.storage_path):
-        callbacks.append(StorageGuard(path, _min_free_bytes(settings)))
-    callbacks.append(TimeBudget(path))  # every search keeps its running time; a resume may set a budget
+        callbacks.append(StorageGuard(path, _min_free_bytes(settings), stop=graceful.request))
+    # Every search keeps its running time; a resume may set a budget.
+    callbacks += [TimeBudget(path, stop=graceful.request), graceful]
     return {"search_alg": StudySearchGenerator(searcher), "scheduler": scheduler, "callbacks": callbacks}
 
 

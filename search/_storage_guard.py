@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 
 from ray.tune import Callback
 
@@ -17,11 +18,13 @@ CHECK_PERIOD_S = 1.0
 class StorageGuard(Callback):
     """Stops a running search as Ctrl-C does when its storage ``path`` has less than
     ``min_free_bytes`` free or turns read-only; checks at most every :data:`CHECK_PERIOD_S`
-    seconds, and after every trial failure."""
+    seconds, and after every trial failure. ``stop`` asks Tune to stop, True if it could."""
 
-    def __init__(self, path: str | os.PathLike, min_free_bytes: float) -> None:
+    def __init__(self, path: str | os.PathLike, min_free_bytes: float, *,
+                 stop: Callable[[], bool] = stop_like_ctrl_c) -> None:
         self.path = str(path)
         self.min_free_bytes = float(min_free_bytes)
+        self.stop = stop
         self._checked_at = -float("inf")
         self._stopping = False
 
@@ -42,4 +45,4 @@ class StorageGuard(Callback):
         self._checked_at = time.monotonic()
         if self._stopping or storage_problem(self.path, self.min_free_bytes) is None:
             return
-        self._stopping = stop_like_ctrl_c()
+        self._stopping = self.stop()
