@@ -1,7 +1,9 @@
 """A whole trial: the typed ``TrialConfig``, its flat dict form, and the composed search space.
 
 The flat form is what Ray Tune passes to a trainable: one key per field (``CONFIG_FIELDS``) plus
-the cell, either as ``arch`` (an NB201 string) or as the six ``EDGE_KEYS``.
+the network's keys, read by its architecture family (``family``, default ``nb201``: the cell as
+``arch`` or as the six ``EDGE_KEYS``, ``width`` and ``cells_per_stage``; see
+``robnas.spaces._family``).
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ from robnas.spaces._cell import cell_space
 from robnas.spaces._checks import ConfigError, check_choice
 from robnas.spaces._defaults import DATASET_DEFAULTS, DATASETS
 from robnas.spaces._evaluation import EvalConfig
-from robnas.spaces._genotype import EDGE_KEYS, Genotype
+from robnas.spaces._family import DEFAULT_FAMILY, FAMILIES, FAMILY_KEYS, family_named, family_of
+from robnas.spaces._genotype import Genotype
 from robnas.spaces._macro import MacroConfig, macro_space
+from robnas.spaces._nb201 import DEFAULT_ARCH, NB201Arch
+from robnas.spaces._resnet_space import resnet_space
 from robnas.spaces._sparsity import SparsityConfig, sparsity_space
 from robnas.spaces._suggest import did_you_mean
 from robnas.spaces._training import TrainingConfig
@@ -36,13 +41,8 @@ __all__ = [
     "uses_own_step",
 ]
 
-#: Cell of a trial whose config names none.
-DEFAULT_ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
-
-
 #: TrialConfig field -> its configuration class (the sections of the flat keys).
 _SECTIONS: dict[str, type] = {
-    "macro": MacroConfig,
     "sparsity": SparsityConfig,
     "attack": AttackConfig,
     "evaluation": EvalConfig,
@@ -52,20 +52,47 @@ _SECTIONS: dict[str, type] = {
 
 @dataclass(frozen=True)
 class TrialConfig:
-    """Everything that defines one trial; ``TrialConfig()`` equals ``decode({})``."""
+    """Everything that defines one trial; ``TrialConfig()`` equals ``decode({})``.
 
-    genotype: Genotype = field(default_factory=lambda: Genotype.from_str(DEFAULT_ARCH))
-    macro: MacroConfig = field(default_factory=MacroConfig)
+    ``network`` is a family's network description (``NB201Arch``, ``ResNetArch``).
+    """
+
+    network: Any = field(default_factory=NB201Arch)
     sparsity: SparsityConfig = field(default_factory=SparsityConfig)
     attack: AttackConfig = field(default_factory=AttackConfig)
     evaluation: EvalConfig = field(default_factory=EvalConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
 
     def __post_init__(self) -> None:
-        for name, cls in (("genotype", Genotype), *_SECTIONS.items()):
+        try:
+            family_of(self.network)
+        except ValueError:
+            kinds = ", ".join(family.network_type.__name__ for family in FAMILIES.values())
+            raise ValueError(f"TrialConfig.network must be one of {kinds}, got {self.network!r}") from None
+        for name, cls in _SECTIONS.items():
             value = getattr(self, name)
             if not isinstance(value, cls):
                 raise ValueError(f"TrialConfig.{name} must be a {cls.__name__}, got {value!r}")
+
+    @property
+    def family(self) -> str:
+        """Name of the network's architecture family."""
+        return self.network.family
+
+    @property
+    def genotype(self) -> Genotype:
+        """The NB201 cell (NB201 networks only)."""
+        return self._nb201().genotype
+
+    @property
+    def macro(self) -> MacroConfig:
+        """The NB201 macro skeleton (NB201 networks only)."""
+        return self._nb201().macro
+
+    def _nb201(self) -> NB201Arch:
+        if not isinstance(self.network, NB201Arch):
+            raise ValueError(f"a {self.family} network has no NB201 cell or macro skeleton")
+        return self.network
 
 
 class ConfigField(NamedTuple):
@@ -78,8 +105,6 @@ class ConfigField(NamedTuple):
 
 #: Flat config key -> destination. Add a row (and the dataclass field) to extend the key set.
 CONFIG_FIELDS: Mapping[str, ConfigField] = {
-    "width": ConfigField("macro", "width", int),
-    "cells_per_stage": ConfigField("macro", "cells_per_stage", int),
     "sparsity": ConfigField("sparsity", "target", float),
     "sparsity_schedule": ConfigField("sparsity", "schedule", str),
     "sparsity_granularity": ConfigField("sparsity", "granularity", str),
@@ -108,8 +133,8 @@ CONFIG_FIELDS: Mapping[str, ConfigField] = {
     "memory_format": ConfigField("training", "memory_format", str),
 }
 
-#: Every key ``decode`` accepts.
-CONFIG_KEYS: tuple[str, ...] = ("arch", *EDGE_KEYS, *CONFIG_FIELDS)
+#: Every key ``decode`` accepts: the families' keys, ``family``, then ``CONFIG_FIELDS``.
+CONFIG_KEYS: tuple[str, ...] = (*FAMILY_KEYS, "family", *CONFIG_FIELDS)
 
 _KEY_OF = {(dest.section, dest.field): key for key, dest in CONFIG_FIELDS.items()}
 
@@ -136,12 +161,12 @@ def decode(config: Mapping[str, Any], *, ignore: Collection[str] = ()) -> TrialC
             f"unknown config key(s) {', '.join(map(repr, unknown))}{did_you_mean(unknown[0], CONFIG_KEYS)}; "
             f"known keys: {', '.join(CONFIG_KEYS)}"
         )
-    genotype = _decode_genotype(present)
     try:
         dataset = check_choice("TrainingConfig", "dataset", present.get("dataset", "digits"), DATASETS)
     except ConfigError as error:
         raise ValueError(f"config key 'dataset': {error}") from None
     defaults = DATASET_DEFAULTS[dataset]
+    network = _decode_network(present, dataset, defaults)
     kwargs: dict[str, dict[str, Any]] = {section: {} for section in _SECTIONS}
     for key, dest in CONFIG_FIELDS.items():
         if key in present:
@@ -157,7 +182,7 @@ def decode(config: Mapping[str, Any], *, ignore: Collection[str] = ()) -> TrialC
         except ConfigError as error:
             key = _KEY_OF.get((section, error.field), error.field)
             raise ValueError(f"config key {key!r}: {error}") from None
-    return TrialConfig(genotype=genotype, **sections)
+    return TrialConfig(network=network, **sections)
 
 
 def uses_own_step(config: Mapping[str, Any]) -> bool:
@@ -166,24 +191,25 @@ def uses_own_step(config: Mapping[str, Any]) -> bool:
     return config.get("attack") == "fgsm_rs"
 
 
-def _decode_genotype(config: Mapping[str, Any]) -> Genotype:
-    edges = [key for key in EDGE_KEYS if key in config]
-    if "arch" in config and edges:
-        raise ValueError(
-            f"give the cell either as 'arch' or as the edge keys, not both (got arch and {', '.join(edges)})"
-        )
-    if "arch" in config:
-        return Genotype.from_str(config["arch"])
-    if edges:
-        return Genotype.from_config(config)
-    return Genotype.from_str(DEFAULT_ARCH)
+def _decode_network(config: Mapping[str, Any], dataset: str, defaults: Mapping[str, Any]) -> Any:
+    """The network of a flat config, read by its family; another family's key is an error."""
+    family = family_named(config.get("family", DEFAULT_FAMILY))
+    foreign = [key for key in config if key in FAMILY_KEYS and key not in family.keys]
+    if foreign:
+        owners = [name for name, other in FAMILIES.items() if foreign[0] in other.keys]
+        raise ValueError(f"config key {foreign[0]!r} belongs to the {'/'.join(owners)} family, "
+                         f"not to this config's family {family.name!r}")
+    return family.decode(config, dataset=dataset, defaults=defaults)
 
 
 def encode(trial: TrialConfig) -> dict[str, Any]:
-    """The flat config of ``trial`` (cell as ``arch``); ``decode(encode(t)) == t``."""
+    """The flat config of ``trial`` (``family`` unless the default, the family's keys, then
+    ``CONFIG_FIELDS``); ``decode(encode(t)) == t``."""
     if not isinstance(trial, TrialConfig):
         raise ValueError(f"encode needs a TrialConfig, got {type(trial).__name__}")
-    flat: dict[str, Any] = {"arch": trial.genotype.to_str()}
+    family = family_of(trial.network)
+    flat: dict[str, Any] = {} if family.name == DEFAULT_FAMILY else {"family": family.name}
+    flat.update(family.encode(trial.network))
     for key, dest in CONFIG_FIELDS.items():
         flat[key] = getattr(getattr(trial, dest.section), dest.field)
     return flat
@@ -197,6 +223,10 @@ def _macro_part(*, dataset: str) -> dict[str, Any]:
     return macro_space()
 
 
+def _resnet_part(*, dataset: str) -> dict[str, Any]:
+    return resnet_space(dataset=dataset)
+
+
 def _sparsity_part(*, dataset: str) -> dict[str, Any]:
     return sparsity_space()
 
@@ -207,6 +237,7 @@ SPACE_PARTS: dict[str, Callable[..., dict[str, Any]]] = {
     "macro": _macro_part,
     "sparsity": _sparsity_part,
     "attack": attack_space,
+    "resnet": _resnet_part,
 }
 
 
