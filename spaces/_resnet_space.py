@@ -4,7 +4,7 @@ The part fixes ``family: resnet`` and draws ``stages`` stages, each with a depth
 ``depths`` (an inclusive ``(low, high)`` range) and a width among ``widths``, plus the block,
 activation, kernel, squeeze-excitation ratio and stem. Defaults are sized by the data set:
 8x8 digits get small networks (widths 8 to 64, 1 or 2 blocks per stage, up to 3 stages; the
-largest about 0.5M parameters, so ``--max-params 200000`` trims the space); 32x32 images get
+largest about 1.8M parameters; ``--max-params 200000`` keeps about 85% of the draws); 32x32 images get
 ResNet-18-like ranges.
 """
 
