@@ -102,11 +102,14 @@ _BLOCKS = {"basic": BasicBlock, "preact": PreActBlock, "bottleneck": BottleneckB
 
 
 class ResNet(nn.Module):
-    """Stem -> stages -> (BN, act for pre-activation) -> global average pool -> linear."""
+    """Stem -> stages -> (BN, act for pre-activation) -> global average pool -> linear; records
+    ``in_channels`` and ``num_classes`` as NB201Network does."""
 
     def __init__(self, arch: ResNetArch, *, in_channels: int, num_classes: int) -> None:
         super().__init__()
         self.arch = arch
+        self.in_channels = in_channels
+        self.num_classes = num_classes
         preact = arch.block == "preact"
         if arch.stem == "conv":
             stem_conv = _conv(in_channels, arch.stem_width, arch.stem_kernel)
