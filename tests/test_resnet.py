@@ -73,7 +73,7 @@ def test_both_stage_forms_decode_to_the_same_network_and_encode_as_lists():
     assert flat["family"] == "resnet" and flat["stage_depths"] == [1, 2] and "arch" not in flat
     assert decode(flat) == lists
     assert effective_key({"family": "resnet", "stage_depths": [1, 2], "stage_widths": [8, 16]}) == effective_key(
-        {"family": "resnet", "stages": 2, "depth_1": 1, "width_1": 8, "depth_2": 2, "width_2": 16})
+        {"family": "resnet", "stages": 2, "depth_1": 1, "width_1": 8, "depth_2": 2, "width_2": 16, "depth_3": 1})
     assert decode({"family": "resnet", "dataset": "cifar10"}).network == ResNetArch()
     assert "family" not in encode(decode({}))  # NB201 configs keep their keys
 
@@ -119,3 +119,30 @@ def test_the_space_part_draws_valid_networks_within_its_ranges():
         arch = decode(sample).network
         assert 1 <= len(arch.stage_depths) <= 3 and set(arch.stage_depths) <= {1, 2}
         assert set(arch.stage_widths) <= {8, 16, 32, 64}
+
+
+def test_arch_command_counts_a_network_of_either_family_from_a_yaml_file(tmp_path, capsys):
+    import json
+
+    from robnas.search.cli import main
+
+    wrn = tmp_path / "wrn.yaml"
+    wrn.write_text("family: resnet\nstem_width: 16\nblock: preact\nstage_depths: [4, 4, 4]\n"
+                   "stage_widths: [160, 320, 640]\n")
+    assert main(["arch", "--config", str(wrn), "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert (row["family"], row["params"]) == ("resnet", 36_479_194)
+    assert row["macs"] == network_sizes(decode({"family": "resnet", "stem_width": 16, "block": "preact",
+                                                "stage_depths": [4, 4, 4], "stage_widths": [160, 320, 640]}).network,
+                                        input_shape=(3, 32, 32), num_classes=10)["macs"]
+    small = tmp_path / "small.yaml"
+    small.write_text("family: resnet\nstage_depths: [1]\nstage_widths: [8]\nstem_width: 4\n")
+    assert main(["arch", "--config", str(small), "--in-channels", "1", "--input-size", "8", "--num-classes", "3",
+                 "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    arch = ResNetArch(stem_width=4, stage_depths=(1,), stage_widths=(8,))
+    assert row["params"] == network_sizes(arch, input_shape=(1, 8, 8), num_classes=3)["params"]
+    nb201 = tmp_path / "nb201.yaml"
+    nb201.write_text("width: 16\ncells_per_stage: 5\n")
+    assert main(["arch", "--config", str(nb201), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["family"] == "nb201"
