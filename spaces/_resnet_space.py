@@ -1,6 +1,6 @@
 """The ``resnet`` space part: Ray Tune domains over the residual family, per-stage keys.
 
-The part fixes ``family: resnet`` and draws ``stages`` stages, each with a depth in
+The part sets ``family: resnet`` (a one-choice domain) and draws ``stages`` stages, each with a depth in
 ``depths`` (an inclusive ``(low, high)`` range) and a width among ``widths``, plus the block,
 activation, kernel, squeeze-excitation ratio and stem. Defaults are sized by the data set:
 8x8 digits get small networks (widths 8 to 64, 1 or 2 blocks per stage, up to 3 stages; the
@@ -65,10 +65,12 @@ def resnet_space(
         for value in values:
             ResNetArch(**{field: value, **({"stem_kernel": stem_kernel} if field == "stem" else {})})
     space: dict[str, Any] = {
-        "family": "resnet",
+        # One-choice domains, not constants: every drawn candidate then names its family and
+        # stem (a searcher's pool holds the searched keys only).
+        "family": tune.choice(["resnet"]),
         "stem": tune.choice(choices["stems"]),
         "stem_width": tune.choice(stem_widths),
-        "stem_kernel": stem_kernel,
+        "stem_kernel": tune.choice([stem_kernel]),
         "block": tune.choice(choices["blocks"]),
         "stages": tune.choice(stages),
     }

@@ -85,3 +85,18 @@ def test_a_digits_search_over_the_resnet_family_exports_a_network_that_loads(ray
     model, info = load_model(out)
     assert info["trial_config"].family == "resnet" and info["arch"] == info["trial_config"].network.to_str()
     assert model(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
+
+
+def test_a_candidate_drawn_from_the_searched_domains_alone_encodes_and_builds():
+    """A searcher's pool holds the searched keys only: they must name the family themselves."""
+    from robnas.search._candidate_proxies import CandidateScorer
+    from robnas.search._domains import draw, searched_domains
+
+    domains = searched_domains(build_space("resnet,attack", dataset="digits"))
+    rng = np.random.default_rng(0)
+    scorer = CandidateScorer(names=("params", "synflow"))
+    for _ in range(5):
+        candidate = draw(domains, rng)
+        assert np.isfinite(encode_config(candidate)).all()
+        scores = scorer(candidate)
+        assert scores["params"] == network_sizes(decode(candidate).network, **DIGITS)["params"]
