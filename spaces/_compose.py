@@ -8,6 +8,7 @@ the network's keys, read by its architecture family (``family``, default ``nb201
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -215,23 +216,25 @@ def encode(trial: TrialConfig) -> dict[str, Any]:
     return flat
 
 
-def _cell_part(*, dataset: str) -> dict[str, Any]:
-    return cell_space()
+def _cell_part(*, dataset: str, **options: Any) -> dict[str, Any]:
+    return cell_space(**options)
 
 
-def _macro_part(*, dataset: str) -> dict[str, Any]:
-    return macro_space()
+def _macro_part(*, dataset: str, **options: Any) -> dict[str, Any]:
+    return macro_space(**options)
 
 
-def _resnet_part(*, dataset: str) -> dict[str, Any]:
-    return resnet_space(dataset=dataset)
+def _resnet_part(*, dataset: str, **options: Any) -> dict[str, Any]:
+    return resnet_space(dataset=dataset, **options)
 
 
-def _sparsity_part(*, dataset: str) -> dict[str, Any]:
-    return sparsity_space()
+def _sparsity_part(*, dataset: str, **options: Any) -> dict[str, Any]:
+    return sparsity_space(**options)
 
 
-#: Part name -> function ``(*, dataset) -> dict of Ray Tune domains`` with its default domains.
+#: Part name -> function ``(*, dataset, **options) -> dict of Ray Tune domains``; without options,
+#: its default domains (the options are the keyword arguments of ``cell_space``, ``macro_space``,
+#: ``sparsity_space``, ``attack_space``, ``resnet_space``).
 SPACE_PARTS: dict[str, Callable[..., dict[str, Any]]] = {
     "cell": _cell_part,
     "macro": _macro_part,
@@ -242,11 +245,15 @@ SPACE_PARTS: dict[str, Callable[..., dict[str, Any]]] = {
 
 
 def build_space(
-    parts: str | Sequence[str] = ("cell", "macro", "sparsity", "attack"), *, dataset: str = "digits"
+    parts: str | Sequence[str] = ("cell", "macro", "sparsity", "attack"),
+    *,
+    dataset: str = "digits",
+    options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Ray Tune param space made of the named ``SPACE_PARTS`` (a sequence or ``"cell,macro"``).
 
-    Keys absent from the space take ``decode``'s defaults for ``dataset``.
+    Keys absent from the space take ``decode``'s defaults for ``dataset``. ``options``: part
+    name -> keyword arguments of its function, e.g. ``{"resnet": {"depths": [1, 3]}}``.
     """
     if isinstance(parts, str):
         names = [name.strip() for name in parts.split(",") if name.strip()]
@@ -267,11 +274,28 @@ def build_space(
         raise ValueError(f"space part(s) given more than once: {', '.join(repeated)}")
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; known datasets: {', '.join(DATASETS)}")
+    options = _check_options(options or {}, names)
     space: dict[str, Any] = {}
     for name in names:
-        domains = SPACE_PARTS[name](dataset=dataset)
+        try:
+            domains = SPACE_PARTS[name](dataset=dataset, **options.get(name, {}))
+        except TypeError as error:  # an option the part's function does not take
+            unknown = re.search(r"keyword argument '(\w+)'", str(error))
+            what = f"has no option {unknown[1]!r}" if unknown else f"cannot take its options ({error})"
+            raise ValueError(f"space part {name!r} {what}") from None
         clash = sorted(set(space) & set(domains))
         if clash:
             raise ValueError(f"space part {name!r} redefines key(s) {', '.join(clash)}")
         space.update(domains)
     return space
+
+
+def _check_options(options: Any, names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``options`` as part name -> keyword arguments, every part among ``names``."""
+    if not isinstance(options, Mapping) or not all(isinstance(v, Mapping) for v in options.values()):
+        raise ValueError(f"space options must map a part name to a mapping of options, got {options!r}")
+    unused = [name for name in options if name not in names]
+    if unused:
+        raise ValueError(f"space options for part(s) {', '.join(map(repr, unused))} not in the space "
+                         f"({', '.join(names)})")
+    return {name: {str(k): v for k, v in given.items()} for name, given in options.items()}

@@ -112,6 +112,7 @@ def cases(tmp: Path, storage: Path) -> dict[str, tuple[list[str], str]]:
         "resnet NB201 key (trial)": (["trial", "--config", write(tmp / "r5.yaml", "family: resnet\nwidth: 8\n")], "'width' belongs to the nb201 family"),
         "unknown family (search)": (["search", "--config", write(tmp / "r6.yaml", "trial: {family: vgg}\n"), *s], "unknown architecture family 'vgg'"),
         "arch without a network": (["arch"], "NB201 string or --config"),
+        "unknown space option": (["search", "--config", write(tmp / "r7.yaml", "space: [resnet]\nspace_options: {resnet: {depth: [1, 2]}}\n"), *s], "space part 'resnet' has no option 'depth'"),
         "negative epochs (search)": (["search", "--max-epochs", "-1", *s], "max_epochs"),
         "negative epochs (trial)": (["trial", "--epochs", "-2"], "max_epochs"),
         "zero samples": (["search", "--num-samples", "0", *s], "num_samples"),

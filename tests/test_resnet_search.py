@@ -100,3 +100,21 @@ def test_a_candidate_drawn_from_the_searched_domains_alone_encodes_and_builds():
         assert np.isfinite(encode_config(candidate)).all()
         scores = scorer(candidate)
         assert scores["params"] == network_sizes(decode(candidate).network, **DIGITS)["params"]
+
+
+def test_space_options_set_the_ranges_a_search_draws_from(tmp_path):
+    from robnas.search._run import _param_space
+    from robnas.search._settings import SearchSettings
+
+    options = {"resnet": {"depths": [2, 3], "widths": [16, 32], "stages": [2], "blocks": ["preact"]}}
+    settings = SearchSettings(storage_path=str(tmp_path), space="resnet,attack", space_options=options)
+    assert SearchSettings.from_mapping(json.loads(json.dumps(settings.to_dict()))) == settings
+    space, _ = _param_space(settings)
+    for config in draws({k: v for k, v in space.items() if k in build_space("resnet")}, 20):
+        arch = decode(config).network
+        assert len(arch.stage_depths) == 2 and set(arch.stage_depths) <= {2, 3}
+        assert set(arch.stage_widths) <= {16, 32} and arch.block == "preact"
+    with pytest.raises(ValueError, match="space part 'resnet' has no option 'depth'"):
+        build_space("resnet", options={"resnet": {"depth": [1, 2]}})
+    with pytest.raises(ValueError, match="space_options for part.*cell not in the space"):
+        SearchSettings(space="resnet", space_options={"cell": {}})
