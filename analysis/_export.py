@@ -3,7 +3,8 @@
 An export is one ``torch.save`` file of plain values and tensors, readable with
 ``torch.load(path, weights_only=True)``::
 
-    {"format": "robnas-model/1", "trial_id": str, "epoch": int, "arch": NB201 string,
+    {"format": "robnas-model/1", "trial_id": str, "epoch": int, "arch": the network's one-line
+     description (an NB201 string; for resnet, ``ResNetArch.to_str``),
      "config": flat trial config (params.json), "state_dict": model weights,
      "masks": pruning keep-masks (bool tensors), "masks_sparsity": float, "weight_sparsity": float,
      "num_classes": int, "in_channels": int, "input_shape": [C, H, W] ([] if unknown),
@@ -32,6 +33,7 @@ from robnas.analysis._final import read_final
 from robnas.analysis._front import analyze_trials, numeric_columns, objectives_of
 from robnas.analysis._load import SETTINGS_FILE, Experiment, load_experiment
 from robnas.analysis._trial_model import apply_masks, build_model, load_trial_model
+from robnas.spaces._family import family_of
 from robnas.spaces._runtime import RUNTIME_KEYS
 from robnas.trainables._inputs import input_spec
 from robnas.trainables._layout import atomic_write_bytes, read_results
@@ -120,7 +122,7 @@ def export_model(
         "format": EXPORT_FORMAT,
         "trial_id": chosen,
         "epoch": epoch,
-        "arch": trial_config.genotype.to_str(),
+        "arch": family_of(trial_config.network).describe(trial_config.network),
         "config": _plain(trial.config),
         "state_dict": model.state_dict(),
         "masks": masks,

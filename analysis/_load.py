@@ -27,7 +27,8 @@ import pandas as pd
 
 from robnas.analysis._activity import active_seconds, idle_gaps
 from robnas.spaces._effective import effective_key
-from robnas.spaces._genotype import EDGE_KEYS, Genotype
+from robnas.spaces._defaults import DATASETS
+from robnas.spaces._family import DEFAULT_FAMILY, family_named
 from robnas.spaces._objectives import DEFAULT_OBJECTIVES, Objective, names_of, parse_objectives
 from robnas.trainables._layout import (
     SEARCH_SETTINGS_FILE,
@@ -290,14 +291,17 @@ def error_message(file: Path) -> str:
 
 
 def _arch(config: dict[str, Any]) -> str:
+    """The network's one-line description by its family (an NB201 string), or ``""`` when the
+    config names no network or a malformed one."""
     try:
-        if "arch" in config:
-            return Genotype.from_str(config["arch"]).to_str()
-        if all(key in config for key in EDGE_KEYS):
-            return Genotype.from_config(config).to_str()
-    except (ValueError, TypeError):
-        pass
-    return ""
+        family = family_named(config.get("family", DEFAULT_FAMILY))
+        keys = {key: value for key, value in config.items() if key in family.keys}
+        if not keys:
+            return ""
+        dataset = config.get("dataset", "digits")
+        return family.describe(family.decode(keys, dataset=dataset if dataset in DATASETS else "digits"))
+    except (ValueError, TypeError, KeyError):
+        return ""
 
 
 def _status(entry: dict[str, Any], history: list[dict[str, Any]]) -> str:

@@ -108,12 +108,10 @@ def build_model(trial_config: TrialConfig, in_channels: int, num_classes: int) -
     random initial weights do not draw from the caller's global RNG)."""
     import torch
 
-    from robnas.trainables._network import build_network
+    from robnas.trainables._families import build_model as build_family_model
 
     with torch.random.fork_rng(devices=[]):
-        return build_network(trial_config.genotype, width=trial_config.macro.width,
-                             cells_per_stage=trial_config.macro.cells_per_stage,
-                             in_channels=in_channels, num_classes=num_classes)
+        return build_family_model(trial_config.network, in_channels=in_channels, num_classes=num_classes)
 
 
 def apply_masks(model: torch.nn.Module, masks: dict[str, torch.Tensor]) -> None:

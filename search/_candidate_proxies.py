@@ -29,6 +29,7 @@ from robnas.spaces._attack import budget_fraction
 from robnas.spaces._compose import TrialConfig
 from robnas.spaces._genotype import Genotype
 from robnas.trainables._data import load_dataset
+from robnas.trainables._families import build_model
 from robnas.trainables._network import build_network
 from robnas.trainables._pruning import MaskSet
 
@@ -129,13 +130,7 @@ def network_of(
     """The trial's freshly initialised network and its pruning masks (``None`` when dense)."""
     with torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(trial.training.seed)
-        model = build_network(
-            trial.genotype,
-            width=trial.macro.width,
-            cells_per_stage=trial.macro.cells_per_stage,
-            in_channels=in_channels,
-            num_classes=num_classes,
-        )
+        model = build_model(trial.network, in_channels=in_channels, num_classes=num_classes)
     if not trial.sparsity.active:
         return model, None
     masks = MaskSet.for_model(model, trial.sparsity.granularity)

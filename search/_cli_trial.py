@@ -1,4 +1,4 @@
-"""``robnas arch`` and ``robnas trial``: one cell, or one trial, without Ray."""
+"""``robnas arch`` and ``robnas trial``: one network, or one trial, without Ray."""
 
 from __future__ import annotations
 
@@ -10,27 +10,17 @@ from robnas.search._config_file import read_yaml_mapping
 
 
 def run_arch(args: argparse.Namespace) -> int:
-    from robnas.spaces._genotype import Genotype
     from robnas.trainables._counting import count_macs, count_parameters
-    from robnas.trainables._network import build_network
 
-    genotype = Genotype.from_str(args.arch)
-    model = build_network(
-        genotype,
-        width=args.width,
-        cells_per_stage=args.cells,
-        in_channels=args.in_channels,
-        num_classes=args.num_classes,
-    )
-    if args.input_size < 1:
-        raise ValueError(f"--input-size must be >= 1, got {args.input_size}")
-    row = {
-        "arch": genotype.to_str(),
-        "canonical": genotype.canonical().to_str(),
-        "valid": genotype.is_connected(),
-        "params": count_parameters(model),
-        "macs": count_macs(model, (args.in_channels, args.input_size, args.input_size)),
-    }
+    if (args.arch is None) == (args.config is None):
+        raise ValueError("arch: give an NB201 string or --config FILE, not both or neither")
+    for flag in ("input_size", "in_channels", "num_classes"):
+        if getattr(args, flag) < 1:
+            raise ValueError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
+    describe = _describe_cell if args.arch is not None else _describe_config
+    row, model = describe(args)
+    row["params"] = count_parameters(model)
+    row["macs"] = count_macs(model, (args.in_channels, args.input_size, args.input_size))
     if args.json:
         print(json.dumps(row))
     else:
@@ -39,11 +29,37 @@ def run_arch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _describe_cell(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
+    """The row and network of an NB201 string with ``--width`` and ``--cells``."""
+    from robnas.spaces._genotype import Genotype
+    from robnas.trainables._network import build_network
+
+    genotype = Genotype.from_str(args.arch)
+    model = build_network(genotype, width=args.width, cells_per_stage=args.cells,
+                          in_channels=args.in_channels, num_classes=args.num_classes)
+    row = {"arch": genotype.to_str(), "canonical": genotype.canonical().to_str(), "valid": genotype.is_connected()}
+    return row, model
+
+
+def _describe_config(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
+    """The row (family, arch, canonical) and network of a YAML file of trial keys."""
+    from robnas.spaces._compose import decode
+    from robnas.spaces._family import family_of
+    from robnas.trainables._families import build_model
+
+    network = decode({"dataset": "cifar10", **read_yaml_mapping(args.config)}).network
+    family = family_of(network)
+    row = {"family": family.name, "arch": family.describe(network),
+           "canonical": family.describe(family.canonical(network))}
+    return row, build_model(network, in_channels=args.in_channels, num_classes=args.num_classes)
+
+
 _TRIAL_COLUMNS = ("epoch", "clean_acc", "robust_acc", "sparsity", "params", "macs", "train_loss", "epoch_time_s")
 
 
 def run_trial(args: argparse.Namespace) -> int:
     from robnas.spaces._compose import decode
+    from robnas.spaces._family import family_of
     from robnas.trainables._trial import TrialRunner
 
     config: dict[str, Any] = read_yaml_mapping(args.config) if args.config else {}
@@ -61,7 +77,8 @@ def run_trial(args: argparse.Namespace) -> int:
     trial_config = decode(config)
     runner = TrialRunner(trial_config)
     if not args.json:
-        print(f"arch {trial_config.genotype.to_str()}  dataset {trial_config.training.dataset}")
+        network = trial_config.network
+        print(f"arch {family_of(network).describe(network)}  dataset {trial_config.training.dataset}")
         print("  ".join(f"{name:>12}" for name in _TRIAL_COLUMNS))
     while not runner.done:
         metrics = runner.run_epoch()

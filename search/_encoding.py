@@ -2,51 +2,38 @@
 
 ``encode_config(config)`` reads a flat config (the keys ``robnas.spaces.decode`` accepts, plus
 the trainable's runtime keys such as ``score_weights``, which are skipped) and returns a float
-array of length ``len(FEATURE_NAMES)``. The cell enters by its canonical form, so isomorphic
-cells get the same vector:
+array of length ``len(FEATURE_NAMES)``:
 
-* ``op[e]=o``: one-hot of op ``o`` on edge ``e`` (6 edges x 5 ops);
-* ``count[o]``: edges carrying ``o``;
-* ``paths``, ``max_convs``, ``max_conv3x3``, ``sum_convs``, ``max_depth``, ``conv_free_paths``:
-  over the input -> output paths of non-``none`` edges, their number, the most convolutions
-  (and 3x3 convolutions) on one path, the convolutions summed over paths, the longest path
-  in edges, and the paths without a convolution;
-* macro: ``log2_width``, ``cells_per_stage``;
+* every architecture family's features (``ArchFamily.feature_names``, in ``FAMILIES`` order),
+  those of the trial's own family filled in, the others 0. NB201's: the canonical cell's
+  (``robnas.spaces._cell_features``: one-hot ops, op counts, path statistics), so isomorphic
+  cells get the same vector, then ``log2_width``, ``cells_per_stage``; resnet's: stem, block,
+  stages, depth and log-width per stage, kernel, activation, SE ratio;
 * sparsity: ``sparsity`` (target), ``sparsity_effective`` (0 when dense), one-hot schedule and
   granularity;
 * attack: one-hot method, ``eps``, ``attack_steps``, ``step_size`` (1/255 units; FGSM-RS's own
-  1.25 * eps when not given), ``trades_beta`` (0 unless TRADES).
+  1.25 * eps when not given), ``trades_beta`` (0 unless TRADES);
+* ``family=<name>``: one-hot of the family.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from robnas.spaces._attack import ATTACK_METHODS
+from robnas.spaces._cell_features import CELL_FEATURES, cell_features
 from robnas.spaces._compose import TrialConfig, decode
-from robnas.spaces._genotype import EDGE_KEYS
-from robnas.spaces._isomorphism import EDGES, NUM_NODES, OPS
+from robnas.spaces._family import FAMILIES
 from robnas.spaces._runtime import RUNTIME_KEYS
 from robnas.spaces._sparsity import SPARSITY_GRANULARITIES, SPARSITY_SCHEDULES
 
 __all__ = ["CELL_FEATURES", "FEATURE_NAMES", "cell_features", "decode_trial", "encode_config", "encode_trial"]
 
-_PATH_FEATURES = ("paths", "max_convs", "max_conv3x3", "sum_convs", "max_depth", "conv_free_paths")
-
-CELL_FEATURES: tuple[str, ...] = (
-    *(f"op[{key}]={op}" for key in EDGE_KEYS for op in OPS),
-    *(f"count[{op}]" for op in OPS),
-    *_PATH_FEATURES,
-)
-
 FEATURE_NAMES: tuple[str, ...] = (
-    *CELL_FEATURES,
-    "log2_width",
-    "cells_per_stage",
+    *(name for family in FAMILIES.values() for name in family.feature_names),
     "sparsity",
     "sparsity_effective",
     *(f"schedule={s}" for s in SPARSITY_SCHEDULES),
@@ -56,7 +43,11 @@ FEATURE_NAMES: tuple[str, ...] = (
     "attack_steps",
     "step_size",
     "trades_beta",
+    *(f"family={name}" for name in FAMILIES),
 )
+
+if len(set(FEATURE_NAMES)) != len(FEATURE_NAMES):  # pragma: no cover
+    raise RuntimeError("two features share a name")
 
 
 def decode_trial(config: Mapping[str, Any]) -> TrialConfig:
@@ -64,38 +55,15 @@ def decode_trial(config: Mapping[str, Any]) -> TrialConfig:
     return decode(config, ignore=RUNTIME_KEYS)
 
 
-def _paths(ops: tuple[str, ...]) -> list[list[str]]:
-    """Op lists of every path from node 0 to the output node along non-``none`` edges."""
-    found: list[list[str]] = []
-
-    def walk(node: int, ops_so_far: list[str]) -> None:
-        if node == NUM_NODES - 1:
-            found.append(ops_so_far)
-            return
-        for (to_node, from_node), op in zip(EDGES, ops):
-            if from_node == node and op != "none":
-                walk(to_node, [*ops_so_far, op])
-
-    walk(0, [])
-    return found
-
-
-def cell_features(ops: tuple[str, ...]) -> list[float]:
-    """The ``CELL_FEATURES`` of a cell given by its six ops (use the canonical form)."""
-    one_hot = [float(op == name) for op in ops for name in OPS]
-    counts = [float(ops.count(name)) for name in OPS]
-    paths = _paths(ops)
-    convs = [sum(op.startswith("nor_conv") for op in p) for p in paths]
-    conv3 = [sum(op == "nor_conv_3x3" for op in p) for p in paths]
-    path_features = [
-        len(paths),
-        max(convs, default=0),
-        max(conv3, default=0),
-        sum(convs),
-        max((len(p) for p in paths), default=0),
-        sum(c == 0 for c in convs),
-    ]
-    return one_hot + counts + [float(v) for v in path_features]
+def _architecture(trial: TrialConfig) -> list[float]:
+    """Every family's features: the trial's family's computed, the others 0."""
+    values: list[float] = []
+    for name, family in FAMILIES.items():
+        if name == trial.family:
+            values += family.features(trial.network)
+        else:
+            values += [0.0] * len(family.feature_names)
+    return values
 
 
 def encode_trial(trial: TrialConfig) -> np.ndarray:
@@ -103,9 +71,7 @@ def encode_trial(trial: TrialConfig) -> np.ndarray:
     sparsity, attack = trial.sparsity, trial.attack
     step_size = 1.25 * attack.eps if attack.step_size is None else attack.step_size
     values = [
-        *cell_features(trial.genotype.canonical().ops),
-        math.log2(trial.macro.width),
-        float(trial.macro.cells_per_stage),
+        *_architecture(trial),
         sparsity.target,
         sparsity.target if sparsity.active else 0.0,
         *(float(sparsity.schedule == s) for s in SPARSITY_SCHEDULES),
@@ -115,6 +81,7 @@ def encode_trial(trial: TrialConfig) -> np.ndarray:
         float(attack.steps),
         step_size,
         attack.trades_beta if attack.method == "trades" else 0.0,
+        *(float(trial.family == name) for name in FAMILIES),
     ]
     return np.asarray(values, dtype=float)
 

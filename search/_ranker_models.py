@@ -100,12 +100,13 @@ def tree_pipeline(
 
 
 def size_pipeline(num_proxies: int, size_proxy: int) -> Pipeline:
-    """Linear regression on the size proxy (column ``size_proxy``, imputed) and the op counts.
+    """Linear regression on the size proxy (column ``size_proxy``, imputed) and the op counts
+    (``nan`` as 0: a config that did not encode).
 
     Needs the full encoded config (``FEATURE_NAMES``) behind the proxies.
     """
     select = ColumnTransformer([
         ("size", median_imputer(), [size_proxy]),
-        ("counts", "passthrough", [num_proxies + i for i in COUNTS]),
+        ("counts", FunctionTransformer(np.nan_to_num), [num_proxies + i for i in COUNTS]),
     ])
     return Pipeline([("select", select), ("linear", LinearRegression())])

@@ -289,7 +289,7 @@ def _param_space(settings: SearchSettings) -> tuple[dict[str, Any], dict[str, An
     from robnas.trainables._data import load_dataset
     from robnas.trainables._table import TABLE_MACRO
 
-    space = build_space(settings.space, dataset=settings.dataset)
+    space = build_space(settings.space, dataset=settings.dataset, options=settings.space_options)
     clash = sorted(set(space) & set(settings.trial))
     if clash:
         raise ValueError(f"trial keys {', '.join(clash)} are searched by the space; remove them from trial")

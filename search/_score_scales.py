@@ -4,7 +4,7 @@ The scalarised ``score`` of asha, hyperband and tpe weighs every objective scale
 by its range (``robnas.spaces.scalarize``), so that ``robust_acc=0.5,params=-0.5`` means half
 accuracy, half size, and not "minimise parameters" (millions against fractions). Ranges:
 accuracies and sparsity are fractions, [0, 1]; ``params``, ``macs`` and ``sparse_macs`` run
-from the cheapest to the dearest network of the space (``robnas.trainables._cost_range``); a
+from the cheapest to the dearest network of the space (its family's ``size_range``); a
 results table's columns from their smallest to their largest value in the table. An objective
 with no range known before training (``epoch_time_s``) enters the score unscaled.
 """
@@ -14,11 +14,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from robnas.spaces._family import DEFAULT_FAMILY
 from robnas.spaces._genotype import EDGE_KEYS, Genotype
-from robnas.trainables._cost_range import size_ranges
+from robnas.trainables._families import size_range
 from robnas.trainables._network import nb201_param_count
 
-__all__ = ["FRACTIONS", "edge_ops_of", "score_scales", "values_of"]
+__all__ = ["FRACTIONS", "edge_ops_of", "score_scales", "space_size_ranges", "values_of"]
 
 #: Objectives that are fractions: scaled by [0, 1], i.e. as they are.
 FRACTIONS: tuple[str, ...] = ("clean_acc", "robust_acc", "sparsity")
@@ -53,13 +54,22 @@ def score_scales(
             scales[name] = (0.0, 1.0)
         elif table is None and name in ("params", "macs", "sparse_macs"):
             if sizes is None:
-                sizes = size_ranges(
-                    edge_ops_of(space, fixed), values("width"), values("cells_per_stage"),
-                    input_shape=input_shape, num_classes=num_classes,
-                    max_sparsity=max(float(v) for v in values("sparsity")),
-                )
+                sizes = space_size_ranges(space, fixed, input_shape=input_shape, num_classes=num_classes)
+                smallest, largest = sizes["macs"]
+                sizes["sparse_macs"] = (smallest * (1.0 - max(float(v) for v in values("sparsity"))), largest)
             scales[name] = sizes[name]
     return {name: [low, high] for name, (low, high) in scales.items() if high > low}
+
+
+def space_size_ranges(
+    space: Mapping[str, Any], fixed: Mapping[str, Any], *, input_shape: tuple[int, int, int], num_classes: int
+) -> dict[str, tuple[float, float]]:
+    """``{"params", "macs"}`` -> ``(smallest, largest)`` over the networks of ``space`` (Tune
+    domains) completed by ``fixed``, of whichever family (or families) the space builds."""
+    given = lambda key: values_of(key, space, fixed) if key in space or key in fixed else None  # noqa: E731
+    ranges = [size_range(family, given, input_shape=input_shape, num_classes=num_classes)
+              for family in given("family") or [DEFAULT_FAMILY]]
+    return {name: (min(r[name][0] for r in ranges), max(r[name][1] for r in ranges)) for name in ("params", "macs")}
 
 
 def values_of(key: str, space: Mapping[str, Any], fixed: Mapping[str, Any]) -> Sequence[Any]:
@@ -67,6 +77,8 @@ def values_of(key: str, space: Mapping[str, Any], fixed: Mapping[str, Any]) -> S
     if key not in space:
         return [fixed[key]]
     domain = space[key]
+    if not hasattr(domain, "sample"):  # a constant of the space (e.g. ``family``)
+        return [domain]
     if hasattr(domain, "categories"):
         return list(domain.categories)
     if hasattr(domain, "lower") and hasattr(domain, "upper"):

@@ -67,6 +67,9 @@ class SearchSettings:
     ``time_budget_s``: seconds of wall time the search may run, summed over its start and
     resumes (``90s``, ``30m``, ``1h30m`` accepted); it then stops, resumable.
 
+    ``space_options``: part name -> keyword arguments of its domain function, e.g.
+    ``{"resnet": {"depths": [1, 3], "widths": [16, 32, 64]}}`` (see ``robnas.spaces.resnet_space``).
+
     ``points``: configurations launched first, a points file's path or a list of mappings of
     searched keys (see ``robnas.search._points``); kept as the list of mappings.
 
@@ -80,6 +83,7 @@ class SearchSettings:
     dataset: str = "digits"
     data_dir: str | None = None
     space: tuple[str, ...] | None = None
+    space_options: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     scheduler: str = "moasha"
     searcher: str | None = None
     objectives: tuple[Objective, ...] | None = None
@@ -129,6 +133,7 @@ class SearchSettings:
         elif self.table is not None:
             raise ValueError("--table is used only with --backend table")
         set_("space", _as_names(self.space or (("cell",) if replay else DEFAULT_SPACE), "space"))
+        set_("space_options", _space_options(self.space_options, self.space))
         if self.max_epochs is None:
             set_("max_epochs", self.result_table().epochs if replay else int(dataset_default(self.dataset, "max_epochs")))
         known = self.known_objectives
@@ -216,6 +221,7 @@ class SearchSettings:
         if self.table is not None:
             data["table"] = str(resolve_path(self.table, "table"))
         data["score_weights"], data["trial"] = dict(self.score_weights), dict(self.trial)
+        data["space_options"] = {name: dict(given) for name, given in self.space_options.items()}
         if self.points is not None:
             data["points"] = [dict(point) for point in self.points]
         return data
@@ -292,6 +298,19 @@ def _as_names(value: Any, field: str) -> tuple[str, ...]:
     if not names:
         raise ValueError(f"{field} must name at least one part, got {value!r}")
     return names
+
+
+def _space_options(value: Any, space: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """``space_options`` as part name -> options, each part in ``space`` (the options' values are
+    checked when the space is built)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(v, Mapping) for v in value.values()):
+        raise ValueError(f"space_options must map a space part to a mapping of its options, got {_short(value)}")
+    unused = [str(name) for name in value if name not in space]
+    if unused:
+        raise ValueError(f"space_options for part(s) {', '.join(unused)} not in the space ({', '.join(space)})")
+    return {str(name): dict(given) for name, given in value.items()}
 
 
 def _choose(field: str, value: Any, allowed: tuple[str, ...]) -> None:

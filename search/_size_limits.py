@@ -1,8 +1,8 @@
 """``SizeLimits``: the largest network a search may train (``--max-params``, ``--max-macs``).
 
-A configuration's size is computed in closed form (``nb201_param_count``, ``nb201_mac_count``)
-from its cell, ``width`` and ``cells_per_stage`` and the data set's input shape and classes;
-no network is built. Parameters are the dense network's (pruning does not shrink the limit's
+A configuration's size is computed in closed form from its network (decoded by its
+architecture family) and the data set's input shape and classes (``network_sizes``); no
+network is built. Parameters are the dense network's (pruning does not shrink the limit's
 count); MACs are per image. A replayed table's ``params`` column, when it has one, gives the
 parameters of its cells instead (in the table's units), and its networks are NB201's on
 3x32x32 images with 10 classes.
@@ -14,11 +14,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from robnas.search._score_scales import edge_ops_of, values_of
+from robnas.search._score_scales import space_size_ranges
 from robnas.spaces._compose import DEFAULT_ARCH
+from robnas.spaces._family import DEFAULT_FAMILY, FAMILY_KEYS, family_named
 from robnas.spaces._genotype import EDGE_KEYS, Genotype
-from robnas.trainables._cost_range import size_ranges
-from robnas.trainables._network import nb201_mac_count, nb201_param_count
+from robnas.spaces._resolve import ALTERNATIVES
+from robnas.trainables._families import network_sizes
 
 __all__ = ["LIMITED", "SizeLimits", "size_limits"]
 
@@ -33,7 +34,7 @@ TABLE_INPUT = ((3, 32, 32), 10)
 @dataclass(frozen=True)
 class SizeLimits:
     """``limits``: size name (``params``, ``macs``) -> the most allowed. ``fixed``: the keys every
-    trial shares (``width``, ``cells_per_stage``, ``arch`` when not searched). ``input_shape``:
+    trial shares that shape its network (``family``, the family's keys, ``dataset``). ``input_shape``:
     (C, H, W) of the data set's images. ``table``: a results table with a ``params`` column."""
 
     limits: Mapping[str, float]
@@ -44,16 +45,14 @@ class SizeLimits:
 
     def sizes(self, config: Mapping[str, Any]) -> dict[str, float]:
         """``{"params": ..., "macs": ...}`` of the network ``config`` (searched keys) trains."""
-        merged = {**self.fixed, **config}
-        genotype = _cell(merged)
-        shape = {"width": int(merged.get("width", 16)), "cells_per_stage": int(merged.get("cells_per_stage", 5)),
-                 "in_channels": self.input_shape[0], "num_classes": self.num_classes}
+        merged = _completed({**self.fixed, **config})
+        counted = network_sizes(_network(merged), input_shape=self.input_shape, num_classes=self.num_classes)
         sizes: dict[str, float] = {}
         if "params" in self.limits:
-            column = self._table_params(genotype)
-            sizes["params"] = column if column is not None else float(nb201_param_count(genotype, **shape))
+            column = self._table_params(_cell(merged)) if self.table is not None else None
+            sizes["params"] = column if column is not None else float(counted["params"])
         if "macs" in self.limits:
-            sizes["macs"] = float(nb201_mac_count(genotype, input_size=self.input_shape[1:], **shape))
+            sizes["macs"] = float(counted["macs"])
         return sizes
 
     def excess(self, config: Mapping[str, Any]) -> str | None:
@@ -82,14 +81,8 @@ class SizeLimits:
 
     def _smallest(self, space: Mapping[str, Any], point: Mapping[str, Any]) -> dict[str, float]:
         free = {key: domain for key, domain in space.items() if key not in point}
-        fixed = {**self.fixed, **point}
-        if "arch" in fixed and any(key in fixed for key in EDGE_KEYS):
-            fixed.pop("arch")
-        channels, height, width = self.input_shape
-        ranges = size_ranges(
-            edge_ops_of(free, fixed), values_of("width", free, fixed), values_of("cells_per_stage", free, fixed),
-            input_shape=(channels, height, width), num_classes=self.num_classes,
-        )
+        fixed = _completed({**self.fixed, **point})
+        ranges = space_size_ranges(free, fixed, input_shape=self.input_shape, num_classes=self.num_classes)
         smallest = {name: ranges[name][0] for name in self.limits}
         column = self._table_column()
         if "params" in self.limits and column is not None:
@@ -134,8 +127,22 @@ def size_limits(settings, resolved: Mapping[str, Any]) -> SizeLimits | None:
 
         data = load_dataset(settings.dataset, settings.data_dir)  # cached in this process
         input_shape, num_classes, table = tuple(data.x_train.shape[1:]), data.num_classes, None
-    keep = {key: resolved[key] for key in ("width", "cells_per_stage", "arch") if key in resolved}
+    keep = {key: resolved[key] for key in (*FAMILY_KEYS, "family", "dataset") if key in resolved}
     return SizeLimits(limits, keep, input_shape=input_shape, num_classes=int(num_classes), table=table)
+
+
+def _completed(config: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` without a key whose other form it holds (``arch`` beside edge keys)."""
+    return {key: value for key, value in config.items()
+            if not any(other in config for other in ALTERNATIVES.get(key, ()))}
+
+
+def _network(config: Mapping[str, Any]):
+    """The network description of a config's architecture keys (keys not given: the data set's
+    defaults, CIFAR-10's when the config names no data set)."""
+    family = family_named(config.get("family", DEFAULT_FAMILY))
+    keys = {key: value for key, value in config.items() if key in family.keys}
+    return family.decode(keys, dataset=config.get("dataset", "cifar10"))
 
 
 def _cell(config: Mapping[str, Any]) -> Genotype:

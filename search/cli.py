@@ -64,8 +64,12 @@ def _add_arch_parser(commands: argparse._SubParsersAction) -> None:
     from robnas.search._cli_proxies import add_network_options
     from robnas.search._cli_trial import run_arch
 
-    parser = commands.add_parser("arch", help="describe an NB201 cell: canonical form, params, MACs")
-    parser.add_argument("arch", help="NB201 string, e.g. '|nor_conv_3x3~0|+|...|'")
+    parser = commands.add_parser(
+        "arch", help="describe a network: an NB201 cell (canonical form, params, MACs) or a --config of any family"
+    )
+    parser.add_argument("arch", nargs="?", help="NB201 string, e.g. '|nor_conv_3x3~0|+|...|'")
+    parser.add_argument("--config", help="YAML file of trial keys naming a network of any family (family: resnet, "
+                        "stage_depths, ...); keys not given take CIFAR-10's defaults unless it names a dataset")
     add_network_options(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(handler=run_arch)

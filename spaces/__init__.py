@@ -1,8 +1,9 @@
 """Search spaces as Ray Tune domains and their decoding into typed trial configurations.
 
 A space is a plain dict of Ray Tune domains composed from named parts (``cell``, ``macro``,
-``sparsity``, ``attack``); ``decode(config)`` turns one sampled flat config into a frozen
-``TrialConfig``. Attack budgets are in units of 1/255.
+``resnet``, ``sparsity``, ``attack``); ``decode(config)`` turns one sampled flat config into a
+frozen ``TrialConfig``, whose network belongs to an architecture family (``FAMILIES``: ``nb201``,
+``resnet``). Attack budgets are in units of 1/255.
 """
 
 from robnas.spaces._attack import ATTACK_METHODS, AttackConfig, attack_space, budget_fraction
@@ -19,9 +20,13 @@ from robnas.spaces._compose import (
     encode,
 )
 from robnas.spaces._evaluation import EVAL_LOSSES, EvalConfig
+from robnas.spaces._family import DEFAULT_FAMILY, FAMILIES, ArchFamily, family_named, family_of
 from robnas.spaces._genotype import EDGE_KEYS, EDGES, OPS, Genotype
 from robnas.spaces._keys import config_key
 from robnas.spaces._macro import MacroConfig, macro_space
+from robnas.spaces._nb201 import NB201Arch
+from robnas.spaces._resnet import ResNetArch
+from robnas.spaces._resnet_space import resnet_space
 from robnas.spaces._resolve import fill_defaults, resolve_fixed
 from robnas.spaces._objectives import (
     DEFAULT_OBJECTIVES,
@@ -46,9 +51,11 @@ __all__ = [
     "DATASET_DEFAULTS",
     "DEFAULT_OBJECTIVES",
     "DEFAULT_ARCH",
+    "DEFAULT_FAMILY",
     "EDGES",
     "EDGE_KEYS",
     "EVAL_LOSSES",
+    "FAMILIES",
     "MEMORY_FORMATS",
     "OPS",
     "PRECISIONS",
@@ -57,11 +64,14 @@ __all__ = [
     "SPARSITY_GRANULARITIES",
     "SPARSITY_SCHEDULES",
     "TRIAL_OBJECTIVES",
+    "ArchFamily",
     "AttackConfig",
     "Objective",
     "EvalConfig",
     "Genotype",
     "MacroConfig",
+    "NB201Arch",
+    "ResNetArch",
     "SparsityConfig",
     "TrainingConfig",
     "TrialConfig",
@@ -73,9 +83,12 @@ __all__ = [
     "decode",
     "default_direction",
     "encode",
+    "family_named",
+    "family_of",
     "fill_defaults",
     "macro_space",
     "parse_objectives",
+    "resnet_space",
     "resolve_fixed",
     "scalarize",
     "sparsity_space",

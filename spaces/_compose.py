@@ -1,11 +1,14 @@
 """A whole trial: the typed ``TrialConfig``, its flat dict form, and the composed search space.
 
 The flat form is what Ray Tune passes to a trainable: one key per field (``CONFIG_FIELDS``) plus
-the cell, either as ``arch`` (an NB201 string) or as the six ``EDGE_KEYS``.
+the network's keys, read by its architecture family (``family``, default ``nb201``: the cell as
+``arch`` or as the six ``EDGE_KEYS``, ``width`` and ``cells_per_stage``; see
+``robnas.spaces._family``).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -15,8 +18,11 @@ from robnas.spaces._cell import cell_space
 from robnas.spaces._checks import ConfigError, check_choice
 from robnas.spaces._defaults import DATASET_DEFAULTS, DATASETS
 from robnas.spaces._evaluation import EvalConfig
-from robnas.spaces._genotype import EDGE_KEYS, Genotype
+from robnas.spaces._family import DEFAULT_FAMILY, FAMILIES, FAMILY_KEYS, family_named, family_of
+from robnas.spaces._genotype import Genotype
 from robnas.spaces._macro import MacroConfig, macro_space
+from robnas.spaces._nb201 import DEFAULT_ARCH, NB201Arch
+from robnas.spaces._resnet_space import resnet_space
 from robnas.spaces._sparsity import SparsityConfig, sparsity_space
 from robnas.spaces._suggest import did_you_mean
 from robnas.spaces._training import TrainingConfig
@@ -36,13 +42,8 @@ __all__ = [
     "uses_own_step",
 ]
 
-#: Cell of a trial whose config names none.
-DEFAULT_ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
-
-
 #: TrialConfig field -> its configuration class (the sections of the flat keys).
 _SECTIONS: dict[str, type] = {
-    "macro": MacroConfig,
     "sparsity": SparsityConfig,
     "attack": AttackConfig,
     "evaluation": EvalConfig,
@@ -52,20 +53,47 @@ _SECTIONS: dict[str, type] = {
 
 @dataclass(frozen=True)
 class TrialConfig:
-    """Everything that defines one trial; ``TrialConfig()`` equals ``decode({})``."""
+    """Everything that defines one trial; ``TrialConfig()`` equals ``decode({})``.
 
-    genotype: Genotype = field(default_factory=lambda: Genotype.from_str(DEFAULT_ARCH))
-    macro: MacroConfig = field(default_factory=MacroConfig)
+    ``network`` is a family's network description (``NB201Arch``, ``ResNetArch``).
+    """
+
+    network: Any = field(default_factory=NB201Arch)
     sparsity: SparsityConfig = field(default_factory=SparsityConfig)
     attack: AttackConfig = field(default_factory=AttackConfig)
     evaluation: EvalConfig = field(default_factory=EvalConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
 
     def __post_init__(self) -> None:
-        for name, cls in (("genotype", Genotype), *_SECTIONS.items()):
+        try:
+            family_of(self.network)
+        except ValueError:
+            kinds = ", ".join(family.network_type.__name__ for family in FAMILIES.values())
+            raise ValueError(f"TrialConfig.network must be one of {kinds}, got {self.network!r}") from None
+        for name, cls in _SECTIONS.items():
             value = getattr(self, name)
             if not isinstance(value, cls):
                 raise ValueError(f"TrialConfig.{name} must be a {cls.__name__}, got {value!r}")
+
+    @property
+    def family(self) -> str:
+        """Name of the network's architecture family."""
+        return self.network.family
+
+    @property
+    def genotype(self) -> Genotype:
+        """The NB201 cell (NB201 networks only)."""
+        return self._nb201().genotype
+
+    @property
+    def macro(self) -> MacroConfig:
+        """The NB201 macro skeleton (NB201 networks only)."""
+        return self._nb201().macro
+
+    def _nb201(self) -> NB201Arch:
+        if not isinstance(self.network, NB201Arch):
+            raise ValueError(f"a {self.family} network has no NB201 cell or macro skeleton")
+        return self.network
 
 
 class ConfigField(NamedTuple):
@@ -78,8 +106,6 @@ class ConfigField(NamedTuple):
 
 #: Flat config key -> destination. Add a row (and the dataclass field) to extend the key set.
 CONFIG_FIELDS: Mapping[str, ConfigField] = {
-    "width": ConfigField("macro", "width", int),
-    "cells_per_stage": ConfigField("macro", "cells_per_stage", int),
     "sparsity": ConfigField("sparsity", "target", float),
     "sparsity_schedule": ConfigField("sparsity", "schedule", str),
     "sparsity_granularity": ConfigField("sparsity", "granularity", str),
@@ -108,8 +134,8 @@ CONFIG_FIELDS: Mapping[str, ConfigField] = {
     "memory_format": ConfigField("training", "memory_format", str),
 }
 
-#: Every key ``decode`` accepts.
-CONFIG_KEYS: tuple[str, ...] = ("arch", *EDGE_KEYS, *CONFIG_FIELDS)
+#: Every key ``decode`` accepts: the families' keys, ``family``, then ``CONFIG_FIELDS``.
+CONFIG_KEYS: tuple[str, ...] = (*FAMILY_KEYS, "family", *CONFIG_FIELDS)
 
 _KEY_OF = {(dest.section, dest.field): key for key, dest in CONFIG_FIELDS.items()}
 
@@ -136,12 +162,12 @@ def decode(config: Mapping[str, Any], *, ignore: Collection[str] = ()) -> TrialC
             f"unknown config key(s) {', '.join(map(repr, unknown))}{did_you_mean(unknown[0], CONFIG_KEYS)}; "
             f"known keys: {', '.join(CONFIG_KEYS)}"
         )
-    genotype = _decode_genotype(present)
     try:
         dataset = check_choice("TrainingConfig", "dataset", present.get("dataset", "digits"), DATASETS)
     except ConfigError as error:
         raise ValueError(f"config key 'dataset': {error}") from None
     defaults = DATASET_DEFAULTS[dataset]
+    network = _decode_network(present, dataset, defaults)
     kwargs: dict[str, dict[str, Any]] = {section: {} for section in _SECTIONS}
     for key, dest in CONFIG_FIELDS.items():
         if key in present:
@@ -157,7 +183,7 @@ def decode(config: Mapping[str, Any], *, ignore: Collection[str] = ()) -> TrialC
         except ConfigError as error:
             key = _KEY_OF.get((section, error.field), error.field)
             raise ValueError(f"config key {key!r}: {error}") from None
-    return TrialConfig(genotype=genotype, **sections)
+    return TrialConfig(network=network, **sections)
 
 
 def uses_own_step(config: Mapping[str, Any]) -> bool:
@@ -166,56 +192,68 @@ def uses_own_step(config: Mapping[str, Any]) -> bool:
     return config.get("attack") == "fgsm_rs"
 
 
-def _decode_genotype(config: Mapping[str, Any]) -> Genotype:
-    edges = [key for key in EDGE_KEYS if key in config]
-    if "arch" in config and edges:
-        raise ValueError(
-            f"give the cell either as 'arch' or as the edge keys, not both (got arch and {', '.join(edges)})"
-        )
-    if "arch" in config:
-        return Genotype.from_str(config["arch"])
-    if edges:
-        return Genotype.from_config(config)
-    return Genotype.from_str(DEFAULT_ARCH)
+def _decode_network(config: Mapping[str, Any], dataset: str, defaults: Mapping[str, Any]) -> Any:
+    """The network of a flat config, read by its family; another family's key is an error."""
+    family = family_named(config.get("family", DEFAULT_FAMILY))
+    foreign = [key for key in config if key in FAMILY_KEYS and key not in family.keys]
+    if foreign:
+        owners = [name for name, other in FAMILIES.items() if foreign[0] in other.keys]
+        raise ValueError(f"config key {foreign[0]!r} belongs to the {'/'.join(owners)} family, "
+                         f"not to this config's family {family.name!r}")
+    return family.decode(config, dataset=dataset, defaults=defaults)
 
 
 def encode(trial: TrialConfig) -> dict[str, Any]:
-    """The flat config of ``trial`` (cell as ``arch``); ``decode(encode(t)) == t``."""
+    """The flat config of ``trial`` (``family`` unless the default, the family's keys, then
+    ``CONFIG_FIELDS``); ``decode(encode(t)) == t``."""
     if not isinstance(trial, TrialConfig):
         raise ValueError(f"encode needs a TrialConfig, got {type(trial).__name__}")
-    flat: dict[str, Any] = {"arch": trial.genotype.to_str()}
+    family = family_of(trial.network)
+    flat: dict[str, Any] = {} if family.name == DEFAULT_FAMILY else {"family": family.name}
+    flat.update(family.encode(trial.network))
     for key, dest in CONFIG_FIELDS.items():
         flat[key] = getattr(getattr(trial, dest.section), dest.field)
     return flat
 
 
-def _cell_part(*, dataset: str) -> dict[str, Any]:
-    return cell_space()
+def _cell_part(*, dataset: str, **options: Any) -> dict[str, Any]:
+    return cell_space(**options)
 
 
-def _macro_part(*, dataset: str) -> dict[str, Any]:
-    return macro_space()
+def _macro_part(*, dataset: str, **options: Any) -> dict[str, Any]:
+    return macro_space(**options)
 
 
-def _sparsity_part(*, dataset: str) -> dict[str, Any]:
-    return sparsity_space()
+def _resnet_part(*, dataset: str, **options: Any) -> dict[str, Any]:
+    return resnet_space(dataset=dataset, **options)
 
 
-#: Part name -> function ``(*, dataset) -> dict of Ray Tune domains`` with its default domains.
+def _sparsity_part(*, dataset: str, **options: Any) -> dict[str, Any]:
+    return sparsity_space(**options)
+
+
+#: Part name -> function ``(*, dataset, **options) -> dict of Ray Tune domains``; without options,
+#: its default domains (the options are the keyword arguments of ``cell_space``, ``macro_space``,
+#: ``sparsity_space``, ``attack_space``, ``resnet_space``).
 SPACE_PARTS: dict[str, Callable[..., dict[str, Any]]] = {
     "cell": _cell_part,
     "macro": _macro_part,
     "sparsity": _sparsity_part,
     "attack": attack_space,
+    "resnet": _resnet_part,
 }
 
 
 def build_space(
-    parts: str | Sequence[str] = ("cell", "macro", "sparsity", "attack"), *, dataset: str = "digits"
+    parts: str | Sequence[str] = ("cell", "macro", "sparsity", "attack"),
+    *,
+    dataset: str = "digits",
+    options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Ray Tune param space made of the named ``SPACE_PARTS`` (a sequence or ``"cell,macro"``).
 
-    Keys absent from the space take ``decode``'s defaults for ``dataset``.
+    Keys absent from the space take ``decode``'s defaults for ``dataset``. ``options``: part
+    name -> keyword arguments of its function, e.g. ``{"resnet": {"depths": [1, 3]}}``.
     """
     if isinstance(parts, str):
         names = [name.strip() for name in parts.split(",") if name.strip()]
@@ -236,11 +274,28 @@ def build_space(
         raise ValueError(f"space part(s) given more than once: {', '.join(repeated)}")
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; known datasets: {', '.join(DATASETS)}")
+    options = _check_options(options or {}, names)
     space: dict[str, Any] = {}
     for name in names:
-        domains = SPACE_PARTS[name](dataset=dataset)
+        try:
+            domains = SPACE_PARTS[name](dataset=dataset, **options.get(name, {}))
+        except TypeError as error:  # an option the part's function does not take
+            unknown = re.search(r"keyword argument '(\w+)'", str(error))
+            what = f"has no option {unknown[1]!r}" if unknown else f"cannot take its options ({error})"
+            raise ValueError(f"space part {name!r} {what}") from None
         clash = sorted(set(space) & set(domains))
         if clash:
             raise ValueError(f"space part {name!r} redefines key(s) {', '.join(clash)}")
         space.update(domains)
     return space
+
+
+def _check_options(options: Any, names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``options`` as part name -> keyword arguments, every part among ``names``."""
+    if not isinstance(options, Mapping) or not all(isinstance(v, Mapping) for v in options.values()):
+        raise ValueError(f"space options must map a part name to a mapping of options, got {options!r}")
+    unused = [name for name in options if name not in names]
+    if unused:
+        raise ValueError(f"space options for part(s) {', '.join(map(repr, unused))} not in the space "
+                         f"({', '.join(names)})")
+    return {name: {str(k): v for k, v in given.items()} for name, given in options.items()}

@@ -1,7 +1,7 @@
 """``effective_key``: one string per network a trial trains, whatever keys cannot change it.
 
 Two configurations train the same network when they differ only in keys the training ignores:
-- the cell up to isomorphism (``Genotype.canonical``);
+- the network up to its family's canonical form (an NB201 cell up to isomorphism);
 - the sparsity schedule and granularity of a dense network (target 0, or schedule ``none``);
 - the ascent steps of ``fgsm_rs`` (one step), the TRADES weight of every other method, and the
   whole budget (eps, steps, step size, TRADES weight) of clean training (``attack: none``).
@@ -20,6 +20,7 @@ from typing import Any
 
 from robnas.spaces._attack import AttackConfig
 from robnas.spaces._compose import TrialConfig, decode, encode
+from robnas.spaces._family import family_of
 from robnas.spaces._keys import config_key
 from robnas.spaces._runtime import RUNTIME_KEYS
 from robnas.spaces._sparsity import SparsityConfig
@@ -29,8 +30,8 @@ __all__ = ["effective_config", "effective_key"]
 
 def effective_config(trial: TrialConfig) -> TrialConfig:
     """``trial`` with every field that cannot change the trained network set to its default
-    (and the cell in its canonical form)."""
-    changes: dict[str, Any] = {"genotype": trial.genotype.canonical()}
+    (and the network in its family's canonical form)."""
+    changes: dict[str, Any] = {"network": family_of(trial.network).canonical(trial.network)}
     if not trial.sparsity.active:
         changes["sparsity"] = SparsityConfig()
     attack = trial.attack

@@ -12,7 +12,7 @@ from types import MappingProxyType
 from typing import Any
 
 from robnas.spaces._compose import decode, encode, uses_own_step
-from robnas.spaces._genotype import EDGE_KEYS
+from robnas.spaces._family import FAMILIES, FAMILY_KEYS
 from robnas.spaces._runtime import RUNTIME_KEYS
 
 __all__ = ["KEYS_ADDED", "complete_record", "fill_defaults", "resolve_fixed"]
@@ -22,13 +22,20 @@ __all__ = ["KEYS_ADDED", "complete_record", "fill_defaults", "resolve_fixed"]
 KEYS_ADDED: Mapping[str, Any] = MappingProxyType({"eval_loss": "ce"})
 
 
+#: Flat key -> the keys of its other form in some family (``arch`` -> the edge keys).
+ALTERNATIVES: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    key: others for family in FAMILIES.values() for key, others in family.alternatives.items()
+})
+
+
 def resolve_fixed(fixed: Mapping[str, Any], searched: Collection[str]) -> dict[str, Any]:
     """Every flat trial key (``encode``'s, in its order) with the value all trials share.
 
     ``fixed``: the keys every trial is given (``dataset``, ``max_epochs``, a search's ``trial``
     settings); the others take ``decode``'s defaults for ``fixed["dataset"]``. Keys in
-    ``searched`` (the search space's) are left out, and so is the cell (``arch``) when an edge
-    key or ``arch`` is searched. ``step_size`` is the step of PGD and TRADES: FGSM-RS trials
+    ``searched`` (the search space's) are left out, and so is a key whose other form is searched
+    (``arch`` when an edge key is; see ``ALTERNATIVES``), and every architecture key when the
+    space sets ``family``. ``step_size`` is the step of PGD and TRADES: FGSM-RS trials
     given no ``step_size`` keep their own (see ``fill_defaults``).
 
     Raises:
@@ -36,10 +43,10 @@ def resolve_fixed(fixed: Mapping[str, Any], searched: Collection[str]) -> dict[s
     """
     given = {key: value for key, value in fixed.items() if key not in searched}
     flat = encode(decode(given, ignore=RUNTIME_KEYS))
-    cell_searched = "arch" in searched or any(key in searched for key in EDGE_KEYS)
     return {
         key: value for key, value in flat.items()
-        if key not in searched and not (key == "arch" and cell_searched)
+        if key not in searched and not any(other in searched for other in ALTERNATIVES.get(key, ()))
+        and not ("family" in searched and key in (*FAMILY_KEYS, "family"))
     }
 
 
@@ -59,14 +66,13 @@ def complete_record(resolved: Mapping[str, Any]) -> dict[str, Any]:
 def fill_defaults(config: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
     """``config`` with the keys it lacks taken from ``defaults`` (a ``resolve_fixed`` result).
 
-    The config's own values win. Not filled: ``arch`` into a config that names its cell by edge
-    keys, and ``step_size`` into an FGSM-RS config without one (``decode`` then gives FGSM-RS's
+    The config's own values win. Not filled: a key into a config that holds its other form
+    (``arch`` into one naming its cell by edge keys; see ``ALTERNATIVES``), and ``step_size`` into an FGSM-RS config without one (``decode`` then gives FGSM-RS's
     own step, as it did when ``defaults`` were resolved).
     """
     filled = dict(config)
-    edges = any(key in config for key in EDGE_KEYS)
     for key, value in defaults.items():
-        if key in filled or (key == "arch" and edges):
+        if key in filled or any(other in config for other in ALTERNATIVES.get(key, ())):
             continue
         filled[key] = value
     if "step_size" not in config and uses_own_step({**defaults, **config}):

@@ -31,7 +31,7 @@ def feature(vector: np.ndarray, name: str) -> float:
 def test_encoding_is_fixed_length_and_deterministic():
     config = {"arch": C, "width": 16, "sparsity": 0.5, "sparsity_schedule": "oneshot", "attack": "trades"}
     first, second = encode_config(config), encode_config(dict(config))
-    assert first.shape == (len(FEATURE_NAMES),) == (58,)
+    assert first.shape == (len(FEATURE_NAMES),) == (58 + 22 + 2,)  # NB201 and trial keys, resnet, family
     assert np.array_equal(first, second)
     assert feature(first, "log2_width") == 4.0
     assert feature(first, "sparsity_effective") == 0.5

@@ -19,7 +19,8 @@ CELL = "|nor_conv_1x1~0|+|skip_connect~0|nor_conv_3x3~1|+|none~0|avg_pool_3x3~1|
 def test_every_shared_key_is_resolved_for_the_dataset():
     resolved = resolve_fixed({"dataset": "cifar10", "data_dir": "/d", "max_epochs": 3, "eval_images": 8},
                              searched=[*EDGE_KEYS, "attack"])
-    assert list(resolved) == [key for key in CONFIG_FIELDS if key != "attack"]  # no arch: the cell is searched
+    expected = [key for key in ("width", "cells_per_stage", *CONFIG_FIELDS) if key != "attack"]
+    assert list(resolved) == expected  # no arch: the cell is searched
     assert resolved["eval_images"] == 8 and resolved["max_epochs"] == 3 and resolved["data_dir"] == "/d"
     assert (resolved["eval_steps"], resolved["eval_step_size"], resolved["augment"]) == (20, 1.0, True)
     assert (resolved["width"], resolved["cells_per_stage"], resolved["batch_size"]) == (16, 5, 256)

@@ -191,7 +191,7 @@ def test_mnist_and_digits_defaults_follow_madrys_step_rule():
 def test_every_dataset_has_a_complete_defaults_row():
     assert set(DATASET_DEFAULTS) == set(DATASETS)
     for dataset in DATASETS:
-        assert set(DATASET_DEFAULTS[dataset]) <= set(CONFIG_FIELDS)
+        assert set(DATASET_DEFAULTS[dataset]) <= set(CONFIG_KEYS)
         assert decode({"dataset": dataset}).training.dataset == dataset
 
 
@@ -296,7 +296,7 @@ def test_encode_is_flat_and_inverted_by_decode():
         "batch_size": 32, "lr": 0.1, "momentum": 0.0, "weight_decay": 0.0, "seed": 7,
     })
     flat = encode(trial)
-    assert tuple(flat) == ("arch", *CONFIG_FIELDS)
+    assert tuple(flat) == ("arch", "width", "cells_per_stage", *CONFIG_FIELDS)
     assert flat["arch"] == ARCH and flat["eval_seed"] == 3 and flat["sparsity_granularity"] == "channel"
     assert flat["eval_restarts"] == 3 and trial.evaluation.restarts == 3
     assert flat["eval_loss"] == "margin" and trial.evaluation.loss == "margin"
@@ -307,7 +307,7 @@ def test_encode_is_flat_and_inverted_by_decode():
 
 
 def test_config_keys_table_covers_every_dataclass_field():
-    sections = {"macro": MacroConfig, "sparsity": SparsityConfig, "attack": AttackConfig,
+    sections = {"sparsity": SparsityConfig, "attack": AttackConfig,
                 "evaluation": EvalConfig, "training": TrainingConfig}
     targets = {(dest.section, dest.field) for dest in CONFIG_FIELDS.values()}
     expected = {(name, f.name) for name, cls in sections.items() for f in dataclasses.fields(cls)}
@@ -330,8 +330,8 @@ def test_configs_are_frozen_and_validate_directly():
         TrainingConfig(weight_decay=-1e-4)
     with pytest.raises(ValueError, match="MacroConfig.cells_per_stage"):
         MacroConfig(cells_per_stage=None)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="TrialConfig.macro must be a MacroConfig"):
-        TrialConfig(macro={"width": 8})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="TrialConfig.network must be one of NB201Arch, ResNetArch"):
+        TrialConfig(network={"width": 8})
     assert TrainingConfig(data_dir=Path("/x")).data_dir == "/x"
 
 

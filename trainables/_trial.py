@@ -31,7 +31,7 @@ from robnas.trainables._counting import count_macs, count_parameters
 from robnas.trainables._data import Dataset, load_dataset
 from robnas.trainables._device import use_deterministic_kernels
 from robnas.trainables._layout import read_checkpoint, unreadable, write_checkpoint
-from robnas.trainables._network import build_network
+from robnas.trainables._families import build_model
 from robnas.trainables._precision import PrecisionForward, resolve_memory_format, resolve_precision
 from robnas.trainables._pruning import MaskSet, measured_sparsity, scheduled_sparsity
 
@@ -76,12 +76,8 @@ class TrialRunner:
 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(training.seed)
-            self.model: nn.Module = build_network(
-                config.genotype,
-                width=config.macro.width,
-                cells_per_stage=config.macro.cells_per_stage,
-                in_channels=self.input_shape[0],
-                num_classes=data.num_classes,
+            self.model: nn.Module = build_model(
+                config.network, in_channels=self.input_shape[0], num_classes=data.num_classes,
             ).to(self.device)
         #: The network as every forward pass runs it: in ``precision``, with fp32 logits.
         self.forward_model = PrecisionForward(self.model, precision=self.precision,
