@@ -25,6 +25,7 @@ objective, hypervolume fraction of several). Strategies:
 from __future__ import annotations
 
 import argparse
+import json
 import pickle
 import sys
 import time
@@ -73,6 +74,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--input-size", default="3x32x32", help="CxHxW of the network whose size counts")
     parser.add_argument("--proxy-cache", type=Path, help="pickle of proxy scores, read and updated")
     parser.add_argument("--json", type=Path, help="write the raw figures to this JSON file")
+    parser.add_argument("--rows-from", type=Path, action="append", default=[],
+                        help="JSON of an earlier run (its --json; repeatable): its rows of strategies not run here "
+                        "are reported too")
     parser.add_argument("--no-record", action="store_true", help="do not write benchmarks/RESULTS.md")
     args = parser.parse_args(argv)
     try:
@@ -217,6 +221,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     tasks = load_tasks(args)
     rows = evaluate(args, tasks)
+    ran = list(args.strategies)
+    for path in args.rows_from:
+        earlier = [r for r in json.loads(path.read_text())["rows"] if r["strategy"] not in ran]
+        args.strategies += [s for s in dict.fromkeys(r["strategy"] for r in earlier) if s not in args.strategies]
+        rows += earlier
     text = markdown(rows, tasks, args)
     print(text)
     publish(TITLE, text, json_path=args.json, record=not args.no_record, raw={"rows": rows})
