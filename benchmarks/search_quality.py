@@ -86,8 +86,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         _fail(f"--budgets and --input-size must be integers (25,50 and 3x32x32), got {args.budgets!r}, {args.input_size!r}")
     args.strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
     unknown = [s for s in args.strategies if s not in STRATEGIES]
-    if unknown or not args.strategies:
-        _fail(f"unknown strategies {unknown}; choose from {', '.join(STRATEGIES)}")
+    if unknown or not (args.strategies or args.rows_from):
+        _fail(f"unknown strategies {unknown}; choose from {', '.join(STRATEGIES)} (none: only with --rows-from)")
     if (not args.budgets or args.budgets[0] < 1 or args.seeds < 1 or args.first_seed < 0 or args.num_classes < 2
             or len(args.input_size) != 3 or min(args.input_size) < 1):
         _fail("budgets and --seeds must be >= 1, --first-seed >= 0, --num-classes >= 2, --input-size CxHxW")
