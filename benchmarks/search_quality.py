@@ -175,7 +175,8 @@ def markdown(rows: list[dict[str, Any]], tasks: list[Task], args: argparse.Names
         f"{args.num_classes} classes). One objective: median regret (table best - best found, points) and, in "
         "brackets, the share of seeds with regret <= 0.5. `default`: no `--searcher`/`--screen` (TPE on one "
         f"objective, MO-TPE on several, `--screen {DEFAULT_SCREEN}`); `bound`: `default` with the screening's "
-        "predictions replaced by the true values.",
+        "predictions replaced by the true values. `-`: the strategy does not apply to the task (tpe: one "
+        "objective; nsga2, motpe: several) or was not run at that budget.",
         "",
     ]
     by_key = {(r["task"], r["strategy"], r["budget"]): r for r in rows}
