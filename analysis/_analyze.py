@@ -40,6 +40,7 @@ from robnas.analysis._load import CONFIG_PREFIX, Experiment, load_experiment
 from robnas.analysis._paths import check_out_dir, check_outside_searches
 from robnas.analysis._report import render_report, summary_facts
 from robnas.analysis._study_export import StudyExport, prepare_study, write_study
+from robnas.analysis._table_front import table_quality
 from robnas.spaces._genotype import EDGE_KEYS
 from robnas.spaces._objectives import Objective
 from robnas.spaces._runtime import RUNTIME_KEYS
@@ -137,6 +138,9 @@ def analyze(
         final = compare_final(result, read_final(experiment.path), max_epochs=experiment.max_epochs,
                               reference_point=result.reference_point, all_fidelities=all_fidelities)
         result.summary["final"] = final.summary if final is not None else None
+        eligible = result.trials["eligible"].to_numpy(bool)
+        result.summary["table_front"] = table_quality(
+            experiment.settings, chosen, result.reference_point, objective_values(result.trials, chosen)[eligible])
         own = experiment.path / ANALYSIS_DIR
         target = Path(out).expanduser() if out is not None and len(paths) == 1 else own
         analyses.append(SearchAnalysis(experiment, result, target, final))

@@ -206,7 +206,8 @@ def run_analyze(args: argparse.Namespace) -> int:
         knee = s["knee"]["trial_id"] if s["knee"] else "none"
         print(f"{a.experiment.path}: {s['n_trials']} trials ({s['n_complete']} complete, "
               f"{s['n_failed']} failed), front {s['n_pareto']}, hypervolume {s['hypervolume']:.4g}, "
-              f"knee {knee} (selection numbers){_final_line(s.get('final'))}; wrote {a.out_dir}")
+              f"knee {knee} (selection numbers){_table_line(s.get('table_front'))}{_final_line(s.get('final'))}; "
+              f"wrote {a.out_dir}")
     if len(analyses) > 1:
         print(f"comparison: {args.out}")
     study = analyses[0].study
@@ -239,6 +240,16 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print(f"{measured} trial{'' if measured == 1 else 's'} measured, {kept} already in "
               f"{final_path(args.directory)}")
     return 0
+
+
+def _table_line(quality: dict | None) -> str:
+    """``, X of the table's true front, regret ...`` for a search on a table of results."""
+    if not quality:
+        return ""
+    fraction = quality["hypervolume_fraction"]
+    share = "n/a" if fraction is None else f"{fraction:.3f}"
+    regret = ", ".join(f"{name} {value:.3g}" for name, value in quality["regret"].items() if value is not None)
+    return f", hypervolume fraction of the table's true front {share}, regret {regret or 'n/a'}"
 
 
 def _final_line(final: dict | None) -> str:

@@ -33,16 +33,22 @@ def best_first(gain: np.ndarray) -> int:
     return int(np.argmax(np.nan_to_num(gain[:, 0], nan=-np.inf)))
 
 
-def front_reference(gain: np.ndarray, *, typical: np.ndarray) -> np.ndarray:
+def front_reference(gain: np.ndarray, *, typical: np.ndarray, learnt: np.ndarray | None = None) -> np.ndarray:
     """Reference point ``(m,)`` in gains for the hypervolume of a predicted front.
 
-    First objective: the median of ``typical`` (e.g. its predictions for a random pool), so that
-    only configurations better than a typical one count. Others: 1 % of their range below the
-    worst row of ``gain`` ``(n, m)``.
+    Without ``learnt``: the first objective at the median of ``typical`` ``(k,)`` (e.g. its
+    predictions for a random pool), so that only configurations better than a typical one
+    count; every other 1 % of its range below the worst row of ``gain`` ``(n, m)``.
+    With ``learnt`` ``(m,)`` booleans: every learnt objective at the median of its column of
+    ``typical`` ``(k, m)``, every other (a size, known for every candidate) below the worst row.
     """
     gain = np.asarray(gain, dtype=float)
-    low, high = np.nanmin(gain[:, 1:], axis=0), np.nanmax(gain[:, 1:], axis=0)
-    return np.concatenate([[float(np.nanmedian(typical))], low - 0.01 * (high - low)])
+    low, high = np.nanmin(gain, axis=0), np.nanmax(gain, axis=0)
+    below = low - 0.01 * (high - low)
+    if learnt is None:
+        return np.concatenate([[float(np.nanmedian(typical))], below[1:]])
+    median = np.nanmedian(np.asarray(typical, dtype=float).reshape(-1, gain.shape[1]), axis=0)
+    return np.where(np.asarray(learnt, dtype=bool), median, below)
 
 
 def front_members(front: np.ndarray, reference: np.ndarray) -> np.ndarray:

@@ -10,10 +10,12 @@ launches its sampler's next candidate unscreened instead.
 Several objectives (``m``): with probability ``1 / m`` a launch pushes the first objective
 alone (the incumbent is the finished trial best on it); otherwise it is the candidate with the
 largest predicted hypervolume improvement over the finished trials' front. The reference point
-is the pool's median predicted first objective (the pool is mostly random draws: a typical
-configuration) and just below the worst predicted value of each other objective, so launches
-spread over the part of the front that beats a typical configuration; a random member of that
-front lends its neighbours to the pool. List the objective to push first.
+is the pool's median prediction of every learnt objective (an accuracy or a score; the pool is
+mostly random draws: a typical configuration) and just below the worst predicted value of each
+size objective (parameters, MACs, time, sparsity: known functions of the network), so launches
+spread over the part of the front that beats a typical configuration on every learnt objective
+and covers every size; a random member of that front lends its neighbours to the pool. List
+the objective to push first.
 
 Results at any fidelity (every reported epoch) and final results train the ranker.
 """
@@ -33,6 +35,7 @@ from robnas.search._domains import neighbours
 from robnas.search._encoding import FEATURE_NAMES, decode_trial, encode_config
 from robnas.search._json_state import StateError, floats_in, floats_out, number_map_in, number_map_out, require
 from robnas.search._ranker import DEFAULT_VOTE, SurrogateRanker
+from robnas.search._ranker_models import SIZE_PROXIES, SPARSITY
 from robnas.spaces._keys import config_key
 from robnas.spaces._objectives import Objective, names_of
 
@@ -151,7 +154,7 @@ class Screen:
         def view() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             size = len(pool)
             predicted = self._gains([c.config for c in pool] + list(configs))
-            reference = acq.front_reference(predicted, typical=predicted[:size, 0])
+            reference = acq.front_reference(predicted, typical=predicted[:size], learnt=self._learnt())
             return predicted[:size], observed if fitted else predicted[size:], reference
 
         _, front, reference = view()
@@ -163,6 +166,11 @@ class Screen:
         if not np.any(improvement > 0):
             return acq.best_first(candidates)
         return int(np.argmax(improvement))
+
+    def _learnt(self) -> np.ndarray:
+        """``(m,)``: which objectives are learnt (accuracies, scores) rather than known functions of
+        the network (sizes, the sparsity target), whose predictions are exact or nearly so."""
+        return np.array([o.name not in SIZE_PROXIES and o.name != SPARSITY for o in self.objectives])
 
     def _join(self, pool, incumbent, domains, launched, rng, key_of, fits) -> None:
         if incumbent is None or not self.use_neighbours:

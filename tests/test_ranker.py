@@ -105,6 +105,13 @@ def test_front_reference_is_the_typical_first_objective_and_just_below_the_worst
     assert reference == pytest.approx([0.4, -100.0 - 0.9, 0.2 - 0.004])
 
 
+def test_front_reference_of_learnt_objectives_is_the_typical_value_of_each():
+    gain = np.array([[0.9, 0.3, -100.0], [0.5, 0.8, -10.0], [0.1, 0.5, -50.0]])
+    typical = np.array([[0.2, 0.1, -20.0], [0.4, 0.3, -30.0], [0.6, 0.9, -40.0]])
+    reference = front_reference(gain, typical=typical, learnt=np.array([True, True, False]))
+    assert reference == pytest.approx([0.4, 0.3, -100.0 - 0.9])
+
+
 def test_hypervolume_improvements_count_only_what_a_candidate_adds_beyond_the_reference():
     front = np.array([[2.0, 1.0], [1.0, 2.0]])  # gains; dominated area above (0, 0): 3
     candidates = np.array([[3.0, 3.0], [1.5, 1.5], [0.5, 0.5], [-1.0, 5.0], [math.nan, 9.0], [2.0, 1.0]])

@@ -121,3 +121,14 @@ def test_a_crafted_pickle_in_the_searcher_state_never_runs_on_resume(ray_session
     assert not marker.exists()
     after = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in experiment.rglob("*") if p.is_file()}
     assert after == before
+
+
+def test_analyze_compares_a_table_search_with_the_table(ray_session, tmp_path, table_path, capsys):
+    run(backend="table", table=str(table_path), objectives="clean_acc,pgd_acc", scheduler="fifo",
+        searcher="random", num_samples=4, storage_path=str(tmp_path), name="t", seed=1)
+    assert main(["analyze", str(tmp_path / "t")]) == 0
+    line = capsys.readouterr().out
+    assert "hypervolume fraction of the table's true front 0." in line and "regret clean_acc" in line
+    summary = json.loads((tmp_path / "t" / "analysis" / "summary.json").read_text())
+    assert 0 < summary["table_front"]["hypervolume_fraction"] < 1
+    assert summary["table_front"]["regret"]["clean_acc"] >= 0
