@@ -1,7 +1,7 @@
 """Search spaces as Ray Tune domains and their decoding into typed trial configurations.
 
 A space is a plain dict of Ray Tune domains composed from named parts (``cell``, ``macro``,
-``sparsity``, ``attack``); ``decode(config)`` turns one sampled flat config into a frozen
+``sparsity``, ``attack``, ``training``); ``decode(config)`` turns one sampled flat config into a frozen
 ``TrialConfig``. Attack budgets are in units of 1/255.
 """
 
@@ -30,6 +30,7 @@ from robnas.spaces._objectives import (
     default_direction,
     parse_objectives,
 )
+from robnas.spaces._robust_training import WEIGHT_AVERAGING, RobustTrainingConfig, robust_training_space
 from robnas.spaces._runtime import RUNTIME_KEYS, scalarize
 from robnas.spaces._sparsity import (
     SPARSITY_GRANULARITIES,
@@ -57,15 +58,18 @@ __all__ = [
     "SPARSITY_GRANULARITIES",
     "SPARSITY_SCHEDULES",
     "TRIAL_OBJECTIVES",
+    "WEIGHT_AVERAGING",
     "AttackConfig",
     "Objective",
     "EvalConfig",
     "Genotype",
     "MacroConfig",
+    "RobustTrainingConfig",
     "SparsityConfig",
     "TrainingConfig",
     "TrialConfig",
     "attack_space",
+    "robust_training_space",
     "budget_fraction",
     "build_space",
     "cell_space",

@@ -17,6 +17,7 @@ from robnas.spaces._defaults import DATASET_DEFAULTS, DATASETS
 from robnas.spaces._evaluation import EvalConfig
 from robnas.spaces._genotype import EDGE_KEYS, Genotype
 from robnas.spaces._macro import MacroConfig, macro_space
+from robnas.spaces._robust_training import RobustTrainingConfig, robust_training_space
 from robnas.spaces._sparsity import SparsityConfig, sparsity_space
 from robnas.spaces._suggest import did_you_mean
 from robnas.spaces._training import TrainingConfig
@@ -47,6 +48,7 @@ _SECTIONS: dict[str, type] = {
     "attack": AttackConfig,
     "evaluation": EvalConfig,
     "training": TrainingConfig,
+    "robust": RobustTrainingConfig,
 }
 
 
@@ -60,6 +62,7 @@ class TrialConfig:
     attack: AttackConfig = field(default_factory=AttackConfig)
     evaluation: EvalConfig = field(default_factory=EvalConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    robust: RobustTrainingConfig = field(default_factory=RobustTrainingConfig)
 
     def __post_init__(self) -> None:
         for name, cls in (("genotype", Genotype), *_SECTIONS.items()):
@@ -106,6 +109,10 @@ CONFIG_FIELDS: Mapping[str, ConfigField] = {
     "augment": ConfigField("training", "augment", bool),
     "precision": ConfigField("training", "precision", str),
     "memory_format": ConfigField("training", "memory_format", str),
+    "awp_gamma": ConfigField("robust", "awp_gamma", float),
+    "weight_averaging": ConfigField("robust", "weight_averaging", str),
+    "ema_decay": ConfigField("robust", "ema_decay", float),
+    "stop_on_overfit": ConfigField("robust", "stop_on_overfit", bool),
 }
 
 #: Every key ``decode`` accepts.
@@ -207,6 +214,7 @@ SPACE_PARTS: dict[str, Callable[..., dict[str, Any]]] = {
     "macro": _macro_part,
     "sparsity": _sparsity_part,
     "attack": attack_space,
+    "training": robust_training_space,
 }
 
 

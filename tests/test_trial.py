@@ -93,13 +93,13 @@ def test_the_attack_is_crafted_on_the_augmented_batch(monkeypatch):
     replay = torch.Generator()
     replay.set_state(runner.generator.get_state())
     seen = []
-    real = _trial.training_loss
+    real = _trial.training_examples
 
     def recording(model, x, y, attack, generator):
         seen.append(x.clone())
         return real(model, x, y, attack, generator)
 
-    monkeypatch.setattr(_trial, "training_loss", recording)
+    monkeypatch.setattr(_trial, "training_examples", recording)
     runner.run_epoch()
     # The draws in order: the epoch's order, then this batch's crops and flips (the attack's after).
     order = torch.randperm(len(data.x_train), generator=replay)
