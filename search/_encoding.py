@@ -15,7 +15,9 @@ cells get the same vector:
 * sparsity: ``sparsity`` (target), ``sparsity_effective`` (0 when dense), one-hot schedule and
   granularity;
 * attack: one-hot method, ``eps``, ``attack_steps``, ``step_size`` (1/255 units; FGSM-RS's own
-  1.25 * eps when not given), ``trades_beta`` (0 unless TRADES).
+  1.25 * eps when not given), ``trades_beta`` (0 unless TRADES);
+* robust training: ``awp_gamma``, one-hot ``weight_averaging``, ``ema_decay`` (0 without
+  averaging), ``stop_on_overfit`` (0 unless FGSM-RS, the one method that checks).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from robnas.spaces._attack import ATTACK_METHODS
 from robnas.spaces._compose import TrialConfig, decode
 from robnas.spaces._genotype import EDGE_KEYS
 from robnas.spaces._isomorphism import EDGES, NUM_NODES, OPS
+from robnas.spaces._robust_training import WEIGHT_AVERAGING
 from robnas.spaces._runtime import RUNTIME_KEYS
 from robnas.spaces._sparsity import SPARSITY_GRANULARITIES, SPARSITY_SCHEDULES
 
@@ -56,6 +59,10 @@ FEATURE_NAMES: tuple[str, ...] = (
     "attack_steps",
     "step_size",
     "trades_beta",
+    "awp_gamma",
+    *(f"weight_averaging={w}" for w in WEIGHT_AVERAGING),
+    "ema_decay",
+    "stop_on_overfit",
 )
 
 
@@ -100,7 +107,7 @@ def cell_features(ops: tuple[str, ...]) -> list[float]:
 
 def encode_trial(trial: TrialConfig) -> np.ndarray:
     """Float64 array ``(len(FEATURE_NAMES),)`` of a decoded trial."""
-    sparsity, attack = trial.sparsity, trial.attack
+    sparsity, attack, robust = trial.sparsity, trial.attack, trial.robust
     step_size = 1.25 * attack.eps if attack.step_size is None else attack.step_size
     values = [
         *cell_features(trial.genotype.canonical().ops),
@@ -115,6 +122,10 @@ def encode_trial(trial: TrialConfig) -> np.ndarray:
         float(attack.steps),
         step_size,
         attack.trades_beta if attack.method == "trades" else 0.0,
+        robust.awp_gamma,
+        *(float(robust.weight_averaging == w) for w in WEIGHT_AVERAGING),
+        robust.ema_decay if robust.weight_averaging != "none" else 0.0,
+        float(robust.stop_on_overfit and attack.method == "fgsm_rs"),
     ]
     return np.asarray(values, dtype=float)
 
