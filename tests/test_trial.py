@@ -39,8 +39,11 @@ def without_times(rows):
 @pytest.mark.parametrize(
     "overrides",
     [{"attack": "pgd"}, {"attack": "fgsm_rs"}, {"attack": "trades"}, {"attack": "fgsm_rs", "eval_restarts": 3},
-     {"attack": "pgd", "eval_loss": "ce+margin", "eval_restarts": 2}],
-    ids=["pgd", "fgsm_rs", "trades", "eval_restarts", "eval_loss"],
+     {"attack": "pgd", "eval_loss": "ce+margin", "eval_restarts": 2},
+     {"attack": "pgd", "awp_gamma": 0.01}, {"attack": "trades", "awp_gamma": 0.005},
+     {"attack": "pgd", "weight_averaging": "ema", "ema_decay": 0.9},
+     {"attack": "fgsm_rs", "awp_gamma": 0.01, "weight_averaging": "ema"}],
+    ids=["pgd", "fgsm_rs", "trades", "eval_restarts", "eval_loss", "pgd_awp", "trades_awp", "ema", "fgsm_rs_awp_ema"],
 )
 def test_restored_run_reports_the_same_metrics_as_the_uninterrupted_one(overrides, tmp_path):
     config = tiny(**overrides)
