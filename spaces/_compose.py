@@ -112,6 +112,7 @@ CONFIG_FIELDS: Mapping[str, ConfigField] = {
     "awp_gamma": ConfigField("robust", "awp_gamma", float),
     "weight_averaging": ConfigField("robust", "weight_averaging", str),
     "ema_decay": ConfigField("robust", "ema_decay", float),
+    "wot_segments": ConfigField("robust", "wot_segments", int),
     "stop_on_overfit": ConfigField("robust", "stop_on_overfit", bool),
 }
 

@@ -25,6 +25,7 @@ KEYS_ADDED: Mapping[str, Any] = MappingProxyType({
     "awp_gamma": 0.0,
     "weight_averaging": "none",
     "ema_decay": 0.999,
+    "wot_segments": 4,
     "stop_on_overfit": False,
 })
 

@@ -11,13 +11,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from robnas.spaces._checks import check_bool, check_choice, check_float, check_values
+from robnas.spaces._checks import check_bool, check_choice, check_float, check_int, check_values
 
 __all__ = ["WEIGHT_AVERAGING", "RobustTrainingConfig", "robust_training_space"]
 
 #: ``none``: evaluate the trained weights; ``ema``: an exponential moving average of them
-#: (Rebuffi et al. 2021, "Fixing data augmentation to improve adversarial robustness").
-WEIGHT_AVERAGING: tuple[str, ...] = ("none", "ema")
+#: (Rebuffi et al. 2021, "Fixing data augmentation to improve adversarial robustness");
+#: ``wot``: weighted optimisation trajectories (Huang et al. 2023), see ``robnas.trainables._wot``.
+WEIGHT_AVERAGING: tuple[str, ...] = ("none", "ema", "wot")
 #: Largest AWP size: a perturbation as large as the layer's own weights.
 MAX_AWP_GAMMA = 1.0
 #: AWP sizes the ``training`` space part chooses from: off, TRADES-AWP's and AT-AWP's defaults.
@@ -33,9 +34,12 @@ class RobustTrainingConfig:
             weight perturbation helps robust generalization") relative to each layer's weight
             norm, in [0, 1]; ``0`` is off. The paper uses 0.01 with PGD-AT and 0.005 with TRADES.
         weight_averaging: one of ``WEIGHT_AVERAGING``; with ``ema``, evaluation and the
-            reported metrics use the averaged weights.
+            reported metrics use the averaged weights; with ``wot``, the trained weights are
+            replaced by the reweighted trajectory once per ``wot_segments`` pieces.
         ema_decay: decay of the moving average per optimiser step, in [0, 1) (Rebuffi et al.:
             0.999), warmed up as ``min(ema_decay, (1 + t) / (10 + t))`` after t steps.
+        wot_segments: pieces of trajectory WOT reweights at once (>= 1; the reference's 4),
+            each a ``wot_segments``-th of an epoch, so one reweighting per epoch.
         stop_on_overfit: a trial that detects catastrophic overfitting (see
             ``robnas.trainables._overfit``) stops after reporting it, instead of training on.
     """
@@ -43,6 +47,7 @@ class RobustTrainingConfig:
     awp_gamma: float = 0.0
     weight_averaging: str = "none"
     ema_decay: float = 0.999
+    wot_segments: int = 4
     stop_on_overfit: bool = False
 
     def __post_init__(self) -> None:
@@ -51,6 +56,7 @@ class RobustTrainingConfig:
             "awp_gamma": check_float(owner, "awp_gamma", self.awp_gamma, low=0.0, high=MAX_AWP_GAMMA),
             "weight_averaging": check_choice(owner, "weight_averaging", self.weight_averaging, WEIGHT_AVERAGING),
             "ema_decay": check_float(owner, "ema_decay", self.ema_decay, low=0.0, high=1.0, high_open=True),
+            "wot_segments": check_int(owner, "wot_segments", self.wot_segments, minimum=1),
             "stop_on_overfit": check_bool(owner, "stop_on_overfit", self.stop_on_overfit),
         }
         for name, value in checked.items():

@@ -83,7 +83,7 @@ def test_the_training_space_part_and_the_network_key():
     space = build_space("cell,attack,training")
     assert {"awp_gamma", "weight_averaging"} <= set(space)
     assert sorted(space["awp_gamma"].categories) == [0.0, 0.005, 0.01]
-    assert sorted(space["weight_averaging"].categories) == ["ema", "none"]
+    assert sorted(space["weight_averaging"].categories) == ["ema", "none", "wot"]
     # Keys that cannot change the training do not make another network.
     assert effective_key({"ema_decay": 0.9}) == effective_key({})
     assert effective_key({"stop_on_overfit": True}) == effective_key({})

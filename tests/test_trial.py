@@ -42,8 +42,10 @@ def without_times(rows):
      {"attack": "pgd", "eval_loss": "ce+margin", "eval_restarts": 2},
      {"attack": "pgd", "awp_gamma": 0.01}, {"attack": "trades", "awp_gamma": 0.005},
      {"attack": "pgd", "weight_averaging": "ema", "ema_decay": 0.9},
-     {"attack": "fgsm_rs", "awp_gamma": 0.01, "weight_averaging": "ema"}],
-    ids=["pgd", "fgsm_rs", "trades", "eval_restarts", "eval_loss", "pgd_awp", "trades_awp", "ema", "fgsm_rs_awp_ema"],
+     {"attack": "fgsm_rs", "awp_gamma": 0.01, "weight_averaging": "ema"},
+     {"attack": "pgd", "weight_averaging": "wot"}],
+    ids=["pgd", "fgsm_rs", "trades", "eval_restarts", "eval_loss", "pgd_awp", "trades_awp", "ema", "fgsm_rs_awp_ema",
+         "wot"],
 )
 def test_restored_run_reports_the_same_metrics_as_the_uninterrupted_one(overrides, tmp_path):
     config = tiny(**overrides)

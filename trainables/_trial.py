@@ -14,7 +14,8 @@ is summed on the device and read once per epoch.
 
 The robust-training methods of ``config.robust`` plug in here: the adversarial weight
 perturbation around each step (``_awp``), the averaged weights that evaluation and the
-reported size use (``_weight_average``), and FGSM-RS's catastrophic-overfitting check
+reported size use (``_weight_average``), the trajectory reweighting (``_wot``, fitted on the
+first training batch, which a WOT trial then holds out of training), and FGSM-RS's catastrophic-overfitting check
 (``_overfit``).
 """
 
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from robnas.spaces._compose import TrialConfig
@@ -40,9 +42,11 @@ from robnas.trainables._device import use_deterministic_kernels
 from robnas.trainables._layout import read_checkpoint, unreadable, write_checkpoint
 from robnas.trainables._network import build_network
 from robnas.trainables._overfit import OverfitCheck
+from robnas.trainables._pgd import attack_mode, pgd
 from robnas.trainables._precision import PrecisionForward, resolve_memory_format, resolve_precision
 from robnas.trainables._pruning import MaskSet, measured_sparsity, scheduled_sparsity
 from robnas.trainables._weight_average import EmaWeights
+from robnas.trainables._wot import WotTrajectory, reestimate_batch_norm
 
 __all__ = ["DivergedError", "TrialRunner"]
 
@@ -82,6 +86,10 @@ class TrialRunner:
         # Every per-epoch number is measured on the validation split; test is for the final evaluation.
         self.x_val, self.y_val = data.x_val.to(self.device, memory_format=layout), data.y_val.to(self.device)
         self.input_shape = tuple(data.x_train.shape[1:])
+        if config.robust.weight_averaging == "wot":  # WOT's held-out images: the first batch
+            held_out = training.batch_size
+            self.x_fit, self.y_fit = self.x_train[:held_out], self.y_train[:held_out]
+            self.x_train, self.y_train = self.x_train[held_out:], self.y_train[held_out:]
 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(training.seed)
@@ -120,6 +128,10 @@ class TrialRunner:
         self.eval_model = self.forward_model if self.averaged is None else PrecisionForward(
             self.averaged.model, precision=self.precision, memory_format=self.memory_format,
             device_type=self.device.type)
+        #: The trajectory of a WOT trial, else ``None``.
+        self.wot = (WotTrajectory(self.model, segments=robust.wot_segments,
+                                  gap=max(1, self.steps_per_epoch // robust.wot_segments))
+                    if robust.weight_averaging == "wot" else None)
         eps = budget_fraction(config.attack.eps, name="attack.eps")
         #: Catastrophic-overfitting check of an FGSM-RS trial, else ``None``.
         self.overfit = (OverfitCheck(self.x_train, self.y_train, eps=eps, seed=training.seed)
@@ -215,11 +227,35 @@ class TrialRunner:
             if self.averaged is not None:
                 self.averaged.update(self.model)
                 self.masks.apply(self.averaged.model)
+            if self.wot is not None and self.wot.record(self.model):
+                self._reweight_trajectory()
             total += loss.detach()
         mean_loss = float(total) / self.steps_per_epoch
         if not math.isfinite(mean_loss):
             raise DivergedError(f"training loss is {mean_loss} in epoch {self.epoch + 1}")
         return mean_loss
+
+    def _reweight_trajectory(self) -> None:
+        """WOT: fit the trajectory's weights on the held-out batch's PGD cross-entropy (the
+        trial's eps and steps; its step size, or 2.5 * eps / steps for FGSM-RS's own), redo
+        batch-norm statistics, and restart the optimiser's momentum, as the reference does."""
+        attack, model = self.config.attack, self.forward_model
+        eps = budget_fraction(attack.eps, name="attack.eps")
+        step = 2.5 * eps / attack.steps if attack.step_size is None else budget_fraction(attack.step_size)
+        seed = self.config.training.seed * 1_000_003 + self.wot.steps  # fixed by the step count
+
+        def fit_loss(fit_pass: int) -> torch.Tensor:
+            generator = torch.Generator().manual_seed(seed + fit_pass)
+            x_adv = pgd(model, self.x_fit, self.y_fit, eps=eps, step_size=step, steps=attack.steps,
+                        random_start=True, generator=generator)
+            with attack_mode(model):  # eval mode, as the reference fits before its epoch 150
+                return F.cross_entropy(model(x_adv), self.y_fit)
+
+        self.wot.reweight(self.model, fit_loss)
+        reestimate_batch_norm(model, self.x_train, self.config.training.batch_size)
+        self.masks.apply(self.model)
+        self.wot.restart(self.model)
+        self.optimizer.state.clear()  # momentum starts again (the reference's --reinitialize 1)
 
     def _epoch_generator(self) -> torch.Generator:
         """The generator of this epoch's batch draws (crops, flips, attack starts): the trial's
@@ -241,6 +277,7 @@ class TrialRunner:
             "generator": self.generator.get_state(),
             **({} if self.averaged is None else {"averaged": self.averaged.state_dict()}),
             **({} if self.overfit is None else {"overfit": self.overfit.state_dict()}),
+            **({} if self.wot is None else {"wot": self.wot.state_dict()}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -252,6 +289,8 @@ class TrialRunner:
         self.epoch = int(state["epoch"])
         if self.averaged is not None:
             self.averaged.load_state_dict(state["averaged"])
+        if self.wot is not None:
+            self.wot.load_state_dict(state["wot"])
         if self.overfit is not None and "overfit" in state:  # a checkpoint written before the check
             self.overfit.load_state_dict(state["overfit"])
 
