@@ -17,7 +17,8 @@ cells get the same vector:
 * attack: one-hot method, ``eps``, ``attack_steps``, ``step_size`` (1/255 units; FGSM-RS's own
   1.25 * eps when not given), ``trades_beta`` (0 unless TRADES);
 * robust training: ``awp_gamma``, one-hot ``weight_averaging``, ``ema_decay`` (0 without
-  EMA), ``wot_segments`` (0 without WOT), ``stop_on_overfit`` (0 unless FGSM-RS, the one method that checks).
+  EMA), ``wot_segments`` (0 without WOT), ``part``, ``part_eps_low`` (1 without PART: every
+  pixel keeps eps), ``stop_on_overfit`` (0 unless FGSM-RS, the one method that checks).
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ FEATURE_NAMES: tuple[str, ...] = (
     *(f"weight_averaging={w}" for w in WEIGHT_AVERAGING),
     "ema_decay",
     "wot_segments",
+    "part",
+    "part_eps_low",
     "stop_on_overfit",
 )
 
@@ -127,6 +130,8 @@ def encode_trial(trial: TrialConfig) -> np.ndarray:
         *(float(robust.weight_averaging == w) for w in WEIGHT_AVERAGING),
         robust.ema_decay if robust.weight_averaging == "ema" else 0.0,
         float(robust.wot_segments) if robust.weight_averaging == "wot" else 0.0,
+        float(robust.part),
+        robust.part_eps_low if robust.part else 1.0,
         float(robust.stop_on_overfit and attack.method == "fgsm_rs"),
     ]
     return np.asarray(values, dtype=float)

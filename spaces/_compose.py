@@ -17,7 +17,7 @@ from robnas.spaces._defaults import DATASET_DEFAULTS, DATASETS
 from robnas.spaces._evaluation import EvalConfig
 from robnas.spaces._genotype import EDGE_KEYS, Genotype
 from robnas.spaces._macro import MacroConfig, macro_space
-from robnas.spaces._robust_training import RobustTrainingConfig, robust_training_space
+from robnas.spaces._robust_training import PART_ATTACKS, RobustTrainingConfig, robust_training_space
 from robnas.spaces._sparsity import SparsityConfig, sparsity_space
 from robnas.spaces._suggest import did_you_mean
 from robnas.spaces._training import TrainingConfig
@@ -69,6 +69,9 @@ class TrialConfig:
             value = getattr(self, name)
             if not isinstance(value, cls):
                 raise ValueError(f"TrialConfig.{name} must be a {cls.__name__}, got {value!r}")
+        if self.robust.part and self.attack.method not in PART_ATTACKS:
+            raise ValueError(f"config key 'part': PART needs attack {' or '.join(map(repr, PART_ATTACKS))}, "
+                             f"got {self.attack.method!r}")
 
 
 class ConfigField(NamedTuple):
@@ -113,6 +116,8 @@ CONFIG_FIELDS: Mapping[str, ConfigField] = {
     "weight_averaging": ConfigField("robust", "weight_averaging", str),
     "ema_decay": ConfigField("robust", "ema_decay", float),
     "wot_segments": ConfigField("robust", "wot_segments", int),
+    "part": ConfigField("robust", "part", bool),
+    "part_eps_low": ConfigField("robust", "part_eps_low", float),
     "stop_on_overfit": ConfigField("robust", "stop_on_overfit", bool),
 }
 

@@ -26,6 +26,8 @@ KEYS_ADDED: Mapping[str, Any] = MappingProxyType({
     "weight_averaging": "none",
     "ema_decay": 0.999,
     "wot_segments": 4,
+    "part": False,
+    "part_eps_low": 0.875,
     "stop_on_overfit": False,
 })
 

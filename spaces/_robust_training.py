@@ -13,12 +13,14 @@ from typing import Any
 
 from robnas.spaces._checks import check_bool, check_choice, check_float, check_int, check_values
 
-__all__ = ["WEIGHT_AVERAGING", "RobustTrainingConfig", "robust_training_space"]
+__all__ = ["PART_ATTACKS", "WEIGHT_AVERAGING", "RobustTrainingConfig", "robust_training_space"]
 
 #: ``none``: evaluate the trained weights; ``ema``: an exponential moving average of them
 #: (Rebuffi et al. 2021, "Fixing data augmentation to improve adversarial robustness");
 #: ``wot``: weighted optimisation trajectories (Huang et al. 2023), see ``robnas.trainables._wot``.
 WEIGHT_AVERAGING: tuple[str, ...] = ("none", "ema", "wot")
+#: Attack methods PART reweights (PGD and its one-step form).
+PART_ATTACKS: tuple[str, ...] = ("pgd", "fgsm_rs")
 #: Largest AWP size: a perturbation as large as the layer's own weights.
 MAX_AWP_GAMMA = 1.0
 #: AWP sizes the ``training`` space part chooses from: off, TRADES-AWP's and AT-AWP's defaults.
@@ -40,6 +42,12 @@ class RobustTrainingConfig:
             0.999), warmed up as ``min(ema_decay, (1 + t) / (10 + t))`` after t steps.
         wot_segments: pieces of trajectory WOT reweights at once (>= 1; the reference's 4),
             each a ``wot_segments``-th of an epoch, so one reweighting per epoch.
+        part: pixel-reweighted adversarial training (Zhang et al. 2024, "Improving
+            accuracy-robustness trade-off via pixel reweighted adversarial training"): after a
+            warm-up of a quarter of the epochs, pixels the class activation map does not mark
+            important get the budget ``part_eps_low * eps``; with ``pgd`` and ``fgsm_rs`` only.
+        part_eps_low: the unimportant pixels' budget as a fraction of eps, in [0, 1] (the
+            paper: 7/255 of 8/255, 0.875).
         stop_on_overfit: a trial that detects catastrophic overfitting (see
             ``robnas.trainables._overfit``) stops after reporting it, instead of training on.
     """
@@ -48,6 +56,8 @@ class RobustTrainingConfig:
     weight_averaging: str = "none"
     ema_decay: float = 0.999
     wot_segments: int = 4
+    part: bool = False
+    part_eps_low: float = 0.875
     stop_on_overfit: bool = False
 
     def __post_init__(self) -> None:
@@ -57,6 +67,8 @@ class RobustTrainingConfig:
             "weight_averaging": check_choice(owner, "weight_averaging", self.weight_averaging, WEIGHT_AVERAGING),
             "ema_decay": check_float(owner, "ema_decay", self.ema_decay, low=0.0, high=1.0, high_open=True),
             "wot_segments": check_int(owner, "wot_segments", self.wot_segments, minimum=1),
+            "part": check_bool(owner, "part", self.part),
+            "part_eps_low": check_float(owner, "part_eps_low", self.part_eps_low, low=0.0, high=1.0),
             "stop_on_overfit": check_bool(owner, "stop_on_overfit", self.stop_on_overfit),
         }
         for name, value in checked.items():
@@ -69,10 +81,13 @@ def robust_training_space(
     awp_gammas: Sequence[float] = DEFAULT_AWP_GAMMAS,
     weight_averaging: Sequence[str] = WEIGHT_AVERAGING,
     ema_decays: Sequence[float] | None = None,
+    part: Sequence[bool] | None = None,
 ) -> dict[str, Any]:
     """Ray Tune domains ``awp_gamma`` and ``weight_averaging`` (and ``ema_decay`` when
-    ``ema_decays`` is given; otherwise every EMA trial takes 0.999). ``dataset`` is accepted
-    for the ``SPACE_PARTS`` signature; no default here depends on it."""
+    ``ema_decays`` is given; otherwise every EMA trial takes 0.999; ``part`` when ``part`` is
+    given: PART needs attack ``pgd`` or ``fgsm_rs``, so it is not searched by default, where
+    the attack part may draw ``trades``). ``dataset`` is accepted for the ``SPACE_PARTS``
+    signature; no default here depends on it."""
     from ray import tune
 
     owner = "RobustTrainingConfig"
@@ -90,4 +105,6 @@ def robust_training_space(
             check_float(owner, "ema_decay", d, low=0.0, high=1.0, high_open=True)
             for d in check_values("ema_decays", ema_decays)
         ])
+    if part is not None:
+        space["part"] = tune.choice([check_bool(owner, "part", p) for p in check_values("part", part)])
     return space

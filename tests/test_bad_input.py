@@ -106,6 +106,7 @@ def cases(tmp: Path, storage: Path) -> dict[str, tuple[list[str], str]]:
         "awp_gamma < 0 (search)": (["search", "--config", write(tmp / "awp_search.yaml", "trial: {awp_gamma: -0.01}\n"), *s], "'awp_gamma'"),
         "weight_averaging unknown (trial)": (["trial", "--config", write(tmp / "wa_trial.yaml", "weight_averaging: swa\n")], "'weight_averaging'"),
         "stop_on_overfit not a bool (trial)": (["trial", "--config", write(tmp / "stop_trial.yaml", "stop_on_overfit: 1\n")], "'stop_on_overfit'"),
+        "part with trades (trial)": (["trial", "--config", write(tmp / "part_trial.yaml", "part: true\nattack: trades\n")], "'part'"),
         "unknown op": (["arch", GOOD_ARCH.replace("avg_pool_3x3", "max_pool_3x3")], "max_pool_3x3"),
         "malformed NB201 string": (["arch", "nor_conv_3x3~0+skip"], "NB201"),
         "negative epochs (search)": (["search", "--max-epochs", "-1", *s], "max_epochs"),

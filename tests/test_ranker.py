@@ -43,7 +43,7 @@ def test_encoding_carries_the_robust_training_methods():
 def test_encoding_is_fixed_length_and_deterministic():
     config = {"arch": C, "width": 16, "sparsity": 0.5, "sparsity_schedule": "oneshot", "attack": "trades"}
     first, second = encode_config(config), encode_config(dict(config))
-    assert first.shape == (len(FEATURE_NAMES),) == (65,)
+    assert first.shape == (len(FEATURE_NAMES),) == (67,)
     assert np.array_equal(first, second)
     assert feature(first, "log2_width") == 4.0
     assert feature(first, "sparsity_effective") == 0.5

@@ -118,7 +118,8 @@ def test_robnas_json_round_trip_and_old_files(tmp_path):
     # Recorded before the robust-training keys existed: its trials trained without those methods.
     assert read_trial_record(tmp_path) == {
         **record, "resolved_trial": {**record["resolved_trial"], "awp_gamma": 0.0, "weight_averaging": "none",
-                                     "ema_decay": 0.999, "wot_segments": 4, "stop_on_overfit": False}}
+                                     "ema_decay": 0.999, "wot_segments": 4, "part": False, "part_eps_low": 0.875,
+                                     "stop_on_overfit": False}}
     # Recorded before eval_loss existed: its trials ascended cross-entropy, whatever today's default.
     before_loss = {**record, "resolved_trial": {"width": 8, "eval_steps": 10}}
     _write_settings(tmp_path, settings, before_loss)

@@ -43,9 +43,9 @@ def without_times(rows):
      {"attack": "pgd", "awp_gamma": 0.01}, {"attack": "trades", "awp_gamma": 0.005},
      {"attack": "pgd", "weight_averaging": "ema", "ema_decay": 0.9},
      {"attack": "fgsm_rs", "awp_gamma": 0.01, "weight_averaging": "ema"},
-     {"attack": "pgd", "weight_averaging": "wot"}],
+     {"attack": "pgd", "weight_averaging": "wot"}, {"attack": "pgd", "part": True}],
     ids=["pgd", "fgsm_rs", "trades", "eval_restarts", "eval_loss", "pgd_awp", "trades_awp", "ema", "fgsm_rs_awp_ema",
-         "wot"],
+         "wot", "part"],
 )
 def test_restored_run_reports_the_same_metrics_as_the_uninterrupted_one(overrides, tmp_path):
     config = tiny(**overrides)

@@ -15,7 +15,8 @@ is summed on the device and read once per epoch.
 The robust-training methods of ``config.robust`` plug in here: the adversarial weight
 perturbation around each step (``_awp``), the averaged weights that evaluation and the
 reported size use (``_weight_average``), the trajectory reweighting (``_wot``, fitted on the
-first training batch, which a WOT trial then holds out of training), and FGSM-RS's catastrophic-overfitting check
+first training batch, which a WOT trial then holds out of training), the per-pixel budgets of
+PART (``_part``), and FGSM-RS's catastrophic-overfitting check
 (``_overfit``).
 """
 
@@ -42,6 +43,7 @@ from robnas.trainables._device import use_deterministic_kernels
 from robnas.trainables._layout import read_checkpoint, unreadable, write_checkpoint
 from robnas.trainables._network import build_network
 from robnas.trainables._overfit import OverfitCheck
+from robnas.trainables._part import class_activation_map, part_examples, pixel_budget
 from robnas.trainables._pgd import attack_mode, pgd
 from robnas.trainables._precision import PrecisionForward, resolve_memory_format, resolve_precision
 from robnas.trainables._pruning import MaskSet, measured_sparsity, scheduled_sparsity
@@ -204,6 +206,8 @@ class TrialRunner:
         batch_size, augmentation = self.config.training.batch_size, self.config.training.augmentation
         model, attack = self.forward_model, self.config.attack
         gamma = self.config.robust.awp_gamma
+        # PART after its warm-up, a quarter of the epochs (the reference's 20 of 80).
+        part = self.config.robust.part and self.epoch >= self.config.training.max_epochs // 4
         order = torch.randperm(len(self.x_train), generator=self.generator).to(self.device)
         generator = self._epoch_generator()
         model.train()
@@ -214,7 +218,10 @@ class TrialRunner:
             if augmentation is not None:  # the attack perturbs the augmented images
                 x = augment(x, generator, crop_padding=augmentation.crop_padding, flip=augmentation.flip)
             y = self.y_train[index]
-            x_adv = training_examples(model, x, y, attack, generator)
+            if part:
+                x_adv = self._part_examples(x, y, generator)
+            else:
+                x_adv = training_examples(model, x, y, attack, generator)
             # AWP: the gradient is taken at perturbed weights, the step from the original ones.
             with awp_perturbation(self.model, lambda: batch_loss(model, x, x_adv, y, attack), gamma,
                                   keep=self.masks.masks):
@@ -234,6 +241,22 @@ class TrialRunner:
         if not math.isfinite(mean_loss):
             raise DivergedError(f"training loss is {mean_loss} in epoch {self.epoch + 1}")
         return mean_loss
+
+    def _part_examples(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """PART's examples of a batch: budgets from the CAM of the network's last stage."""
+        attack, robust = self.config.attack, self.config.robust
+        eps = budget_fraction(attack.eps, name="attack.eps")
+        if eps == 0.0:
+            return x
+        cam = class_activation_map(self.forward_model, self.model.lastact, x)
+        budget = pixel_budget(cam, eps=eps, eps_low=robust.part_eps_low * eps)
+        if attack.method == "fgsm_rs":
+            step = 1.25 * eps if attack.step_size is None else budget_fraction(attack.step_size)
+            steps = 1
+        else:
+            step, steps = budget_fraction(attack.step_size), attack.steps
+        return part_examples(self.forward_model, x, y, budget, eps=eps, step_size=step, steps=steps,
+                             generator=generator)
 
     def _reweight_trajectory(self) -> None:
         """WOT: fit the trajectory's weights on the held-out batch's PGD cross-entropy (the
