@@ -7,7 +7,7 @@ the first 1,000 validation images, the per-epoch metric), mean and standard devi
 seeds; training seconds per epoch relative to PGD-AT (median over all epochs and seeds); and,
 for FGSM-RS, the trials that flagged catastrophic overfitting.
 
-    python benchmarks/training_methods.py                  # 6 epochs, 3 seeds: ~15 min on 2 busy cores
+    python benchmarks/training_methods.py                  # 6 epochs, 3 seeds: ~25 min on 2 busy cores
     python benchmarks/training_methods.py --methods PGD,PGD+AWP --seeds 1 --no-record
 """
 
@@ -37,6 +37,7 @@ METHODS: dict[str, dict[str, Any]] = {
     "TRADES+AWP": {"attack": "trades", "awp_gamma": 0.005},
     "PGD+EMA": {"attack": "pgd", "weight_averaging": "ema"},
     "PGD+WOT": {"attack": "pgd", "weight_averaging": "wot"},
+    "PART": {"attack": "pgd", "part": True},
     "FGSM-RS": {"attack": "fgsm_rs"},
 }
 
