@@ -26,6 +26,7 @@ SPACE_DOMAIN_BUILDERS = {
     "_attack.py": {"attack_space"},
     "_cell.py": {"cell_space"},
     "_macro.py": {"macro_space"},
+    "_robust_training.py": {"robust_training_space"},
     "_sparsity.py": {"sparsity_space"},
 }
 

@@ -18,13 +18,17 @@ image).
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from robnas.spaces._attack import budget_fraction
+
 from ._pgd import ascent_step, attack_mode, require_generator, uniform_noise
 
-__all__ = ["class_activation_map", "part_examples", "pixel_budget"]
+__all__ = ["class_activation_map", "part_examples", "part_training_examples", "pixel_budget"]
 
 
 def class_activation_map(model: nn.Module, stage: nn.Module, x: Tensor) -> Tensor:
@@ -82,3 +86,23 @@ def part_examples(
         for _ in range(steps):
             x_adv, _ = ascent_step(model, x_adv, x, y, eps=budget, step_size=step_size)
     return x_adv.detach()
+
+
+def part_training_examples(
+    model: nn.Module, stage: nn.Module, x: Tensor, y: Tensor, attack: Any, *, eps_low: float,
+    generator: torch.Generator,
+) -> Tensor:
+    """PART's examples of a training batch under ``attack`` (an ``AttackConfig``, ``pgd`` or
+    ``fgsm_rs``): budgets from the CAM of ``stage`` (:func:`class_activation_map`,
+    :func:`pixel_budget` with ``eps_low * eps``), then :func:`part_examples` with the attack's
+    steps and step size (FGSM-RS: one step, 1.25 * eps unless given). ``x`` itself at eps 0."""
+    eps = budget_fraction(attack.eps, name="attack.eps")
+    if eps == 0.0:
+        return x
+    budget = pixel_budget(class_activation_map(model, stage, x), eps=eps, eps_low=eps_low * eps)
+    if attack.method == "fgsm_rs":
+        step = 1.25 * eps if attack.step_size is None else budget_fraction(attack.step_size)
+        steps = 1
+    else:
+        step, steps = budget_fraction(attack.step_size), attack.steps
+    return part_examples(model, x, y, budget, eps=eps, step_size=step, steps=steps, generator=generator)

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from robnas.spaces._compose import TrialConfig
@@ -43,12 +42,11 @@ from robnas.trainables._device import use_deterministic_kernels
 from robnas.trainables._layout import read_checkpoint, unreadable, write_checkpoint
 from robnas.trainables._network import build_network
 from robnas.trainables._overfit import OverfitCheck
-from robnas.trainables._part import class_activation_map, part_examples, pixel_budget
-from robnas.trainables._pgd import attack_mode, pgd
+from robnas.trainables._part import part_training_examples
 from robnas.trainables._precision import PrecisionForward, resolve_memory_format, resolve_precision
 from robnas.trainables._pruning import MaskSet, measured_sparsity, scheduled_sparsity
 from robnas.trainables._weight_average import EmaWeights
-from robnas.trainables._wot import WotTrajectory, reestimate_batch_norm
+from robnas.trainables._wot import WotTrajectory, adversarial_fit_loss, reestimate_batch_norm
 
 __all__ = ["DivergedError", "TrialRunner"]
 
@@ -219,7 +217,8 @@ class TrialRunner:
                 x = augment(x, generator, crop_padding=augmentation.crop_padding, flip=augmentation.flip)
             y = self.y_train[index]
             if part:
-                x_adv = self._part_examples(x, y, generator)
+                x_adv = part_training_examples(model, self.model.lastact, x, y, attack,
+                                               eps_low=self.config.robust.part_eps_low, generator=generator)
             else:
                 x_adv = training_examples(model, x, y, attack, generator)
             # AWP: the gradient is taken at perturbed weights, the step from the original ones.
@@ -242,40 +241,13 @@ class TrialRunner:
             raise DivergedError(f"training loss is {mean_loss} in epoch {self.epoch + 1}")
         return mean_loss
 
-    def _part_examples(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """PART's examples of a batch: budgets from the CAM of the network's last stage."""
-        attack, robust = self.config.attack, self.config.robust
-        eps = budget_fraction(attack.eps, name="attack.eps")
-        if eps == 0.0:
-            return x
-        cam = class_activation_map(self.forward_model, self.model.lastact, x)
-        budget = pixel_budget(cam, eps=eps, eps_low=robust.part_eps_low * eps)
-        if attack.method == "fgsm_rs":
-            step = 1.25 * eps if attack.step_size is None else budget_fraction(attack.step_size)
-            steps = 1
-        else:
-            step, steps = budget_fraction(attack.step_size), attack.steps
-        return part_examples(self.forward_model, x, y, budget, eps=eps, step_size=step, steps=steps,
-                             generator=generator)
-
     def _reweight_trajectory(self) -> None:
-        """WOT: fit the trajectory's weights on the held-out batch's PGD cross-entropy (the
-        trial's eps and steps; its step size, or 2.5 * eps / steps for FGSM-RS's own), redo
-        batch-norm statistics, and restart the optimiser's momentum, as the reference does."""
-        attack, model = self.config.attack, self.forward_model
-        eps = budget_fraction(attack.eps, name="attack.eps")
-        step = 2.5 * eps / attack.steps if attack.step_size is None else budget_fraction(attack.step_size)
+        """WOT: fit the trajectory's weights (see ``_wot``), redo batch-norm statistics and
+        restart the optimiser's momentum, as the reference does."""
         seed = self.config.training.seed * 1_000_003 + self.wot.steps  # fixed by the step count
-
-        def fit_loss(fit_pass: int) -> torch.Tensor:
-            generator = torch.Generator().manual_seed(seed + fit_pass)
-            x_adv = pgd(model, self.x_fit, self.y_fit, eps=eps, step_size=step, steps=attack.steps,
-                        random_start=True, generator=generator)
-            with attack_mode(model):  # eval mode, as the reference fits before its epoch 150
-                return F.cross_entropy(model(x_adv), self.y_fit)
-
+        fit_loss = adversarial_fit_loss(self.forward_model, self.x_fit, self.y_fit, self.config.attack, seed=seed)
         self.wot.reweight(self.model, fit_loss)
-        reestimate_batch_norm(model, self.x_train, self.config.training.batch_size)
+        reestimate_batch_norm(self.forward_model, self.x_train, self.config.training.batch_size)
         self.masks.apply(self.model)
         self.wot.restart(self.model)
         self.optimizer.state.clear()  # momentum starts again (the reference's --reinitialize 1)

@@ -29,9 +29,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["WotTrajectory", "parameter_blocks", "reestimate_batch_norm"]
+from robnas.spaces._attack import budget_fraction
+
+from ._pgd import attack_mode, pgd
+
+__all__ = ["WotTrajectory", "adversarial_fit_loss", "parameter_blocks", "reestimate_batch_norm"]
 
 #: Fitting: passes over the held-out images and step size of ``alpha`` (the reference's values;
 #: its momentum, 0.9, is reset every pass, and a pass here is one batch).
@@ -48,6 +53,26 @@ def parameter_blocks(model: nn.Module) -> list[int]:
         key = ".".join(parts[:2]) if len(parts) > 2 and parts[1].isdigit() else parts[0]
         blocks.append(keys.setdefault(key, len(keys)))
     return blocks
+
+
+def adversarial_fit_loss(model: nn.Module, x: Tensor, y: Tensor, attack: Any, *, seed: int) -> Callable[[int], Tensor]:
+    """The loss WOT fits on: ``fit_loss(p)`` is the cross-entropy of PGD examples of ``x``
+    (N, C, H, W), labels ``y`` (N,), in eval mode (the reference fits before its epoch 150 so).
+
+    PGD takes ``attack``'s eps and steps and its step size (2.5 * eps / steps for FGSM-RS's own),
+    with a random start drawn from a CPU generator seeded with ``seed + p``.
+    """
+    eps = budget_fraction(attack.eps, name="attack.eps")
+    step = 2.5 * eps / attack.steps if attack.step_size is None else budget_fraction(attack.step_size)
+
+    def fit_loss(fit_pass: int) -> Tensor:
+        generator = torch.Generator().manual_seed(seed + fit_pass)
+        x_adv = pgd(model, x, y, eps=eps, step_size=step, steps=attack.steps, random_start=True,
+                    generator=generator)
+        with attack_mode(model):
+            return F.cross_entropy(model(x_adv), y)
+
+    return fit_loss
 
 
 @torch.no_grad()
