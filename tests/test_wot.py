@@ -48,9 +48,9 @@ def test_the_fit_descends_the_held_out_loss_by_hand():
     set_weight(layer, 1.0)
     assert trajectory.record(layer)  # one piece: +1
     alphas = trajectory.reweight(layer, lambda fit_pass: ((layer.weight - 0.5) ** 2).sum())
-    # alpha <- alpha - 0.1 * 2 (alpha - 0.5), from 0, ten times: 0.5 * (1 - 0.8 ** 10).
+    # alpha <- alpha - 0.1 * 2 (alpha - 0.5), from 1, ten times: 0.5 + 0.5 * 0.8 ** 10.
     assert alphas.shape == (1, 1)
-    assert alphas.item() == pytest.approx(0.5 * (1 - 0.8**10))
+    assert alphas.item() == pytest.approx(0.5 + 0.5 * 0.8**10)
     assert layer.weight.item() == pytest.approx(alphas.item())
     assert trajectory.deltas == [] and trajectory.origin[0].item() == pytest.approx(alphas.item())
     assert layer.weight.grad is None

@@ -10,10 +10,13 @@ block of the network, fitted by gradient descent on the adversarial (PGD) cross-
 held-out images; batch-norm statistics are re-estimated on the training images for the new
 weights, and training goes on from them (the trajectory starts again there).
 
-As in the reference (its SVHN command, the one it ships): ``alpha`` starts at zero, 10 passes
-over the held-out images, step 0.1 with momentum 0.9 (reset every pass), clamped to [0, 1],
-the network in eval mode while fitting; the optimiser's momentum is reset after a reweighting
-(``--reinitialize 1``). Departures, for trials of a few epochs: one reweighting per epoch by
+As in the reference (its shipped commands): 10 passes over the held-out images, step 0.1 with
+momentum 0.9 (reset every pass), clamped to [0, 1], the network in eval mode while fitting;
+the optimiser's momentum is reset after a reweighting (``--reinitialize 1``). ``alpha`` starts
+at one, the current weights (the reference's ``--initialize_type one``; its commands start at
+zero, the trajectory's origin, but with 10 fitting steps on one batch instead of its ~80
+momentum steps on 1,000 images, alpha then stays near zero and each reweighting throws the
+epoch's progress away: digits networks fell to chance). Departures, for trials of a few epochs: one reweighting per epoch by
 default (``gap`` = a ``segments``-th of an epoch; the reference: 4 pieces of 400 steps, every
 ~3 SVHN epochs); the held-out images are one training batch, not 1,000 images, so each pass is
 one fitting step and momentum has no effect; blocks are the network's top-level modules (stem,
@@ -152,7 +155,7 @@ class WotTrajectory:
         if self.origin is None or len(self.deltas) != self.segments:
             raise RuntimeError("the trajectory is not complete")
         params = list(model.parameters())
-        alphas = torch.zeros(self.segments, self.n_blocks, dtype=torch.float64)
+        alphas = torch.ones(self.segments, self.n_blocks, dtype=torch.float64)
         self._set(model, alphas)
         for p in range(FIT_PASSES):
             grads = torch.autograd.grad(fit_loss(p), params, allow_unused=True)
