@@ -10,6 +10,7 @@ for FGSM-RS, the trials that flagged catastrophic overfitting.
 
     python benchmarks/training_methods.py                  # 6 epochs, 3 seeds: ~25 min on 2 busy cores
     python benchmarks/training_methods.py --methods PGD,PGD+AWP --seeds 1 --no-record
+    python benchmarks/training_methods.py --from-json RUNS.json   # tables again from a --json file
 """
 
 from __future__ import annotations
@@ -75,6 +76,42 @@ def table(rows: dict[str, list[list[dict[str, Any]]]]) -> str:
     return "\n".join(lines)
 
 
+#: What each method is known for (its paper), to hold the figures against.
+KNOWN_EFFECTS = {
+    "PGD+AWP": "higher robust accuracy at the end of long training, by curbing robust overfitting",
+    "TRADES": "a better clean/robust trade-off than PGD-AT (beta 6 trades clean accuracy for robustness)",
+    "TRADES+AWP": "higher robust accuracy than TRADES at the end of long training",
+    "PGD+EMA": "higher robust accuracy than the last iterate, mostly late in long training",
+    "PGD+WOT": "higher robust and clean accuracy than PGD-AT at the end of long training, by curbing robust overfitting",
+    "PART": "higher clean accuracy at about the same robustness",
+    "FGSM-RS": "robustness close to PGD-AT at a fraction of the cost, unless it overfits catastrophically",
+}
+
+
+def reading(rows: dict[str, list[list[dict[str, Any]]]]) -> str:
+    """One line per method: its known effect, and whether the difference from PGD-AT exceeds
+    the seeds' spread (|mean difference| > sd of PGD-AT + sd of the method)."""
+    if "PGD" not in rows:
+        return ""
+    lines = []
+
+    def stats(runs, key):
+        values = [run[-1][key] for run in runs]
+        return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+    for method, runs in rows.items():
+        if method == "PGD":
+            continue
+        parts = []
+        for key, name in (("clean_acc", "clean"), ("robust_acc", "robust")):
+            (base, base_sd), (mean, sd) = stats(rows["PGD"], key), stats(runs, key)
+            shown = abs(mean - base) > base_sd + sd
+            parts.append(f"{name} {mean - base:+.3f} ({'beyond' if shown else 'within'} the seeds' spread)")
+        lines.append(f"- {method}: known for {KNOWN_EFFECTS.get(method, 'n/a')}. Here, against PGD-AT: "
+                     f"{'; '.join(parts)}.")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--methods", default=",".join(METHODS))
@@ -82,7 +119,16 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--no-record", action="store_true")
+    parser.add_argument("--from-json", type=Path, default=None, help="make the tables from a --json file; no training")
     args = parser.parse_args()
+    if args.from_json is not None:
+        import json
+
+        saved = json.loads(args.from_json.read_text(encoding="utf-8"))
+        rows, epochs = saved["runs"], saved["epochs"]
+        seeds = len(next(iter(rows.values())))
+        publish(TITLE, _body(rows, epochs, seeds), json_path=None, record=not args.no_record, raw={})
+        return
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
@@ -95,13 +141,18 @@ def main() -> None:
             rows[method].append(run(method, seed, args.epochs, dataset))
             last = rows[method][-1][-1]
             print(f"{method} seed {seed}: clean {last['clean_acc']:.3f} robust {last['robust_acc']:.3f}", flush=True)
-    body = (f"{args.epochs} epochs, {args.seeds} seeds, default digits trial, 1 thread. Accuracy: last epoch, "
-            f"validation split (all 270 images), PGD-10 ce+margin at eps 25.5/255; mean ± sd over seeds. "
-            f"Cost: process CPU seconds of an epoch (training and per-epoch evaluation), median.\n\n"
-            + table(rows))
-    print(body)
+    body = _body(rows, args.epochs, args.seeds)
     publish(TITLE, body, json_path=args.json, record=not args.no_record,
             raw={"methods": {m: METHODS[m] for m in methods}, "epochs": args.epochs, "runs": rows})
+
+
+def _body(rows: dict[str, list[list[dict[str, Any]]]], epochs: int, seeds: int) -> str:
+    body = (f"{epochs} epochs, {seeds} seeds, default digits trial, 1 thread. Accuracy: last epoch, "
+            f"validation split (all 270 images), PGD-10 ce+margin at eps 25.5/255; mean ± sd over seeds. "
+            f"Cost: process CPU seconds of an epoch (training and per-epoch evaluation), median.\n\n"
+            + table(rows) + "\n\n" + reading(rows))
+    print(body)
+    return body
 
 
 if __name__ == "__main__":
