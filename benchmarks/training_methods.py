@@ -109,6 +109,13 @@ def reading(rows: dict[str, list[list[dict[str, Any]]]]) -> str:
             parts.append(f"{name} {mean - base:+.3f} ({'beyond' if shown else 'within'} the seeds' spread)")
         lines.append(f"- {method}: known for {KNOWN_EFFECTS.get(method, 'n/a')}. Here, against PGD-AT: "
                      f"{'; '.join(parts)}.")
+    lines.append(
+        "\nPlainly: a method's known effect shows here only where a line above says 'beyond the seeds' "
+        "spread' in the direction the effect predicts. AWP, EMA and WOT curb robust overfitting, which "
+        "sets in after many epochs past a learning-rate drop; a 6-epoch one-cycle run on digits has "
+        "none to curb, so these figures test that the methods train correctly and what they cost, not "
+        "their benefit. FGSM-RS's catastrophic overfitting was not flagged at eps 25.5/255 with its "
+        "own step (1.25 * eps) in any of these runs.")
     return "\n".join(lines)
 
 
