@@ -114,8 +114,11 @@ def reading(rows: dict[str, list[list[dict[str, Any]]]]) -> str:
         "spread' in the direction the effect predicts. AWP, EMA and WOT curb robust overfitting, which "
         "sets in after many epochs past a learning-rate drop; a 6-epoch one-cycle run on digits has "
         "none to curb, so these figures test that the methods train correctly and what they cost, not "
-        "their benefit. FGSM-RS's catastrophic overfitting was not flagged at eps 25.5/255 with its "
-        "own step (1.25 * eps) in any of these runs.")
+        "their benefit.")
+    if "FGSM-RS" in rows:
+        flagged = sum(bool(run[-1].get("catastrophic_overfit")) for run in rows["FGSM-RS"])
+        lines[-1] += (f" FGSM-RS (eps 25.5/255, step 1.25 * eps) overfitted catastrophically in {flagged} of "
+                      f"{len(rows['FGSM-RS'])} runs.")
     return "\n".join(lines)
 
 
