@@ -137,7 +137,8 @@ def main() -> None:
         saved = json.loads(args.from_json.read_text(encoding="utf-8"))
         rows, epochs = saved["runs"], saved["epochs"]
         seeds = len(next(iter(rows.values())))
-        publish(TITLE, _body(rows, epochs, seeds), json_path=None, record=not args.no_record, raw={})
+        trained_by = f"Runs trained by `{saved['command']}`.\n\n" if "command" in saved else ""
+        publish(TITLE, trained_by + _body(rows, epochs, seeds), json_path=None, record=not args.no_record, raw={})
         return
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]
