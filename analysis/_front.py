@@ -90,7 +90,8 @@ def exclusion_reasons(
 ) -> pd.Series:
     """Why each trial is kept out of the front (``""``: it is eligible).
 
-    ``failed`` (status ERROR), ``no result``, ``diverged``, ``duplicate of ID`` (the same
+    ``failed`` (status ERROR), ``no result``, ``diverged``, ``catastrophic overfit`` (an FGSM-RS
+    trial whose robustness collapsed: see ``robnas.trainables._overfit``), ``duplicate of ID`` (the same
     network as trial ID, which stands for it), ``nan objective``, and unless
     ``all_fidelities``: ``stopped early`` / ``not finished`` (fewer than ``max_epochs`` epochs).
     """
@@ -104,6 +105,8 @@ def exclusion_reasons(
             reasons.append("no result")
         elif row.get("diverged") is True:
             reasons.append("diverged")
+        elif row.get("catastrophic_overfit") is True:
+            reasons.append("catastrophic overfit")
         elif row.get("duplicate_of"):
             reasons.append(f"duplicate of {row['duplicate_of']}")
         elif not finite[i]:
@@ -144,7 +147,7 @@ def analyze_trials(
     """Front, hypervolume (explicit or :func:`default_reference_point`), knee and best trials.
 
     The front is over the eligible trials: full length (``max_epochs`` epochs) unless
-    ``all_fidelities``, not failed or diverged, every objective finite.
+    ``all_fidelities``, not failed, diverged or catastrophically overfitted, every objective finite.
     """
     objectives = tuple(objectives)
     modes = [o.direction for o in objectives]
@@ -189,6 +192,7 @@ def _summary(trials, objectives, front, reference, *, max_epochs, all_fidelities
         "n_pending": int(status.isin(("PENDING", "PAUSED")).sum()),
         "n_failed": len(failed),
         "n_diverged": int((trials["excluded"] == "diverged").sum()),
+        "n_catastrophic_overfit": int((trials["excluded"] == "catastrophic overfit").sum()),
         "max_epochs": int(max_epochs),
         "fidelity": "all" if all_fidelities else "max",
         "objectives": [o.name for o in objectives],

@@ -7,7 +7,7 @@ epoch (Optuna's pruning API is single-objective), and the user attributes ``tria
 ``status``, ``error`` and ``duplicate_of`` where there is one. States: ``COMPLETE`` for a trial
 that trained ``max_epochs`` epochs, ``PRUNED`` for one a scheduler stopped earlier (no values
 with several objectives, as Optuna's own pruned trials; the last value with one), ``FAIL`` for
-a failed or diverged trial or one without a finite value for every objective. So
+a failed, diverged or catastrophically overfitted trial or one without a finite value for every objective. So
 ``study.best_trials`` is the search's Pareto front over its full-length trials.
 
 Distributions come from the searcher's saved space (``robnas-searcher-state-*.json``) where a
@@ -185,7 +185,8 @@ def _frozen_trial(row: dict[str, Any], experiment: Experiment, objectives: Seque
     trial_id = str(row["trial_id"])
     values = objective_values(pd.DataFrame([row]), objectives)[0].tolist()
     epoch = int(row["epoch"]) if pd.notna(row.get("epoch")) else 0
-    failed = row.get("status") == "ERROR" or row.get("diverged") is True or epoch <= 0
+    failed = (row.get("status") == "ERROR" or row.get("diverged") is True
+              or row.get("catastrophic_overfit") is True or epoch <= 0)
     if failed or not all(math.isfinite(v) for v in values):
         state, kept = TrialState.FAIL, None
     elif epoch >= experiment.max_epochs:

@@ -15,7 +15,7 @@ _FLAGS: dict[str, tuple[str, Any, str]] = {
     "--storage-path": ("storage_path", str, "directory (or pyarrow URI) holding experiments"),
     "--dataset": ("dataset", str, "digits (embedded), cifar10, cifar100, svhn, mnist, fashion_mnist, npz"),
     "--data-dir": ("data_dir", str, "local directory (or .npz file) holding the data set"),
-    "--space": ("space", str, "comma-separated parts of cell,macro,sparsity,attack,resnet (default: all four; cell with --backend table)"),
+    "--space": ("space", str, "comma-separated parts of cell,macro,sparsity,attack,resnet,training (default: the first four; cell with --backend table)"),
     "--scheduler": ("scheduler", str, "moasha | asha | hyperband | fifo"),
     "--searcher": ("searcher", str, "random | tpe | nsga2 | motpe (default: tpe for one objective, motpe for several)"),
     "--objectives": ("objectives", str, "comma-separated, name or name:max / name:min (default: clean_acc,robust_acc,sparsity)"),

@@ -14,6 +14,9 @@ array of length ``len(FEATURE_NAMES)``:
 * attack: one-hot method, ``eps``, ``attack_steps``, ``step_size`` (1/255 units; FGSM-RS's own
   1.25 * eps when not given), ``trades_beta`` (0 unless TRADES);
 * ``family=<name>``: one-hot of the family.
+* robust training: ``awp_gamma``, one-hot ``weight_averaging``, ``ema_decay`` (0 without
+  EMA), ``wot_segments`` (0 without WOT), ``part``, ``part_eps_low`` (1 without PART: every
+  pixel keeps eps), ``stop_on_overfit`` (0 unless FGSM-RS, the one method that checks).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from robnas.spaces._attack import ATTACK_METHODS
 from robnas.spaces._cell_features import CELL_FEATURES, cell_features
 from robnas.spaces._compose import TrialConfig, decode
 from robnas.spaces._family import FAMILIES
+from robnas.spaces._robust_training import WEIGHT_AVERAGING
 from robnas.spaces._runtime import RUNTIME_KEYS
 from robnas.spaces._sparsity import SPARSITY_GRANULARITIES, SPARSITY_SCHEDULES
 
@@ -44,6 +48,13 @@ FEATURE_NAMES: tuple[str, ...] = (
     "step_size",
     "trades_beta",
     *(f"family={name}" for name in FAMILIES),
+    "awp_gamma",
+    *(f"weight_averaging={w}" for w in WEIGHT_AVERAGING),
+    "ema_decay",
+    "wot_segments",
+    "part",
+    "part_eps_low",
+    "stop_on_overfit",
 )
 
 if len(set(FEATURE_NAMES)) != len(FEATURE_NAMES):  # pragma: no cover
@@ -68,7 +79,7 @@ def _architecture(trial: TrialConfig) -> list[float]:
 
 def encode_trial(trial: TrialConfig) -> np.ndarray:
     """Float64 array ``(len(FEATURE_NAMES),)`` of a decoded trial."""
-    sparsity, attack = trial.sparsity, trial.attack
+    sparsity, attack, robust = trial.sparsity, trial.attack, trial.robust
     step_size = 1.25 * attack.eps if attack.step_size is None else attack.step_size
     values = [
         *_architecture(trial),
@@ -82,6 +93,13 @@ def encode_trial(trial: TrialConfig) -> np.ndarray:
         step_size,
         attack.trades_beta if attack.method == "trades" else 0.0,
         *(float(trial.family == name) for name in FAMILIES),
+        robust.awp_gamma,
+        *(float(robust.weight_averaging == w) for w in WEIGHT_AVERAGING),
+        robust.ema_decay if robust.weight_averaging == "ema" else 0.0,
+        float(robust.wot_segments) if robust.weight_averaging == "wot" else 0.0,
+        float(robust.part),
+        robust.part_eps_low if robust.part else 1.0,
+        float(robust.stop_on_overfit and attack.method == "fgsm_rs"),
     ]
     return np.asarray(values, dtype=float)
 

@@ -24,14 +24,17 @@ from robnas.trainables._layout import read_results
 
 def finished_after_last_save(path: Path, max_epochs: int) -> dict[str, dict[str, Any]]:
     """``{trial_id: last result row}`` of the trials Tune's state lists as unfinished whose
-    ``result.json`` shows them finished (last epoch ``max_epochs``, or diverged)."""
+    ``result.json`` shows them finished (last epoch ``max_epochs``, diverged, or stopped on
+    catastrophic overfitting)."""
     state_file = newest_experiment_state(path)
     if state_file is None:
         return {}
     finished = {}
     for trial_id, dirname in unfinished_trials(state_file).items():
         rows = read_results(path / dirname)
-        if rows and (rows[-1].get("epoch") == max_epochs or rows[-1].get("diverged") is True):
+        last = rows[-1] if rows else {}
+        if rows and (last.get("epoch") == max_epochs or last.get("diverged") is True
+                     or last.get("stopped_on_overfit") is True):
             finished[trial_id] = rows[-1]
     return finished
 

@@ -1,7 +1,7 @@
 """Search spaces as Ray Tune domains and their decoding into typed trial configurations.
 
 A space is a plain dict of Ray Tune domains composed from named parts (``cell``, ``macro``,
-``resnet``, ``sparsity``, ``attack``); ``decode(config)`` turns one sampled flat config into a
+``resnet``, ``sparsity``, ``attack``, ``training``); ``decode(config)`` turns one sampled flat config into a
 frozen ``TrialConfig``, whose network belongs to an architecture family (``FAMILIES``: ``nb201``,
 ``resnet``). Attack budgets are in units of 1/255.
 """
@@ -35,6 +35,7 @@ from robnas.spaces._objectives import (
     default_direction,
     parse_objectives,
 )
+from robnas.spaces._robust_training import WEIGHT_AVERAGING, RobustTrainingConfig, robust_training_space
 from robnas.spaces._runtime import RUNTIME_KEYS, scalarize
 from robnas.spaces._sparsity import (
     SPARSITY_GRANULARITIES,
@@ -65,6 +66,7 @@ __all__ = [
     "SPARSITY_SCHEDULES",
     "TRIAL_OBJECTIVES",
     "ArchFamily",
+    "WEIGHT_AVERAGING",
     "AttackConfig",
     "Objective",
     "EvalConfig",
@@ -72,10 +74,12 @@ __all__ = [
     "MacroConfig",
     "NB201Arch",
     "ResNetArch",
+    "RobustTrainingConfig",
     "SparsityConfig",
     "TrainingConfig",
     "TrialConfig",
     "attack_space",
+    "robust_training_space",
     "budget_fraction",
     "build_space",
     "cell_space",

@@ -23,6 +23,7 @@ from robnas.spaces._genotype import Genotype
 from robnas.spaces._macro import MacroConfig, macro_space
 from robnas.spaces._nb201 import DEFAULT_ARCH, NB201Arch
 from robnas.spaces._resnet_space import resnet_space
+from robnas.spaces._robust_training import PART_ATTACKS, RobustTrainingConfig, robust_training_space
 from robnas.spaces._sparsity import SparsityConfig, sparsity_space
 from robnas.spaces._suggest import did_you_mean
 from robnas.spaces._training import TrainingConfig
@@ -48,6 +49,7 @@ _SECTIONS: dict[str, type] = {
     "attack": AttackConfig,
     "evaluation": EvalConfig,
     "training": TrainingConfig,
+    "robust": RobustTrainingConfig,
 }
 
 
@@ -63,6 +65,7 @@ class TrialConfig:
     attack: AttackConfig = field(default_factory=AttackConfig)
     evaluation: EvalConfig = field(default_factory=EvalConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    robust: RobustTrainingConfig = field(default_factory=RobustTrainingConfig)
 
     def __post_init__(self) -> None:
         try:
@@ -74,6 +77,9 @@ class TrialConfig:
             value = getattr(self, name)
             if not isinstance(value, cls):
                 raise ValueError(f"TrialConfig.{name} must be a {cls.__name__}, got {value!r}")
+        if self.robust.part and self.attack.method not in PART_ATTACKS:
+            raise ValueError(f"config key 'part': PART needs attack {' or '.join(map(repr, PART_ATTACKS))}, "
+                             f"got {self.attack.method!r}")
 
     @property
     def family(self) -> str:
@@ -132,6 +138,13 @@ CONFIG_FIELDS: Mapping[str, ConfigField] = {
     "augment": ConfigField("training", "augment", bool),
     "precision": ConfigField("training", "precision", str),
     "memory_format": ConfigField("training", "memory_format", str),
+    "awp_gamma": ConfigField("robust", "awp_gamma", float),
+    "weight_averaging": ConfigField("robust", "weight_averaging", str),
+    "ema_decay": ConfigField("robust", "ema_decay", float),
+    "wot_segments": ConfigField("robust", "wot_segments", int),
+    "part": ConfigField("robust", "part", bool),
+    "part_eps_low": ConfigField("robust", "part_eps_low", float),
+    "stop_on_overfit": ConfigField("robust", "stop_on_overfit", bool),
 }
 
 #: Every key ``decode`` accepts: the families' keys, ``family``, then ``CONFIG_FIELDS``.
@@ -241,6 +254,7 @@ SPACE_PARTS: dict[str, Callable[..., dict[str, Any]]] = {
     "sparsity": _sparsity_part,
     "attack": attack_space,
     "resnet": _resnet_part,
+    "training": robust_training_space,
 }
 
 

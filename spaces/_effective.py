@@ -4,7 +4,10 @@ Two configurations train the same network when they differ only in keys the trai
 - the network up to its family's canonical form (an NB201 cell up to isomorphism);
 - the sparsity schedule and granularity of a dense network (target 0, or schedule ``none``);
 - the ascent steps of ``fgsm_rs`` (one step), the TRADES weight of every other method, and the
-  whole budget (eps, steps, step size, TRADES weight) of clean training (``attack: none``).
+  whole budget (eps, steps, step size, TRADES weight) of clean training (``attack: none``);
+- the EMA decay of a trial without EMA, WOT's pieces of a trial without WOT, PART's low
+  budget of a trial without PART, and the overfitting stop of a trial that does not
+  train with FGSM-RS (the only method that checks for catastrophic overfitting).
 Every other key counts, and a missing key counts as its default (per data set), so
 ``{"sparsity": 0}`` and ``{}`` are the same network. The searcher, the screening pool and the
 analysis deduplicate on this key.
@@ -22,6 +25,7 @@ from robnas.spaces._attack import AttackConfig
 from robnas.spaces._compose import TrialConfig, decode, encode
 from robnas.spaces._family import family_of
 from robnas.spaces._keys import config_key
+from robnas.spaces._robust_training import RobustTrainingConfig
 from robnas.spaces._runtime import RUNTIME_KEYS
 from robnas.spaces._sparsity import SparsityConfig
 
@@ -45,6 +49,16 @@ def effective_config(trial: TrialConfig) -> TrialConfig:
         if attack.method == "fgsm_rs":
             fields["steps"] = 1
         changes["attack"] = dataclasses.replace(attack, **fields)
+    robust, unused = trial.robust, {}
+    if robust.weight_averaging != "ema":
+        unused["ema_decay"] = RobustTrainingConfig.ema_decay
+    if robust.weight_averaging != "wot":
+        unused["wot_segments"] = RobustTrainingConfig.wot_segments
+    if not robust.part:
+        unused["part_eps_low"] = RobustTrainingConfig.part_eps_low
+    if attack.method != "fgsm_rs":
+        unused["stop_on_overfit"] = RobustTrainingConfig.stop_on_overfit
+    changes["robust"] = dataclasses.replace(robust, **unused)
     return dataclasses.replace(trial, **changes)
 
 

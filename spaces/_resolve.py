@@ -18,8 +18,18 @@ from robnas.spaces._runtime import RUNTIME_KEYS
 __all__ = ["KEYS_ADDED", "complete_record", "fill_defaults", "resolve_fixed"]
 
 #: Trial keys added after robnas began recording ``resolved_trial``, each with the value every
-#: trial had before the key existed (``eval_loss``: the evaluation PGD ascended cross-entropy).
-KEYS_ADDED: Mapping[str, Any] = MappingProxyType({"eval_loss": "ce"})
+#: trial had before the key existed (``eval_loss``: the evaluation PGD ascended cross-entropy;
+#: the robust-training methods were off).
+KEYS_ADDED: Mapping[str, Any] = MappingProxyType({
+    "eval_loss": "ce",
+    "awp_gamma": 0.0,
+    "weight_averaging": "none",
+    "ema_decay": 0.999,
+    "wot_segments": 4,
+    "part": False,
+    "part_eps_low": 0.875,
+    "stop_on_overfit": False,
+})
 
 
 #: Flat key -> the keys of its other form in some family (``arch`` -> the edge keys).

@@ -27,6 +27,7 @@ SPACE_DOMAIN_BUILDERS = {
     "_cell.py": {"cell_space"},
     "_macro.py": {"macro_space"},
     "_resnet_space.py": {"resnet_space"},
+    "_robust_training.py": {"robust_training_space"},
     "_sparsity.py": {"sparsity_space"},
 }
 

@@ -28,10 +28,22 @@ def feature(vector: np.ndarray, name: str) -> float:
 # ------------------------------------------------------------------ encoding
 
 
+def test_encoding_carries_the_robust_training_methods():
+    plain = encode_config({"arch": C})
+    assert feature(plain, "awp_gamma") == 0.0 and feature(plain, "weight_averaging=none") == 1.0
+    assert feature(plain, "ema_decay") == 0.0 and feature(plain, "stop_on_overfit") == 0.0
+    methods = encode_config({"arch": C, "awp_gamma": 0.01, "weight_averaging": "ema", "ema_decay": 0.99})
+    assert feature(methods, "awp_gamma") == 0.01 and feature(methods, "weight_averaging=ema") == 1.0
+    assert feature(methods, "ema_decay") == 0.99
+    # The overfitting stop counts only where the check runs: FGSM-RS trials.
+    assert feature(encode_config({"arch": C, "stop_on_overfit": True}), "stop_on_overfit") == 0.0
+    assert feature(encode_config({"arch": C, "attack": "fgsm_rs", "stop_on_overfit": True}), "stop_on_overfit") == 1.0
+
+
 def test_encoding_is_fixed_length_and_deterministic():
     config = {"arch": C, "width": 16, "sparsity": 0.5, "sparsity_schedule": "oneshot", "attack": "trades"}
     first, second = encode_config(config), encode_config(dict(config))
-    assert first.shape == (len(FEATURE_NAMES),) == (58 + 22 + 2,)  # NB201 and trial keys, resnet, family
+    assert first.shape == (len(FEATURE_NAMES),) == (58 + 9 + 22 + 2,)  # NB201 and trial keys, robust training, resnet, family
     assert np.array_equal(first, second)
     assert feature(first, "log2_width") == 4.0
     assert feature(first, "sparsity_effective") == 0.5

@@ -12,6 +12,7 @@ from robnas.search._settings import SearchSettings
 from robnas.search._trainables import with_trial_defaults
 from robnas.spaces import DEFAULT_ARCH, EDGE_KEYS, decode, encode, fill_defaults, resolve_fixed
 from robnas.spaces._compose import CONFIG_FIELDS
+from robnas.spaces._resolve import KEYS_ADDED
 
 CELL = "|nor_conv_1x1~0|+|skip_connect~0|nor_conv_3x3~1|+|none~0|avg_pool_3x3~1|nor_conv_3x3~2|"
 
@@ -115,11 +116,16 @@ def test_robnas_json_round_trip_and_old_files(tmp_path):
     _write_settings(tmp_path, settings, record)
     saved = json.loads((tmp_path / "robnas.json").read_text())
     assert set(saved) == {"settings", "resolved_trial", "searched_keys", "score_scales", "versions"}
-    assert read_trial_record(tmp_path) == record
+    # Recorded before the robust-training keys existed: its trials trained without those methods.
+    assert read_trial_record(tmp_path) == {
+        **record, "resolved_trial": {**record["resolved_trial"], "awp_gamma": 0.0, "weight_averaging": "none",
+                                     "ema_decay": 0.999, "wot_segments": 4, "part": False, "part_eps_low": 0.875,
+                                     "stop_on_overfit": False}}
     # Recorded before eval_loss existed: its trials ascended cross-entropy, whatever today's default.
     before_loss = {**record, "resolved_trial": {"width": 8, "eval_steps": 10}}
     _write_settings(tmp_path, settings, before_loss)
-    assert read_trial_record(tmp_path)["resolved_trial"] == {"width": 8, "eval_steps": 10, "eval_loss": "ce"}
+    assert read_trial_record(tmp_path)["resolved_trial"] == {"width": 8, "eval_steps": 10, **KEYS_ADDED}
+    assert KEYS_ADDED["eval_loss"] == "ce"
     older = {"resolved_trial": {"width": 8}, "searched_keys": []}  # before score_scales: none
     _write_settings(tmp_path, settings, older)
     assert read_trial_record(tmp_path) == {**older, "score_scales": {}}

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from robnas.spaces._attack import ATTACK_METHODS, AttackConfig, attack_space
+from robnas.spaces._robust_training import RobustTrainingConfig
 from robnas.spaces._cell import cell_space
 from robnas.spaces._compose import (
     CONFIG_FIELDS,
@@ -308,7 +309,7 @@ def test_encode_is_flat_and_inverted_by_decode():
 
 def test_config_keys_table_covers_every_dataclass_field():
     sections = {"sparsity": SparsityConfig, "attack": AttackConfig,
-                "evaluation": EvalConfig, "training": TrainingConfig}
+                "evaluation": EvalConfig, "training": TrainingConfig, "robust": RobustTrainingConfig}
     targets = {(dest.section, dest.field) for dest in CONFIG_FIELDS.values()}
     expected = {(name, f.name) for name, cls in sections.items() for f in dataclasses.fields(cls)}
     assert targets == expected

@@ -39,8 +39,13 @@ def without_times(rows):
 @pytest.mark.parametrize(
     "overrides",
     [{"attack": "pgd"}, {"attack": "fgsm_rs"}, {"attack": "trades"}, {"attack": "fgsm_rs", "eval_restarts": 3},
-     {"attack": "pgd", "eval_loss": "ce+margin", "eval_restarts": 2}],
-    ids=["pgd", "fgsm_rs", "trades", "eval_restarts", "eval_loss"],
+     {"attack": "pgd", "eval_loss": "ce+margin", "eval_restarts": 2},
+     {"attack": "pgd", "awp_gamma": 0.01}, {"attack": "trades", "awp_gamma": 0.005},
+     {"attack": "pgd", "weight_averaging": "ema", "ema_decay": 0.9},
+     {"attack": "fgsm_rs", "awp_gamma": 0.01, "weight_averaging": "ema"},
+     {"attack": "pgd", "weight_averaging": "wot"}, {"attack": "pgd", "part": True}],
+    ids=["pgd", "fgsm_rs", "trades", "eval_restarts", "eval_loss", "pgd_awp", "trades_awp", "ema", "fgsm_rs_awp_ema",
+         "wot", "part"],
 )
 def test_restored_run_reports_the_same_metrics_as_the_uninterrupted_one(overrides, tmp_path):
     config = tiny(**overrides)
@@ -93,13 +98,13 @@ def test_the_attack_is_crafted_on_the_augmented_batch(monkeypatch):
     replay = torch.Generator()
     replay.set_state(runner.generator.get_state())
     seen = []
-    real = _trial.training_loss
+    real = _trial.training_examples
 
     def recording(model, x, y, attack, generator):
         seen.append(x.clone())
         return real(model, x, y, attack, generator)
 
-    monkeypatch.setattr(_trial, "training_loss", recording)
+    monkeypatch.setattr(_trial, "training_examples", recording)
     runner.run_epoch()
     # The draws in order: the epoch's order, then this batch's crops and flips (the attack's after).
     order = torch.randperm(len(data.x_train), generator=replay)

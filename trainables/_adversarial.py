@@ -19,7 +19,7 @@ from robnas.spaces._attack import ATTACK_METHODS, budget_fraction
 from ._fgsm_rs import fgsm_rs
 from ._pgd import attack_mode, pgd, uniform_noise
 from ._pgd_eval import pgd_broken, step_losses
-from ._trades import trades_loss
+from ._trades import trades_examples, trades_objective
 
 
 def training_loss(
@@ -34,25 +34,40 @@ def training_loss(
     method is plain clean cross-entropy and no attack runs. Attacks run in eval mode; the loss
     forward pass runs in the model's current mode. Call ``loss.backward()`` on the result.
     """
+    x_adv = training_examples(model, x, y, attack, generator)
+    return batch_loss(model, x, x_adv, y, attack)
+
+
+def training_examples(
+    model: nn.Module, x: Tensor, y: Tensor, attack: Any, generator: torch.Generator
+) -> Tensor:
+    """The examples ``training_loss`` trains on, detached, shape of ``x``: the attack's (see
+    there), or ``x`` itself for ``"none"`` and ``eps == 0``."""
     method = attack.method
     if method not in ATTACK_METHODS:
         raise ValueError(f"unknown attack method {method!r}; allowed: {', '.join(ATTACK_METHODS)}")
     if method == "none":
-        return F.cross_entropy(model(x), y)
+        return x
     eps = budget_fraction(attack.eps, name="attack.eps")
     if eps == 0.0:
-        return F.cross_entropy(model(x), y)
+        return x
     step_size = attack.step_size
     if step_size is not None or method != "fgsm_rs":  # None: fgsm_rs's own default, 1.25 * eps
         step_size = budget_fraction(step_size, name="attack.step_size")
     if method == "pgd":
-        x_adv = pgd(model, x, y, eps=eps, step_size=step_size, steps=attack.steps,
-                    random_start=True, generator=generator)
-    elif method == "fgsm_rs":
-        x_adv = fgsm_rs(model, x, y, eps=eps, step_size=step_size, generator=generator)
-    else:
-        return trades_loss(model, x, y, eps=eps, step_size=step_size, steps=attack.steps,
-                           beta=float(attack.trades_beta), generator=generator)
+        return pgd(model, x, y, eps=eps, step_size=step_size, steps=attack.steps,
+                   random_start=True, generator=generator)
+    if method == "fgsm_rs":
+        return fgsm_rs(model, x, y, eps=eps, step_size=step_size, generator=generator)
+    return trades_examples(model, x, eps=eps, step_size=step_size, steps=attack.steps, generator=generator)
+
+
+def batch_loss(model: nn.Module, x: Tensor, x_adv: Tensor, y: Tensor, attack: Any) -> Tensor:
+    """Scalar loss of one batch given its ``training_examples``, in the model's current mode:
+    the TRADES objective of ``(x, x_adv)`` for ``"trades"`` with eps > 0, else cross-entropy
+    on ``x_adv``."""
+    if attack.method == "trades" and x_adv is not x:
+        return trades_objective(model, x, x_adv, y, beta=float(attack.trades_beta))
     return F.cross_entropy(model(x_adv), y)
 
 

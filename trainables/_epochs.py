@@ -32,6 +32,8 @@ class TrialEpochs:
     ``resumed_from_epoch`` (the epoch restored from; 0: started from scratch), ``score`` (with
     ``score_weights``, over the metrics scaled by ``score_scales``) and, on the first report after a skipped checkpoint, ``restore_warning``.
     A diverged epoch yields NaN objectives, ``diverged=True`` and ``error``, and ends the run.
+    An epoch that reports ``catastrophic_overfit`` ends the run, with ``stopped_on_overfit=True``,
+    when the trial's ``stop_on_overfit`` is set.
     """
 
     def __init__(self, runner: TrialRunner, *, score_weights: Mapping[str, float] | None = None,
@@ -67,6 +69,9 @@ class TrialEpochs:
             if self._notes:  # restore problems go into the trial's results, not only a log
                 metrics["restore_warning"] = "; ".join(self._notes)
                 self._notes = []
+            if metrics.get("catastrophic_overfit") and self.runner.config.robust.stop_on_overfit:
+                yield {**metrics, "stopped_on_overfit": True}
+                return
             yield metrics
 
     def save(self, directory: str | os.PathLike) -> Path:

@@ -28,9 +28,26 @@ def trades_loss(
 ) -> Tensor:
     """``CE(f(x), y) + beta * KL(softmax f(x) || softmax f(x'))``, KL averaged over the batch.
 
-    ``x'`` maximises the KL term: start ``x + 0.001 * N(0, 1)``, then ``steps`` signed-gradient
-    steps of ``step_size`` projected onto the eps-ball and [0, 1]. Defaults are the paper's
-    CIFAR-10 setting (eps 0.031 ~ 8/255, step 0.007 ~ 2/255, 10 steps, beta 6). Returns a scalar.
+    ``x'`` maximises the KL term (:func:`trades_examples`). Defaults are the paper's CIFAR-10
+    setting (eps 0.031 ~ 8/255, step 0.007 ~ 2/255, 10 steps, beta 6). Returns a scalar.
+    """
+    x_adv = trades_examples(model, x, eps=eps, step_size=step_size, steps=steps, generator=generator)
+    return trades_objective(model, x, x_adv, y, beta=beta)
+
+
+def trades_examples(
+    model: nn.Module,
+    x: Tensor,
+    *,
+    eps: float = 8 / 255,
+    step_size: float = 2 / 255,
+    steps: int = 10,
+    generator: torch.Generator,
+) -> Tensor:
+    """TRADES's inner maximisation: detached ``x'``, shape of ``x``, that maximises the KL term.
+
+    Start ``x + 0.001 * N(0, 1)``, then ``steps`` signed-gradient steps of ``step_size``
+    projected onto the eps-ball and [0, 1].
     """
     check_attack_args("trades_loss", eps=eps, step_size=step_size, steps=steps)
     generator = require_generator(generator, "trades_loss")
@@ -45,8 +62,14 @@ def trades_loss(
             kl = F.kl_div(F.log_softmax(model(x_adv), dim=1), p_clean, reduction="sum")
             grad = input_gradient(kl, x_adv)
             x_adv = project(x_adv.detach() + step_size * grad.sign(), x, eps)
+    return x_adv.detach()
+
+
+def trades_objective(model: nn.Module, x: Tensor, x_adv: Tensor, y: Tensor, *, beta: float = 6.0) -> Tensor:
+    """The TRADES loss of clean ``x`` and its examples ``x_adv`` in the model's current mode:
+    ``CE(f(x), y) + beta * KL(softmax f(x) || softmax f(x_adv))`` (KL averaged over the batch)."""
     logits_clean = model(x)
-    logits_adv = model(x_adv.detach())
+    logits_adv = model(x_adv)
     loss_clean = F.cross_entropy(logits_clean, y)
     loss_robust = F.kl_div(F.log_softmax(logits_adv, dim=1), F.softmax(logits_clean, dim=1),
                            reduction="batchmean")
