@@ -13,7 +13,8 @@ cells get the same vector:
   in edges, and the paths without a convolution;
 * macro: ``log2_width``, ``cells_per_stage``;
 * sparsity: ``sparsity`` (target), ``sparsity_effective`` (0 when dense), one-hot schedule and
-  granularity;
+  granularity, and for an active dynamic schedule (else 0) ``sparsity_drop_fraction``,
+  ``log2_update_every`` (optimiser steps) and ``sup_tickets`` (0 or 1);
 * attack: one-hot method, ``eps``, ``attack_steps``, ``step_size`` (1/255 units; FGSM-RS's own
   1.25 * eps when not given), ``trades_beta`` (0 unless TRADES).
 """
@@ -51,6 +52,9 @@ FEATURE_NAMES: tuple[str, ...] = (
     "sparsity_effective",
     *(f"schedule={s}" for s in SPARSITY_SCHEDULES),
     *(f"granularity={g}" for g in SPARSITY_GRANULARITIES),
+    "sparsity_drop_fraction",
+    "log2_update_every",
+    "sup_tickets",
     *(f"attack={m}" for m in ATTACK_METHODS),
     "eps",
     "attack_steps",
@@ -110,6 +114,9 @@ def encode_trial(trial: TrialConfig) -> np.ndarray:
         sparsity.target if sparsity.active else 0.0,
         *(float(sparsity.schedule == s) for s in SPARSITY_SCHEDULES),
         *(float(sparsity.granularity == g) for g in SPARSITY_GRANULARITIES),
+        sparsity.drop_fraction if sparsity.dynamic else 0.0,
+        math.log2(sparsity.update_every) if sparsity.dynamic else 0.0,
+        float(sparsity.dynamic and sparsity.sup_tickets),
         *(float(attack.method == m) for m in ATTACK_METHODS),
         attack.eps,
         float(attack.steps),

@@ -32,6 +32,7 @@ from robnas.spaces._objectives import (
 )
 from robnas.spaces._runtime import RUNTIME_KEYS, scalarize
 from robnas.spaces._sparsity import (
+    DYNAMIC_SCHEDULES,
     SPARSITY_GRANULARITIES,
     SPARSITY_SCHEDULES,
     SparsityConfig,
@@ -54,6 +55,7 @@ __all__ = [
     "PRECISIONS",
     "RUNTIME_KEYS",
     "SPACE_PARTS",
+    "DYNAMIC_SCHEDULES",
     "SPARSITY_GRANULARITIES",
     "SPARSITY_SCHEDULES",
     "TRIAL_OBJECTIVES",

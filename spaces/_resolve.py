@@ -18,8 +18,15 @@ from robnas.spaces._runtime import RUNTIME_KEYS
 __all__ = ["KEYS_ADDED", "complete_record", "fill_defaults", "resolve_fixed"]
 
 #: Trial keys added after robnas began recording ``resolved_trial``, each with the value every
-#: trial had before the key existed (``eval_loss``: the evaluation PGD ascended cross-entropy).
-KEYS_ADDED: Mapping[str, Any] = MappingProxyType({"eval_loss": "ce"})
+#: trial had before the key existed (``eval_loss``: the evaluation PGD ascended cross-entropy;
+#: no trial had a dynamic sparsity schedule, so drop fraction and update interval, RigL's own,
+#: change nothing, and no trial averaged tickets).
+KEYS_ADDED: Mapping[str, Any] = MappingProxyType({
+    "eval_loss": "ce",
+    "sparsity_drop_fraction": 0.3,
+    "sparsity_update_every": 100,
+    "sup_tickets": False,
+})
 
 
 def resolve_fixed(fixed: Mapping[str, Any], searched: Collection[str]) -> dict[str, Any]:

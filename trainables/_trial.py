@@ -2,7 +2,8 @@
 
 ``TrialRunner`` owns everything a trial needs: the decoded network, the optimiser and its
 learning-rate schedule, the pruning masks and one ``torch.Generator`` for data order,
-augmentation (crops, flips) and attack random starts. ``state_dict()`` captures all of it, so a
+augmentation (crops, flips) and attack random starts; a dynamic sparsity schedule adds its own
+generator (seeded with ``seed + 2``, so data order does not depend on the schedule) and step counter. ``state_dict()`` captures all of it, so a
 run restored after epoch k reports the same metrics at every later epoch as the uninterrupted
 run with the same seed, on the same device and precision.
 
@@ -30,6 +31,7 @@ from robnas.trainables._augment import augment
 from robnas.trainables._counting import count_macs, count_parameters
 from robnas.trainables._data import Dataset, load_dataset
 from robnas.trainables._device import use_deterministic_kernels
+from robnas.trainables._dynamic_sparsity import SEED_OFFSET, DynamicSparsity
 from robnas.trainables._layout import read_checkpoint, unreadable, write_checkpoint
 from robnas.trainables._network import build_network
 from robnas.trainables._precision import PrecisionForward, resolve_memory_format, resolve_precision
@@ -102,6 +104,14 @@ class TrialRunner:
             total_steps=training.max_epochs * self.steps_per_epoch,
         )
         self.masks = MaskSet.for_model(self.model, config.sparsity.granularity)
+        #: SET / RigL mask updates (``None`` unless the schedule is dynamic and the target > 0).
+        self.dynamic_sparsity: DynamicSparsity | None = None
+        if config.sparsity.dynamic:
+            self.dynamic_sparsity = DynamicSparsity(
+                config.sparsity, total_steps=training.max_epochs * self.steps_per_epoch,
+                seed=training.seed + SEED_OFFSET, lr=training.lr,
+            )
+            self.dynamic_sparsity.start(self.model, self.masks)
         self.generator = torch.Generator(device="cpu").manual_seed(training.seed + 1)
         self.epoch = 0
 
@@ -116,7 +126,7 @@ class TrialRunner:
         [0, 1] on the held-out split), ``sparsity`` (measured fraction of prunable weights that
         are zero), ``target_sparsity`` (the sparsity the schedule sets for the trial's last
         epoch: what a gradually pruned trial will reach), ``params`` (non-zero parameters), ``macs`` (dense multiply-accumulates per
-        image), ``sparse_macs``, ``train_loss`` (mean over batches) and ``epoch_time_s``.
+        image; with a dynamic schedule by channel, those of the channels kept), ``sparse_macs``, ``train_loss`` (mean over batches) and ``epoch_time_s``.
 
         Raises:
             DivergedError: if the training loss is NaN or infinite.
@@ -128,7 +138,7 @@ class TrialRunner:
         target = scheduled_sparsity(
             sparsity.schedule, sparsity.target, self.epoch, training.max_epochs
         )
-        if target > 0:
+        if target > 0 and self.dynamic_sparsity is None:
             self.masks.prune_to(self.model, target)
         train_loss = self._train_one_epoch()
         train_time = time.perf_counter() - start
@@ -145,7 +155,7 @@ class TrialRunner:
                 sparsity.schedule, sparsity.target, training.max_epochs - 1, training.max_epochs
             ),
             "params": count_parameters(self.model, nonzero=True),
-            "macs": self.macs,
+            "macs": self._macs(),
             "sparse_macs": count_macs(self.model, self.input_shape, nonzero=True),
             "train_loss": train_loss,
             "lr": self.optimizer.param_groups[0]["lr"],
@@ -168,14 +178,25 @@ class TrialRunner:
             loss = training_loss(model, x, self.y_train[index], attack, generator)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            self.optimizer.step()
+            if self.dynamic_sparsity is None:
+                self.optimizer.step()
+            else:  # a mask update takes the place of the optimiser step at update steps
+                self.dynamic_sparsity.step(self.model, self.masks, self.optimizer)
             self.lr_schedule.step()
             self.masks.apply(self.model)
+            if self.dynamic_sparsity is not None:
+                self.dynamic_sparsity.finish_step(self.model, self.masks)
             total += loss.detach()
         mean_loss = float(total) / self.steps_per_epoch
         if not math.isfinite(mean_loss):
             raise DivergedError(f"training loss is {mean_loss} in epoch {self.epoch + 1}")
         return mean_loss
+
+    def _macs(self) -> int:
+        """Dense MACs, or those of the channels kept when a dynamic schedule moves channels."""
+        if self.dynamic_sparsity is not None and self.dynamic_sparsity.channel:
+            return count_macs(self.model, self.input_shape, live_channels=True)
+        return self.macs
 
     def _epoch_generator(self) -> torch.Generator:
         """The generator of this epoch's batch draws (crops, flips, attack starts): the trial's
@@ -188,7 +209,7 @@ class TrialRunner:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly: tensors and plain Python values only."""
-        return {
+        state = {
             "epoch": self.epoch,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -196,6 +217,9 @@ class TrialRunner:
             "masks": self.masks.state_dict(),
             "generator": self.generator.get_state(),
         }
+        if self.dynamic_sparsity is not None:
+            state["dynamic_sparsity"] = self.dynamic_sparsity.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
@@ -203,6 +227,8 @@ class TrialRunner:
         self.lr_schedule.load_state_dict(state["lr_schedule"])
         self.masks.load_state_dict(state["masks"])
         self.generator.set_state(state["generator"].cpu())  # read onto the device; the generator is the CPU's
+        if self.dynamic_sparsity is not None:
+            self.dynamic_sparsity.load_state_dict(state["dynamic_sparsity"])
         self.epoch = int(state["epoch"])
 
     def save(self, path: str | os.PathLike) -> Path:
