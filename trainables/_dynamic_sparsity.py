@@ -10,9 +10,12 @@ a fraction of each layer's kept units (:mod:`robnas.trainables._drop_grow`):
   L1 norm of ``|g|``) of the step's training loss (the adversarial loss under adversarial training).
 
 The fraction is RigL's cosine decay, ``drop_fraction * (1 + cos(pi * t / T_end)) / 2`` at step
-``t``. As in RigL, a mask update takes the place of that step's optimiser step; grown units
-start at zero (weights; channels: see below) with zero momentum; a unit dropped and grown
-back in one update keeps its value.
+``t``. Grown units start at zero (weights; channels: see below) with zero momentum; a unit
+dropped and grown back in one update keeps its value. RigL's update takes the place of that
+step's optimiser step; here the step is taken and the update follows, with the same gradient
+(the one at the weights before the step) and the magnitudes after it: at digits' interval of 5
+steps, skipping would drop a fifth of the optimiser steps before 75 % of training, against
+RigL's 1 % at its interval of 100.
 
 Departures from the papers, kept so that every schedule of a search differs only in how it moves
 the mask: the sparsity of each layer is the target (as ``MaskSet.prune_to`` distributes it: every
@@ -79,7 +82,7 @@ class DynamicSparsity:
     """Mask updates of one trial, over ``total_steps`` optimiser steps.
 
     Call :meth:`start` once on the fresh network, :meth:`step` in place of ``optimizer.step()``
-    after each backward pass, and :meth:`finish_step` after the step (and the learning-rate
+    after each backward pass (it steps, then updates the masks when due), and :meth:`finish_step` after the step (and the learning-rate
     schedule's step). ``state_dict()`` holds the step counter, the generator of the random draws
     (seeded with ``seed``) and the Sup-tickets average, for an exact resume.
     """
@@ -115,16 +118,15 @@ class DynamicSparsity:
         random_start(model, masks, self.config.target, self.generator)
 
     def step(self, model: nn.Module, masks: MaskSet, optimizer: torch.optim.Optimizer) -> None:
-        """The optimiser step of this step: a mask update at update steps, else ``optimizer.step()``
-        (at the Sup-tickets cyclic learning rate in its cycles)."""
-        fraction = self.update_fraction(self.steps_done)
-        if fraction > 0:
-            self.update_masks(model, masks, optimizer, fraction)
-            return
+        """``optimizer.step()`` (at the Sup-tickets cyclic learning rate in its cycles), then the
+        mask update at update steps, by the gradients the step used."""
         if self.tickets is not None and self.steps_done >= self.tickets.start:
             for group in optimizer.param_groups:
                 group["lr"] = self.tickets.lr_at(self.steps_done)
         optimizer.step()
+        fraction = self.update_fraction(self.steps_done)
+        if fraction > 0:
+            self.update_masks(model, masks, optimizer, fraction)
 
     def finish_step(self, model: nn.Module, masks: MaskSet) -> None:
         """Count the step; at a Sup-tickets cycle's end, superpose its ticket."""

@@ -180,7 +180,7 @@ class TrialRunner:
             loss.backward()
             if self.dynamic_sparsity is None:
                 self.optimizer.step()
-            else:  # a mask update takes the place of the optimiser step at update steps
+            else:  # the optimiser step, then a mask update when one is due
                 self.dynamic_sparsity.step(self.model, self.masks, self.optimizer)
             self.lr_schedule.step()
             self.masks.apply(self.model)
