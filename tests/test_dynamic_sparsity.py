@@ -86,11 +86,11 @@ def test_rigl_regrows_exactly_the_top_gradient_zero_weights():
     optimizer.step()  # momentum buffers exist
     masks.apply(model)
     g = torch.Generator().manual_seed(1)
-    for _, weight in masks._weights_by_name(model):
+    for _, weight in masks.named_weights(model):
         weight.grad = torch.randn(weight.shape, generator=g)  # distinct dense gradients
-    before = {name: (masks.masks[name].clone(), w.detach().clone()) for name, w in masks._weights_by_name(model)}
+    before = {name: (masks.masks[name].clone(), w.detach().clone()) for name, w in masks.named_weights(model)}
     dyn.update_masks(model, masks, optimizer, 0.3)
-    for name, weight in masks._weights_by_name(model):
+    for name, weight in masks.named_weights(model):
         old_mask, old_w = before[name]
         kept = int(old_mask.sum())
         moved = int(0.3 * kept)

@@ -65,7 +65,7 @@ def random_start(model: nn.Module, masks: MaskSet, target: float, generator: tor
     """Random keep-masks at sparsity ``target`` in every layer (by ``masks``' granularity), pruned
     weights zeroed: SET's and RigL's sparse start."""
     channel = masks.granularity == "channel"
-    for name, weight in masks._weights_by_name(model):
+    for name, weight in masks.named_weights(model):
         keep = random_keep(weight.shape[0] if channel else weight.numel(), target, generator)
         masks.masks[name] = _expand(keep.to(weight.device), weight, channel)
     masks.apply(model)
@@ -143,7 +143,7 @@ class DynamicSparsity:
         in ``.grad``, left by the step's backward pass; SET: at random); zero grown weights and
         their momentum (grown channels: freshly initialised), and the dropped weights."""
         rigl = self.config.schedule == "rigl"
-        for name, weight in masks._weights_by_name(model):
+        for name, weight in masks.named_weights(model):
             mask = masks.masks[name]
             keep = mask.flatten(1).any(dim=1) if self.channel else mask.flatten()
             drop_scores = unit_scores(weight.abs(), self.channel)

@@ -106,9 +106,9 @@ class MaskSet:
         return 0.0 if total == 0 else sum(int((~m).sum()) for m in self.masks.values()) / total
 
     def _weights(self, model: nn.Module) -> list[tuple[Tensor, nn.Parameter]]:
-        return [(self.masks[name], weight) for name, weight in self._weights_by_name(model)]
+        return [(self.masks[name], weight) for name, weight in self.named_weights(model)]
 
-    def _weights_by_name(self, model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    def named_weights(self, model: nn.Module) -> list[tuple[str, nn.Parameter]]:
         """``(name, weight)`` of ``model`` for every mask, in the masks' order."""
         try:
             return [(name, model.get_parameter(name)) for name in self.masks]
