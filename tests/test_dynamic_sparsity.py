@@ -180,10 +180,13 @@ def test_channel_updates_move_whole_channels_and_macs_count_the_kept_channels():
     dyn.start(model, masks)
     conv = masks.masks["0.weight"]
     assert conv.flatten(1).all(dim=1).sum() == 2 and not (conv.flatten(1).any(1) ^ conv.flatten(1).all(1)).any()
+    # Linear layers move single weights: every class keeps an output.
+    assert [int(masks.masks[n].sum()) for n in ("5.0.weight", "5.2.weight")] == [20, 50]
     dense = count_macs(model, (3, 5, 5))
-    # Conv: 25 positions x 27 weights per channel, 2 of 4 channels; Linear 4->10: 5 of 10 rows; 10->10: 5.
     assert dense == 25 * 108 + 40 + 100
-    assert count_macs(model, (3, 5, 5), live_channels=True) == 25 * 2 * 27 + 5 * 4 + 5 * 10
+    # Conv: 25 positions x 27 weights per channel, 2 of 4 channels; linear rows with a weight left count whole.
+    rows = [int(masks.masks[n].any(dim=1).sum()) for n in ("5.0.weight", "5.2.weight")]
+    assert count_macs(model, (3, 5, 5), live_channels=True) == 25 * 2 * 27 + rows[0] * 4 + rows[1] * 10
 
 
 def test_grown_channels_start_at_the_default_initialisation_not_zero():
@@ -229,8 +232,9 @@ def test_sup_tickets_re_explore_at_every_cycle_start():
     assert dyn.update_fraction(81) == pytest.approx(0.3)
 
 
-def test_sup_tickets_end_with_the_superposed_network_at_the_target():
-    dyn = _dynamic("rigl", target=0.5, update_every=2, total_steps=12, sup_tickets=True)
+@pytest.mark.parametrize("granularity", ["unstructured", "channel"])
+def test_sup_tickets_end_with_the_superposed_network_at_the_target(granularity):
+    dyn = _dynamic("rigl", granularity, target=0.5, update_every=2, total_steps=12, sup_tickets=True)
     model, masks, _ = _train(dyn, 12)
     assert dyn.tickets.tickets == 3  # 3 cyclic steps (9, 10, 11): 3 one-step cycles
     assert _layer_counts(masks) == [54, 20, 50]

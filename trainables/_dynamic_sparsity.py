@@ -23,7 +23,9 @@ layer at the target, at least one unit kept), not RigL's ERK default; SET uses R
 drop fraction and interval (as RigL's own SET baseline does) instead of a fixed zeta per epoch.
 ``granularity="channel"`` moves whole output channels, the unit Chase (Yin et al. 2023) prunes
 by its unmasked mean magnitude; Chase's gradual channel removal on top of unstructured updates
-is not reproduced: here the channel count is fixed at the target from the start. A grown channel
+is not reproduced: here the channel count is fixed at the target from the start. Channels move
+in convolutions only: a linear layer (the classifier) moves single weights, so that no class
+loses its output (``channel_units``). A grown channel
 starts at PyTorch's default initialisation (uniform in +-1/sqrt(fan_in), drawn from the trial's
 generator), not at zero: in a ReLU-Conv-BN op an all-zero channel makes its batch norm output
 the constant shift, and the next ReLU passes no gradient back while that shift is <= 0, so a
@@ -44,7 +46,8 @@ from robnas.trainables._drop_grow import drop_and_grow, random_keep, unit_scores
 from robnas.trainables._pruning import MaskSet
 from robnas.trainables._sup_tickets import SupTickets
 
-__all__ = ["END_OF_UPDATES", "SEED_OFFSET", "DynamicSparsity", "cosine_drop_fraction", "random_start"]
+__all__ = ["END_OF_UPDATES", "SEED_OFFSET", "DynamicSparsity", "channel_units", "cosine_drop_fraction",
+           "random_start"]
 
 #: Fraction of the optimiser steps after which the cosine-decayed updates stop (RigL's
 #: ``end_step``: 75 % of training).
@@ -60,12 +63,18 @@ def cosine_drop_fraction(initial: float, step: int, end_step: int) -> float:
     return initial * 0.5 * (1.0 + math.cos(math.pi * min(step, end_step) / end_step))
 
 
+def channel_units(granularity: str, weight: torch.Tensor) -> bool:
+    """Whether a layer's units are its output channels: ``channel`` granularity and a
+    convolution (a linear layer's weights move one by one)."""
+    return granularity == "channel" and weight.dim() > 2
+
+
 @torch.no_grad()
 def random_start(model: nn.Module, masks: MaskSet, target: float, generator: torch.Generator) -> None:
     """Random keep-masks at sparsity ``target`` in every layer (by ``masks``' granularity), pruned
     weights zeroed: SET's and RigL's sparse start."""
-    channel = masks.granularity == "channel"
     for name, weight in masks.named_weights(model):
+        channel = channel_units(masks.granularity, weight)
         keep = random_keep(weight.shape[0] if channel else weight.numel(), target, generator)
         masks.masks[name] = _expand(keep.to(weight.device), weight, channel)
     masks.apply(model)
@@ -102,6 +111,7 @@ class DynamicSparsity:
 
     @property
     def channel(self) -> bool:
+        """Whether whole channels move (in the convolutions)."""
         return self.config.granularity == "channel"
 
     def update_fraction(self, step: int) -> float:
@@ -145,19 +155,20 @@ class DynamicSparsity:
         rigl = self.config.schedule == "rigl"
         for name, weight in masks.named_weights(model):
             mask = masks.masks[name]
-            keep = mask.flatten(1).any(dim=1) if self.channel else mask.flatten()
-            drop_scores = unit_scores(weight.abs(), self.channel)
+            channel = channel_units(self.config.granularity, weight)
+            keep = mask.flatten(1).any(dim=1) if channel else mask.flatten()
+            drop_scores = unit_scores(weight.abs(), channel)
             if rigl:
                 if weight.grad is None:
                     raise RuntimeError(f"RigL needs the dense gradient of {name!r}; run backward first")
-                grow_scores = unit_scores(weight.grad.abs(), self.channel)
+                grow_scores = unit_scores(weight.grad.abs(), channel)
             else:
                 grow_scores = torch.rand(keep.numel(), generator=self.generator).to(keep.device)
             new_keep, new_units = drop_and_grow(keep, drop_scores, grow_scores, fraction)
-            masks.masks[name] = _expand(new_keep, weight, self.channel)
-            new = _expand(new_units, weight, self.channel)
+            masks.masks[name] = _expand(new_keep, weight, channel)
+            new = _expand(new_units, weight, channel)
             weight.masked_fill_(new, 0.0)
-            if self.channel and new_units.any():
+            if channel and new_units.any():
                 bound = 1.0 / math.sqrt(weight[0].numel())
                 fresh = torch.rand(weight.shape, generator=self.generator).to(weight.device, weight.dtype)
                 weight.add_(new * (2.0 * fresh - 1.0) * bound)

@@ -70,11 +70,16 @@ class SupTickets:
     @torch.no_grad()
     def superpose_into(self, model: nn.Module, masks: MaskSet, target: float) -> None:
         """Load the averaged tickets into ``model`` and prune them back to ``target`` by magnitude
-        (per layer, ``masks``' granularity); ``masks`` become the superposed network's."""
+        (per layer, ``masks``' granularity; with ``channel``, linear layers by weight, as the
+        dynamic schedules move them); ``masks`` become the superposed network's."""
         model.load_state_dict(self.average)
-        superposed = MaskSet.for_model(model, masks.granularity)
-        superposed.prune_to(model, target)
-        masks.load_state_dict(superposed.state_dict())
+        full = MaskSet.for_model(model, masks.granularity)
+        by_weight = "unstructured" if masks.granularity == "channel" else masks.granularity
+        parts = [MaskSet({n: m for n, m in full.masks.items() if m.dim() > 2}, masks.granularity),
+                 MaskSet({n: m for n, m in full.masks.items() if m.dim() <= 2}, by_weight)]
+        for part in parts:
+            part.prune_to(model, target)
+        masks.load_state_dict({**parts[0].state_dict(), **parts[1].state_dict()})
 
     def state_dict(self) -> dict[str, Any]:
         return {"tickets": self.tickets, "average": {k: v.clone() for k, v in self.average.items()}}
