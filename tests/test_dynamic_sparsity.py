@@ -110,6 +110,17 @@ def test_rigl_regrows_exactly_the_top_gradient_zero_weights():
         assert (weight[~masks.masks[name]] == 0).all()
 
 
+def test_rigl_treats_a_weight_the_loss_does_not_reach_as_zero_gradient():
+    model = _model()
+    masks = MaskSet.for_model(model)
+    dyn = _dynamic("rigl", target=0.5)
+    dyn.start(model, masks)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    before = _layer_counts(masks)
+    dyn.update_masks(model, masks, optimizer, 0.3)  # no backward: every .grad is None
+    assert _layer_counts(masks) == before
+
+
 def _train(dyn: DynamicSparsity, steps: int, seed: int = 0) -> tuple[nn.Module, MaskSet, list[float]]:
     """``steps`` SGD steps on random data, each through ``dyn``; the masks' sparsity after each."""
     model = _model(seed)

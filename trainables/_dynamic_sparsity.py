@@ -158,10 +158,9 @@ class DynamicSparsity:
             channel = channel_units(self.config.granularity, weight)
             keep = mask.flatten(1).any(dim=1) if channel else mask.flatten()
             drop_scores = unit_scores(weight.abs(), channel)
-            if rigl:
-                if weight.grad is None:
-                    raise RuntimeError(f"RigL needs the dense gradient of {name!r}; run backward first")
-                grow_scores = unit_scores(weight.grad.abs(), channel)
+            if rigl:  # a weight the loss does not reach (a dead edge of the cell) has gradient 0
+                grad = torch.zeros_like(weight) if weight.grad is None else weight.grad
+                grow_scores = unit_scores(grad.abs(), channel)
             else:
                 grow_scores = torch.rand(keep.numel(), generator=self.generator).to(keep.device)
             new_keep, new_units = drop_and_grow(keep, drop_scores, grow_scores, fraction)
