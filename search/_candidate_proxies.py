@@ -3,7 +3,8 @@
 ``CandidateScorer(config)`` decodes a flat trial config, builds its network with the same
 initialisation as the trial would (the CPU RNG seeded with ``training.seed`` in a forked RNG, as
 ``TrialRunner``), prunes it once to the config's target sparsity with ``MaskSet`` when the
-schedule is not ``none`` (a gradual schedule is scored at its final sparsity), and scores it
+schedule is not ``none`` (a gradual schedule is scored at its final sparsity; ``set`` and
+``rigl`` at the trial's own random sparse start), and scores it
 with the chosen proxies on a fixed batch of the config's data set. Nobody else sees that
 network, so the proxies score it in place, without deep copies (same scores). ``synflow`` is
 reported in NASLib's log form (``sign * ln|score|``). Scores are cached by the exact config:
@@ -30,6 +31,7 @@ from robnas.spaces._compose import TrialConfig
 from robnas.spaces._genotype import Genotype
 from robnas.trainables._data import load_dataset
 from robnas.trainables._families import build_model
+from robnas.trainables._dynamic_sparsity import SEED_OFFSET, random_start
 from robnas.trainables._network import build_network
 from robnas.trainables._pruning import MaskSet
 
@@ -134,7 +136,11 @@ def network_of(
     if not trial.sparsity.active:
         return model, None
     masks = MaskSet.for_model(model, trial.sparsity.granularity)
-    masks.prune_to(model, trial.sparsity.target)
+    if trial.sparsity.dynamic:
+        generator = torch.Generator().manual_seed(trial.training.seed + SEED_OFFSET)
+        random_start(model, masks, trial.sparsity.target, generator)
+    else:
+        masks.prune_to(model, trial.sparsity.target)
     return model, masks.state_dict()
 
 

@@ -10,7 +10,8 @@ array of length ``len(FEATURE_NAMES)``:
   cells get the same vector, then ``log2_width``, ``cells_per_stage``; resnet's: stem, block,
   stages, depth and log-width per stage, kernel, activation, SE ratio;
 * sparsity: ``sparsity`` (target), ``sparsity_effective`` (0 when dense), one-hot schedule and
-  granularity;
+  granularity, and for an active dynamic schedule (else 0) ``sparsity_drop_fraction``,
+  ``log2_update_every`` (optimiser steps) and ``sup_tickets`` (0 or 1);
 * attack: one-hot method, ``eps``, ``attack_steps``, ``step_size`` (1/255 units; FGSM-RS's own
   1.25 * eps when not given), ``trades_beta`` (0 unless TRADES);
 * ``family=<name>``: one-hot of the family.
@@ -21,6 +22,7 @@ array of length ``len(FEATURE_NAMES)``:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -42,6 +44,9 @@ FEATURE_NAMES: tuple[str, ...] = (
     "sparsity_effective",
     *(f"schedule={s}" for s in SPARSITY_SCHEDULES),
     *(f"granularity={g}" for g in SPARSITY_GRANULARITIES),
+    "sparsity_drop_fraction",
+    "log2_update_every",
+    "sup_tickets",
     *(f"attack={m}" for m in ATTACK_METHODS),
     "eps",
     "attack_steps",
@@ -87,6 +92,9 @@ def encode_trial(trial: TrialConfig) -> np.ndarray:
         sparsity.target if sparsity.active else 0.0,
         *(float(sparsity.schedule == s) for s in SPARSITY_SCHEDULES),
         *(float(sparsity.granularity == g) for g in SPARSITY_GRANULARITIES),
+        sparsity.drop_fraction if sparsity.dynamic else 0.0,
+        math.log2(sparsity.update_every) if sparsity.dynamic else 0.0,
+        float(sparsity.dynamic and sparsity.sup_tickets),
         *(float(attack.method == m) for m in ATTACK_METHODS),
         attack.eps,
         float(attack.steps),

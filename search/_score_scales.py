@@ -4,7 +4,8 @@ The scalarised ``score`` of asha, hyperband and tpe weighs every objective scale
 by its range (``robnas.spaces.scalarize``), so that ``robust_acc=0.5,params=-0.5`` means half
 accuracy, half size, and not "minimise parameters" (millions against fractions). Ranges:
 accuracies and sparsity are fractions, [0, 1]; ``params``, ``macs`` and ``sparse_macs`` run
-from the cheapest to the dearest network of the space (its family's ``size_range``); a
+from the cheapest to the dearest network of the space (its family's ``size_range``;
+``macs`` down to ``sparse_macs``' low end when a dynamic schedule can remove channels); a
 results table's columns from their smallest to their largest value in the table. An objective
 with no range known before training (``epoch_time_s``) enters the score unscaled.
 """
@@ -16,6 +17,7 @@ from typing import Any
 
 from robnas.spaces._family import DEFAULT_FAMILY
 from robnas.spaces._genotype import EDGE_KEYS, Genotype
+from robnas.spaces._sparsity import DYNAMIC_SCHEDULES
 from robnas.trainables._families import size_range
 from robnas.trainables._network import nb201_param_count
 
@@ -58,6 +60,8 @@ def score_scales(
                 smallest, largest = sizes["macs"]
                 sizes["sparse_macs"] = (smallest * (1.0 - max(float(v) for v in values("sparsity"))), largest)
             scales[name] = sizes[name]
+            if name == "macs" and _removes_channels(space, fixed):
+                scales[name] = (sizes["sparse_macs"][0], sizes["macs"][1])
     return {name: [low, high] for name, (low, high) in scales.items() if high > low}
 
 
@@ -70,6 +74,11 @@ def space_size_ranges(
     ranges = [size_range(family, given, input_shape=input_shape, num_classes=num_classes)
               for family in given("family") or [DEFAULT_FAMILY]]
     return {name: (min(r[name][0] for r in ranges), max(r[name][1] for r in ranges)) for name in ("params", "macs")}
+def _removes_channels(space: Mapping[str, Any], fixed: Mapping[str, Any]) -> bool:
+    """Whether a trial of the space can move whole channels, and so report fewer ``macs``."""
+    values = lambda key: values_of(key, space, fixed) if key in space or key in fixed else []  # noqa: E731
+    return (any(s in DYNAMIC_SCHEDULES for s in values("sparsity_schedule"))
+            and "channel" in values("sparsity_granularity"))
 
 
 def values_of(key: str, space: Mapping[str, Any], fixed: Mapping[str, Any]) -> Sequence[Any]:

@@ -38,6 +38,7 @@ from robnas.spaces._objectives import (
 from robnas.spaces._robust_training import WEIGHT_AVERAGING, RobustTrainingConfig, robust_training_space
 from robnas.spaces._runtime import RUNTIME_KEYS, scalarize
 from robnas.spaces._sparsity import (
+    DYNAMIC_SCHEDULES,
     SPARSITY_GRANULARITIES,
     SPARSITY_SCHEDULES,
     SparsityConfig,
@@ -62,6 +63,7 @@ __all__ = [
     "PRECISIONS",
     "RUNTIME_KEYS",
     "SPACE_PARTS",
+    "DYNAMIC_SCHEDULES",
     "SPARSITY_GRANULARITIES",
     "SPARSITY_SCHEDULES",
     "TRIAL_OBJECTIVES",

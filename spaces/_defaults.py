@@ -75,7 +75,8 @@ def _budgets(eps: float, steps: int, eval_steps: int, *, step_size: float | None
 
 # NAS-RobBench-201 protocol: NB201 macro C=16, N=5, batch 256, lr 0.05 (one-cycle), 50 epochs;
 # robnas measures robust accuracy on 1,000 validation images per epoch.
-_PROTOCOL = {"width": 16, "cells_per_stage": 5, "max_epochs": 50, "batch_size": 256, "lr": 0.05, "eval_images": 1000}
+_PROTOCOL = {"width": 16, "cells_per_stage": 5, "max_epochs": 50, "batch_size": 256, "lr": 0.05, "eval_images": 1000,
+             "sparsity_update_every": 100}  # RigL's mask-update interval, in optimiser steps
 # PGD-7 step 2/255 for training; PGD-20 step 2.5 * 8 / 20 = 1/255 for evaluation.
 # PGD-20 on cross-entropy, as the benchmark's ``pgd`` column.
 _CIFAR_LIKE = {**_budgets(8.0, 7, 20, step_size=2.0, eval_loss="ce"), **_PROTOCOL, "augment": True}

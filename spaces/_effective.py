@@ -2,7 +2,8 @@
 
 Two configurations train the same network when they differ only in keys the training ignores:
 - the network up to its family's canonical form (an NB201 cell up to isomorphism);
-- the sparsity schedule and granularity of a dense network (target 0, or schedule ``none``);
+- the sparsity schedule and granularity of a dense network (target 0, or schedule ``none``),
+  and the drop fraction, update interval and ``sup_tickets`` of any but a dynamic schedule;
 - the ascent steps of ``fgsm_rs`` (one step), the TRADES weight of every other method, and the
   whole budget (eps, steps, step size, TRADES weight) of clean training (``attack: none``);
 - the EMA decay of a trial without EMA, WOT's pieces of a trial without WOT, PART's low
@@ -38,6 +39,10 @@ def effective_config(trial: TrialConfig) -> TrialConfig:
     changes: dict[str, Any] = {"network": family_of(trial.network).canonical(trial.network)}
     if not trial.sparsity.active:
         changes["sparsity"] = SparsityConfig()
+    elif not trial.sparsity.dynamic:
+        unused = SparsityConfig()
+        changes["sparsity"] = dataclasses.replace(
+            trial.sparsity, drop_fraction=unused.drop_fraction, update_every=unused.update_every)
     attack = trial.attack
     if attack.method == "none":
         changes["attack"] = dataclasses.replace(

@@ -19,7 +19,8 @@ __all__ = ["KEYS_ADDED", "complete_record", "fill_defaults", "resolve_fixed"]
 
 #: Trial keys added after robnas began recording ``resolved_trial``, each with the value every
 #: trial had before the key existed (``eval_loss``: the evaluation PGD ascended cross-entropy;
-#: the robust-training methods were off).
+#: the robust-training methods were off; no trial had a dynamic sparsity schedule, so drop
+#: fraction and update interval, RigL's own, change nothing, and no trial averaged tickets).
 KEYS_ADDED: Mapping[str, Any] = MappingProxyType({
     "eval_loss": "ce",
     "awp_gamma": 0.0,
@@ -29,6 +30,9 @@ KEYS_ADDED: Mapping[str, Any] = MappingProxyType({
     "part": False,
     "part_eps_low": 0.875,
     "stop_on_overfit": False,
+    "sparsity_drop_fraction": 0.3,
+    "sparsity_update_every": 100,
+    "sup_tickets": False,
 })
 
 

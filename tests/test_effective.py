@@ -18,6 +18,9 @@ ISOMORPH = "|avg_pool_3x3~0|+|skip_connect~0|none~1|+|skip_connect~0|none~1|nor_
     ({"sparsity": 0.0, "sparsity_schedule": "oneshot"}, {"sparsity": 0.0, "sparsity_schedule": "gradual"}),
     ({"sparsity": 0.0, "sparsity_granularity": "channel"}, {}),  # a missing key counts as its default
     ({"sparsity": 0.5, "sparsity_schedule": "none"}, {"sparsity": 0.0}),  # schedule none: dense
+    ({"sparsity": 0.0, "sparsity_schedule": "rigl", "sup_tickets": True}, {}),  # target 0: dense
+    ({"sparsity": 0.5, "sparsity_schedule": "oneshot", "sparsity_update_every": 7, "sparsity_drop_fraction": 0.1},
+     {"sparsity": 0.5, "sparsity_schedule": "oneshot"}),  # no mask updates to tune
     ({"attack": "fgsm_rs", "attack_steps": 1}, {"attack": "fgsm_rs", "attack_steps": 10}),
     ({"attack": "pgd", "trades_beta": 1.0}, {"attack": "pgd", "trades_beta": 6.0}),
     ({"attack": "none", "eps": 8.0, "step_size": 2.0}, {"attack": "none", "eps": 2.0}),
@@ -30,6 +33,9 @@ def test_configurations_that_train_the_same_network_share_a_key(a, b):
 @pytest.mark.parametrize(("a", "b"), [
     ({"sparsity": 0.5, "sparsity_schedule": "oneshot"}, {"sparsity": 0.5, "sparsity_schedule": "gradual"}),
     ({"sparsity": 0.5, "sparsity_schedule": "oneshot"}, {"sparsity": 0.8, "sparsity_schedule": "oneshot"}),
+    ({"sparsity": 0.5, "sparsity_schedule": "set"}, {"sparsity": 0.5, "sparsity_schedule": "rigl"}),
+    ({"sparsity": 0.5, "sparsity_schedule": "rigl"}, {"sparsity": 0.5, "sparsity_schedule": "rigl", "sup_tickets": True}),
+    ({"sparsity": 0.5, "sparsity_schedule": "rigl"}, {"sparsity": 0.5, "sparsity_schedule": "rigl", "sparsity_update_every": 7}),
     ({"attack": "trades", "trades_beta": 1.0}, {"attack": "trades", "trades_beta": 6.0}),
     ({"attack": "pgd", "attack_steps": 3}, {"attack": "pgd", "attack_steps": 7}),
     ({"attack": "fgsm_rs", "eps": 4.0}, {"attack": "fgsm_rs", "eps": 8.0}),

@@ -43,7 +43,7 @@ def test_encoding_carries_the_robust_training_methods():
 def test_encoding_is_fixed_length_and_deterministic():
     config = {"arch": C, "width": 16, "sparsity": 0.5, "sparsity_schedule": "oneshot", "attack": "trades"}
     first, second = encode_config(config), encode_config(dict(config))
-    assert first.shape == (len(FEATURE_NAMES),) == (58 + 9 + 22 + 2,)  # NB201 and trial keys, robust training, resnet, family
+    assert first.shape == (len(FEATURE_NAMES),) == (58 + 9 + 5 + 22 + 2,)  # NB201 and trial keys, robust training, dynamic sparsity, resnet, family
     assert np.array_equal(first, second)
     assert feature(first, "log2_width") == 4.0
     assert feature(first, "sparsity_effective") == 0.5
@@ -54,6 +54,20 @@ def test_encoding_is_fixed_length_and_deterministic():
     assert feature(digits, "eps") == 25.5 and feature(digits, "attack_steps") == 7.0
     assert feature(digits, "step_size") == pytest.approx(2.5 * 25.5 / 7)
     assert feature(digits, "trades_beta") == 0.0
+
+
+def test_dynamic_sparsity_keys_are_encoded_only_when_they_act():
+    rigl = {"arch": C, "sparsity": 0.9, "sparsity_schedule": "rigl", "sparsity_drop_fraction": 0.5,
+            "sparsity_update_every": 8, "sup_tickets": True}
+    vector = encode_config(rigl)
+    assert feature(vector, "schedule=rigl") == 1.0 and feature(vector, "sparsity_drop_fraction") == 0.5
+    assert feature(vector, "log2_update_every") == 3.0 and feature(vector, "sup_tickets") == 1.0
+    assert not np.array_equal(vector, encode_config({**rigl, "sup_tickets": False}))
+    assert not np.array_equal(vector, encode_config({**rigl, "sparsity_schedule": "set"}))
+    oneshot = encode_config({"arch": C, "sparsity": 0.9, "sparsity_schedule": "oneshot", "sparsity_update_every": 8})
+    assert feature(oneshot, "log2_update_every") == 0.0 and feature(oneshot, "sparsity_drop_fraction") == 0.0
+    dense = encode_config({**rigl, "sparsity": 0.0})
+    assert feature(dense, "sup_tickets") == 0.0 and feature(dense, "sparsity_drop_fraction") == 0.0
 
 
 def test_dense_schedule_has_no_effective_sparsity():

@@ -74,6 +74,12 @@ def test_a_trial_of_a_search_recorded_before_eval_loss_is_read_with_cross_entrop
         _write_settings(tmp_path, settings, {"resolved_trial": recorded, "searched_keys": sorted(EDGE_KEYS)})
         assert trial_config_of(trial_dir)[1].evaluation.loss == expected
         assert read_trial_record(tmp_path)["resolved_trial"]["eval_loss"] == expected
+    old = {k: v for k, v in resolved.items() if k not in ("sparsity_drop_fraction", "sparsity_update_every", "sup_tickets")}
+    _write_settings(tmp_path, settings, {"resolved_trial": old, "searched_keys": sorted(EDGE_KEYS)})
+    completed = read_trial_record(tmp_path)["resolved_trial"]
+    assert completed["sup_tickets"] is False and completed["sparsity_schedule"] == "none"
+    sparsity = trial_config_of(trial_dir)[1].sparsity
+    assert not sparsity.active and not sparsity.sup_tickets  # dense, as it trained
     (tmp_path / "robnas.json").unlink()  # a trial outside a search: today's defaults
     assert trial_config_of(trial_dir)[1].evaluation.loss == "ce+margin"
     table_record = {"width": 16, "table": "t.csv"}  # a table search's record is left as it is
@@ -116,11 +122,12 @@ def test_robnas_json_round_trip_and_old_files(tmp_path):
     _write_settings(tmp_path, settings, record)
     saved = json.loads((tmp_path / "robnas.json").read_text())
     assert set(saved) == {"settings", "resolved_trial", "searched_keys", "score_scales", "versions"}
-    # Recorded before the robust-training keys existed: its trials trained without those methods.
-    assert read_trial_record(tmp_path) == {
-        **record, "resolved_trial": {**record["resolved_trial"], "awp_gamma": 0.0, "weight_averaging": "none",
-                                     "ema_decay": 0.999, "wot_segments": 4, "part": False, "part_eps_low": 0.875,
-                                     "stop_on_overfit": False}}
+    # Recorded before the robust-training and dynamic sparsity keys existed: its trials trained
+    # without those methods, and no trial had a dynamic schedule or tickets.
+    added = {"awp_gamma": 0.0, "weight_averaging": "none", "ema_decay": 0.999, "wot_segments": 4, "part": False,
+             "part_eps_low": 0.875, "stop_on_overfit": False,
+             "sparsity_drop_fraction": 0.3, "sparsity_update_every": 100, "sup_tickets": False}
+    assert read_trial_record(tmp_path) == {**record, "resolved_trial": {**record["resolved_trial"], **added}}
     # Recorded before eval_loss existed: its trials ascended cross-entropy, whatever today's default.
     before_loss = {**record, "resolved_trial": {"width": 8, "eval_steps": 10}}
     _write_settings(tmp_path, settings, before_loss)
@@ -188,7 +195,12 @@ def test_resume_trains_with_the_recorded_values_after_a_default_changed(ray_sess
 
     width4 = count_macs(build_network(Genotype.from_str(DEFAULT_ARCH), width=4, cells_per_stage=1,
                                       in_channels=1, num_classes=10), (1, 8, 8))
-    assert [row["macs"] for row in _last_rows(experiment)] == [width4, width4]
+    for row in _last_rows(experiment):
+        config = row["config"]
+        channels_moved = (config["sparsity_schedule"] in ("set", "rigl") and config["sparsity"] > 0
+                          and config["sparsity_granularity"] == "channel")
+        # Dynamic channel sparsity reports the MACs of the channels kept.
+        assert row["macs"] < width4 if channels_moved else row["macs"] == width4
     assert read_trial_record(experiment)["resolved_trial"]["width"] == 4  # kept when resume rewrites it
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from robnas.search._run import _param_space
 from robnas.search._settings import SearchSettings
-from robnas.spaces import scalarize
+from robnas.spaces import DEFAULT_ARCH, scalarize
 from robnas.spaces._genotype import OPS, Genotype
 from robnas.trainables._cost_range import size_ranges
 from robnas.trainables._counting import count_macs, count_parameters
@@ -108,3 +108,21 @@ def test_equal_weights_on_accuracy_and_params_do_not_mean_minimise_params(accura
     raw = {cell: scalarize(report, settings.score_weights) for cell, report in reports.items()}
     assert reports[max(raw, key=raw.get)]["params"] == fewest < reports[best]["params"]
     assert reports[best]["pgd_eps8_acc"] > np.median([r["pgd_eps8_acc"] for r in reports.values()])
+
+
+def test_macs_range_reaches_down_to_sparse_macs_when_channels_can_be_removed():
+    from ray import tune
+
+    from robnas.search._score_scales import score_scales
+
+    fixed = {"arch": DEFAULT_ARCH, "cells_per_stage": 1, "sparsity": 0.9, "sparsity_granularity": "channel"}
+    widths = {"width": tune.choice([4, 8])}
+    shape = {"input_shape": (1, 8, 8), "num_classes": 10}
+    weights = {"macs": -1.0, "sparse_macs": -1.0}
+    static = score_scales(weights, space={**widths, "sparsity_schedule": tune.choice(["oneshot", "gradual"])}, fixed=fixed, **shape)
+    dynamic = score_scales(weights, space={**widths, "sparsity_schedule": tune.choice(["oneshot", "rigl"])}, fixed=fixed, **shape)
+    assert static["macs"][0] > static["sparse_macs"][0]
+    assert dynamic["macs"] == [static["sparse_macs"][0], static["macs"][1]]
+    unstructured = score_scales(weights, space={**widths, "sparsity_schedule": tune.choice(["rigl"])},
+                                fixed={**fixed, "sparsity_granularity": "unstructured"}, **shape)
+    assert unstructured["macs"] == static["macs"]

@@ -230,6 +230,24 @@ def test_candidate_scorer_scores_its_own_network_as_a_copying_call_would():
     assert all(math.isfinite(v) for v in expected.values())
 
 
+def test_a_dynamic_schedule_is_scored_at_the_trials_own_random_sparse_start():
+    from robnas.spaces import decode
+    from robnas.trainables import TrialRunner
+
+    config = {"arch": C, "sparsity": 0.8, "sparsity_schedule": "rigl", "max_epochs": 1}
+    _, masks = network_of(decode_trial(config), in_channels=1, num_classes=10)
+    runner = TrialRunner(decode(config))
+    assert all(torch_equal(masks[name], runner.masks.masks[name]) for name in masks)
+    _, magnitude = network_of(decode_trial({**config, "sparsity_schedule": "oneshot"}), in_channels=1, num_classes=10)
+    assert any(not torch_equal(masks[name], magnitude[name]) for name in masks)
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return bool(torch.equal(a, b))
+
+
 def test_candidate_scorer_is_deterministic_and_leaves_the_thread_count():
     import torch
 

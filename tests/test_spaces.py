@@ -57,7 +57,7 @@ def test_default_space_parts_and_their_domains():
     assert space["width"].categories == [8, 16]
     assert space["cells_per_stage"].categories == [1, 2]
     assert space["sparsity"].categories == [0.0, 0.5, 0.8, 0.9]
-    assert space["sparsity_schedule"].categories == ["oneshot", "gradual"]
+    assert space["sparsity_schedule"].categories == ["oneshot", "gradual", "set", "rigl"]
     assert space["sparsity_granularity"].categories == list(SPARSITY_GRANULARITIES)
     assert space["attack"].categories == ["pgd", "fgsm_rs", "trades"]
     # budgets are searched only when asked for; otherwise each method's default applies
@@ -265,6 +265,14 @@ def test_numpy_scalars_are_accepted_as_plain_values():
         ({"attack": "cw"}, "'attack'.*one of 'pgd', 'fgsm_rs', 'trades', 'none', got 'cw'"),
         ({"sparsity_schedule": "linear"}, "'sparsity_schedule'"),
         ({"sparsity_granularity": "block"}, "'sparsity_granularity'"),
+        ({"sparsity_schedule": "snip"}, "'sparsity_schedule'.*'none', 'oneshot', 'gradual', 'set', 'rigl', got 'snip'"),
+        ({"sparsity_drop_fraction": 0.0}, r"'sparsity_drop_fraction'.*must be in \(0, 1\), got 0.0"),
+        ({"sparsity_drop_fraction": 1.0}, r"'sparsity_drop_fraction'.*must be in \(0, 1\), got 1.0"),
+        ({"sparsity_update_every": 0}, "'sparsity_update_every'.*must be >= 1, got 0"),
+        ({"sparsity_update_every": 2.5}, "'sparsity_update_every'.*must be an integer"),
+        ({"sup_tickets": 1}, "'sup_tickets'.*must be true or false"),
+        ({"sup_tickets": True, "sparsity_schedule": "gradual"}, "'sup_tickets'.*needs a dynamic schedule .*got schedule 'gradual'"),
+        ({"sup_tickets": True}, "'sup_tickets'.*got schedule 'none'"),
         ({"dataset": "imagenet"}, "'dataset'.*'digits', 'cifar10'"),
         ({"data_dir": 5}, "'data_dir'"),
         ({"arch": ARCH.replace("avg_pool_3x3", "max_pool_3x3")}, "unknown op 'max_pool_3x3'"),
@@ -334,6 +342,25 @@ def test_configs_are_frozen_and_validate_directly():
     with pytest.raises(ValueError, match="TrialConfig.network must be one of NB201Arch, ResNetArch"):
         TrialConfig(network={"width": 8})
     assert TrainingConfig(data_dir=Path("/x")).data_dir == "/x"
+
+
+def test_sparsity_space_searches_the_dynamic_sparsity_keys_when_given_choices():
+    space = sparsity_space(schedules=("set", "rigl"), drop_fractions=(0.1, 0.3), update_every=(5, 20),
+                           sup_tickets=(False, True))
+    assert space["sparsity_drop_fraction"].categories == [0.1, 0.3]
+    assert space["sparsity_update_every"].categories == [5, 20]
+    assert space["sup_tickets"].categories == [False, True]
+    assert "sup_tickets" not in sparsity_space()
+    with pytest.raises(ValueError, match="sup_tickets needs dynamic schedules only .*got schedules oneshot"):
+        sparsity_space(schedules=("oneshot", "rigl"), sup_tickets=(True,))
+    with pytest.raises(ValueError, match=r"drop_fraction must be in \(0, 1\)"):
+        sparsity_space(drop_fractions=(0.3, 1.5))
+    with pytest.raises(ValueError, match="update_every must be >= 1"):
+        sparsity_space(update_every=(0,))
+    trial = decode({"sparsity": 0.9, "sparsity_schedule": "rigl", "sup_tickets": True})
+    assert (trial.sparsity.drop_fraction, trial.sparsity.update_every, trial.sparsity.sup_tickets) == (0.3, 5, True)
+    assert decode({"dataset": "cifar10"}).sparsity.update_every == 100  # RigL's interval
+    assert encode(trial)["sup_tickets"] is True and decode(encode(trial)) == trial
 
 
 def test_sparsity_is_active_only_with_a_target_and_a_schedule():

@@ -64,6 +64,42 @@ def test_restored_run_reports_the_same_metrics_as_the_uninterrupted_one(override
     assert without_times(interrupted) == without_times(uninterrupted)
 
 
+@pytest.mark.parametrize(
+    "overrides",
+    [{"sparsity_schedule": "rigl", "sup_tickets": True}, {"sparsity_schedule": "set", "sparsity_granularity": "channel"}],
+    ids=["rigl_sup_tickets", "set_channel"],
+)
+def test_dynamic_sparsity_resumes_exactly_between_mask_updates(overrides, tmp_path):
+    """Updates every 3 of an epoch's 20 steps: the checkpoint after epoch 1 falls between two
+    updates (steps 18 and 21), so masks, step counter and generator must all come back."""
+    config = tiny(sparsity=0.8, sparsity_update_every=3, **overrides)
+    whole = TrialRunner(config)
+    uninterrupted = [whole.run_epoch() for _ in range(3)]
+
+    first = TrialRunner(config)
+    interrupted = [first.run_epoch()]
+    first.save(tmp_path / "trial.pt")
+    assert first.steps_per_epoch == 20 and first.state_dict()["dynamic_sparsity"]["steps_done"] == 20
+    del first
+    torch.manual_seed(12345)
+    second = TrialRunner(config)
+    second.load(tmp_path / "trial.pt")
+    interrupted += [second.run_epoch() for _ in range(2)]
+    assert without_times(interrupted) == without_times(uninterrupted)
+    assert all(torch.equal(second.masks.masks[n], whole.masks.masks[n]) for n in whole.masks.masks)
+    assert second.masks.sparsity == pytest.approx(whole.masks.sparsity)
+    if "sup_tickets" in overrides:
+        assert whole.dynamic_sparsity.tickets.tickets == 4
+    else:  # channels removed: fewer MACs than the dense network
+        assert uninterrupted[-1]["macs"] < whole.macs
+
+
+def test_dynamic_schedule_at_target_zero_trains_the_dense_network():
+    runner = TrialRunner(tiny(sparsity=0.0, sparsity_schedule="rigl", max_epochs=1))
+    assert runner.dynamic_sparsity is None
+    assert runner.run_epoch()["sparsity"] == 0.0
+
+
 def random_images(n_train=96, n_val=32, size=8, classes=4, seed=0) -> Dataset:
     """A CIFAR-like (3, size, size) data set of random images, for trials with augmentation."""
     g = torch.Generator().manual_seed(seed)

@@ -52,13 +52,17 @@ def _input_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
     return shape
 
 
-def count_macs(model: nn.Module, input_shape: Sequence[int], *, nonzero: bool = False) -> int:
+def count_macs(model: nn.Module, input_shape: Sequence[int], *, nonzero: bool = False,
+               live_channels: bool = False) -> int:
     """Multiply-accumulates of ``Conv2d`` and ``Linear`` layers for one input of ``input_shape``.
 
     A layer costs ``(output positions) x (weights)``, i.e.
     ``H_out * W_out * C_out * C_in/groups * kh * kw`` for a convolution and ``in * out`` for
     a linear layer. With ``nonzero=True`` only non-zero weights count (sparse MACs of a
-    pruned model). Biases, normalisation, pooling and activations are not counted.
+    pruned model). With ``live_channels=True`` an output channel whose weights are all zero
+    costs nothing and every other channel counts in full: the MACs of the network with the
+    channels removed by channel pruning cut out. Biases, normalisation, pooling and activations
+    are not counted.
 
     Runs one forward pass of a zeros batch of one, in eval mode and without gradients, on the
     model's device and dtype; every module's train/eval mode is restored afterwards.
@@ -72,7 +76,13 @@ def count_macs(model: nn.Module, input_shape: Sequence[int], *, nonzero: bool = 
     def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
         nonlocal total
         weight = module.weight
-        weights = int(torch.count_nonzero(weight)) if nonzero else weight.numel()
+        if nonzero:
+            weights = int(torch.count_nonzero(weight))
+        elif live_channels:
+            live = int(weight.detach().flatten(1).ne(0).any(dim=1).sum())
+            weights = live * weight[0].numel()
+        else:
+            weights = weight.numel()
         out_channels = module.out_channels if isinstance(module, nn.Conv2d) else module.out_features
         positions = output.numel() // out_channels  # batch of one
         total += positions * weights

@@ -54,7 +54,8 @@ def _check_sparsity(sparsity: float) -> float:
 def scheduled_sparsity(schedule: str, target: float, epoch: int, max_epochs: int) -> float:
     """Sparsity to prune to at the START of ``epoch`` (0-based) of a run of ``max_epochs`` epochs.
 
-    ``"none"``: 0. ``"oneshot"``: ``target`` from epoch 0 (pruning at initialisation).
+    ``"none"``: 0. ``"oneshot"``, ``"set"``, ``"rigl"``: ``target`` from epoch 0 (pruning at
+    initialisation; the dynamic schedules then move the kept weights, see ``_dynamic_sparsity``).
     ``"gradual"``: the cubic schedule of Zhu & Gupta 2017 with time in epochs,
     ``s_t = target * (1 - (1 - t / n) ** 3)`` with ``t = min(epoch, n)`` and ``n = max_epochs - 1``,
     so epoch 0 trains dense and the last epoch trains at ``target``. A one-epoch run (``n = 0``)
@@ -69,7 +70,7 @@ def scheduled_sparsity(schedule: str, target: float, epoch: int, max_epochs: int
         raise ValueError(f"epoch must be an integer >= 0, got {epoch!r}")
     if schedule == "none":
         return 0.0
-    if schedule == "oneshot" or max_epochs == 1:
+    if schedule != "gradual" or max_epochs == 1:
         return target
     n = max_epochs - 1
     t = min(epoch, n)
@@ -80,7 +81,8 @@ class MaskSet:
     """One boolean keep-mask per prunable weight (``True`` = kept), keyed by parameter name.
 
     Masks have the weight's shape; with ``granularity="channel"`` they keep or drop whole output
-    channels (convolution filters, Linear output rows). Masks only shrink: a pruned weight never returns.
+    channels (convolution filters, Linear output rows). ``prune_to`` only shrinks them: a pruned
+    weight never returns, unless a dynamic schedule (``DynamicSparsity``) grows it back.
     """
 
     def __init__(self, masks: Mapping[str, Tensor], granularity: str = "unstructured") -> None:
@@ -104,8 +106,12 @@ class MaskSet:
         return 0.0 if total == 0 else sum(int((~m).sum()) for m in self.masks.values()) / total
 
     def _weights(self, model: nn.Module) -> list[tuple[Tensor, nn.Parameter]]:
+        return [(self.masks[name], weight) for name, weight in self.named_weights(model)]
+
+    def named_weights(self, model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+        """``(name, weight)`` of ``model`` for every mask, in the masks' order."""
         try:
-            return [(mask, model.get_parameter(name)) for name, mask in self.masks.items()]
+            return [(name, model.get_parameter(name)) for name in self.masks]
         except AttributeError as err:
             raise ValueError(f"model does not match the masks: {err}") from None
 

@@ -2,7 +2,8 @@
 
 ``TrialRunner`` owns everything a trial needs: the decoded network, the optimiser and its
 learning-rate schedule, the pruning masks and one ``torch.Generator`` for data order,
-augmentation (crops, flips) and attack random starts. ``state_dict()`` captures all of it, so a
+augmentation (crops, flips) and attack random starts; a dynamic sparsity schedule adds its own
+generator (seeded with ``seed + 2``, so data order does not depend on the schedule) and step counter. ``state_dict()`` captures all of it, so a
 run restored after epoch k reports the same metrics at every later epoch as the uninterrupted
 run with the same seed, on the same device and precision.
 
@@ -39,6 +40,7 @@ from robnas.trainables._awp import awp_perturbation
 from robnas.trainables._counting import count_macs, count_parameters
 from robnas.trainables._data import Dataset, load_dataset
 from robnas.trainables._device import use_deterministic_kernels
+from robnas.trainables._dynamic_sparsity import SEED_OFFSET, DynamicSparsity
 from robnas.trainables._layout import read_checkpoint, unreadable, write_checkpoint
 from robnas.trainables._families import build_model
 from robnas.trainables._overfit import OverfitCheck
@@ -115,6 +117,14 @@ class TrialRunner:
             total_steps=training.max_epochs * self.steps_per_epoch,
         )
         self.masks = MaskSet.for_model(self.model, config.sparsity.granularity)
+        #: SET / RigL mask updates (``None`` unless the schedule is dynamic and the target > 0).
+        self.dynamic_sparsity: DynamicSparsity | None = None
+        if config.sparsity.dynamic:
+            self.dynamic_sparsity = DynamicSparsity(
+                config.sparsity, total_steps=training.max_epochs * self.steps_per_epoch,
+                seed=training.seed + SEED_OFFSET, lr=training.lr,
+            )
+            self.dynamic_sparsity.start(self.model, self.masks)
         self.generator = torch.Generator(device="cpu").manual_seed(training.seed + 1)
         self.epoch = 0
         robust = config.robust
@@ -143,8 +153,10 @@ class TrialRunner:
         Returns a dict with ``epoch`` (1-based), ``clean_acc`` and ``robust_acc`` (fractions in
         [0, 1] on the held-out split), ``sparsity`` (measured fraction of prunable weights that
         are zero), ``target_sparsity`` (the sparsity the schedule sets for the trial's last
-        epoch: what a gradually pruned trial will reach), ``params`` (non-zero parameters), ``macs`` (dense multiply-accumulates per
-        image), ``sparse_macs``, ``train_loss`` (mean over batches) and ``epoch_time_s``.
+        epoch: what a gradually pruned trial will reach), ``params`` (non-zero parameters),
+        ``macs`` (dense multiply-accumulates per image; with a dynamic schedule by channel, those
+        of the channels kept), ``sparse_macs``, ``train_loss`` (mean over batches) and
+        ``epoch_time_s``.
         Accuracies, sparsity and sizes are those of ``eval_model`` (the averaged weights with
         ``weight_averaging``). An FGSM-RS trial adds ``catastrophic_overfit`` (whether this or
         an earlier epoch overfitted catastrophically) and ``probe_pgd_acc``,
@@ -160,7 +172,7 @@ class TrialRunner:
         target = scheduled_sparsity(
             sparsity.schedule, sparsity.target, self.epoch, training.max_epochs
         )
-        if target > 0:
+        if target > 0 and self.dynamic_sparsity is None:
             self.masks.prune_to(self.model, target)
             if self.averaged is not None:
                 self.masks.apply(self.averaged.model)
@@ -187,7 +199,7 @@ class TrialRunner:
                 sparsity.schedule, sparsity.target, training.max_epochs - 1, training.max_epochs
             ),
             "params": count_parameters(evaluated, nonzero=True),
-            "macs": self.macs,
+            "macs": self._macs(evaluated),
             "sparse_macs": count_macs(evaluated, self.input_shape, nonzero=True),
             "train_loss": train_loss,
             "lr": self.optimizer.param_groups[0]["lr"],
@@ -223,9 +235,14 @@ class TrialRunner:
                 loss = batch_loss(model, x, x_adv, y, attack)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-            self.optimizer.step()
+            if self.dynamic_sparsity is None:
+                self.optimizer.step()
+            else:  # the optimiser step, then a mask update when one is due
+                self.dynamic_sparsity.step(self.model, self.masks, self.optimizer)
             self.lr_schedule.step()
             self.masks.apply(self.model)
+            if self.dynamic_sparsity is not None:
+                self.dynamic_sparsity.finish_step(self.model, self.masks)
             if self.averaged is not None:
                 self.averaged.update(self.model)
                 self.masks.apply(self.averaged.model)
@@ -247,6 +264,11 @@ class TrialRunner:
         self.masks.apply(self.model)
         self.wot.restart(self.model)
         self.optimizer.state.clear()  # momentum starts again (the reference's --reinitialize 1)
+    def _macs(self, model: nn.Module) -> int:
+        """Dense MACs, or those of ``model``'s channels kept when a dynamic schedule moves channels."""
+        if self.dynamic_sparsity is not None and self.dynamic_sparsity.channel:
+            return count_macs(model, self.input_shape, live_channels=True)
+        return self.macs
 
     def _epoch_generator(self) -> torch.Generator:
         """The generator of this epoch's batch draws (crops, flips, attack starts): the trial's
@@ -259,7 +281,7 @@ class TrialRunner:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly: tensors and plain Python values only."""
-        return {
+        state = {
             "epoch": self.epoch,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -270,6 +292,9 @@ class TrialRunner:
             **({} if self.overfit is None else {"overfit": self.overfit.state_dict()}),
             **({} if self.wot is None else {"wot": self.wot.state_dict()}),
         }
+        if self.dynamic_sparsity is not None:
+            state["dynamic_sparsity"] = self.dynamic_sparsity.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
@@ -277,6 +302,8 @@ class TrialRunner:
         self.lr_schedule.load_state_dict(state["lr_schedule"])
         self.masks.load_state_dict(state["masks"])
         self.generator.set_state(state["generator"].cpu())  # read onto the device; the generator is the CPU's
+        if self.dynamic_sparsity is not None:
+            self.dynamic_sparsity.load_state_dict(state["dynamic_sparsity"])
         self.epoch = int(state["epoch"])
         if self.averaged is not None:
             self.averaged.load_state_dict(state["averaged"])
