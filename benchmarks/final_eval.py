@@ -51,7 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import current_command, load_average, machine_info, record_section  # noqa: E402
 
 from robnas.spaces._defaults import DATASET_DEFAULTS  # noqa: E402
-from robnas.spaces._evaluation import EVAL_LOSSES  # noqa: E402
+from robnas.spaces._evaluation import EVAL_LOSSES, EVAL_SCHEDULES  # noqa: E402
 
 TITLE = "Final evaluation: per-epoch PGD vs. APGD vs. AutoAttack"
 POOL_TITLE = "Final evaluation: the per-epoch attack's eval_loss over several trained networks per kind"
@@ -150,7 +150,7 @@ def knee_model(search_dir: str):
 
 
 def evaluate_kind(kind: str, trial, reports: list[dict[str, Any]], *, losses: list[str] = (),
-                  eval_seeds: int = 1) -> dict[str, Any]:
+                  eval_seeds: int = 1, autoattack: bool = True) -> dict[str, Any]:
     """Every figure of one row: per-epoch curve, test-split PGD, APGD, AutoAttack, probes, and
     the per-epoch attack under each of ``losses`` (val and test, seeds 0 .. eval_seeds - 1)."""
     from robnas.analysis._evaluate import measure
@@ -166,7 +166,8 @@ def evaluate_kind(kind: str, trial, reports: list[dict[str, Any]], *, losses: li
         "sparsity": float(reports[-1]["sparsity"]), "robust_val": float(reports[-1]["robust_acc"]),
         "train_seed": trial.trial_config.training.seed,
     }
-    for attack in ("pgd", "apgd", "autoattack"):
+    row["autoattack_test"] = row["autoattack_s"] = None
+    for attack in ("pgd", "apgd", "autoattack") if autoattack else ("pgd", "apgd"):
         start = time.perf_counter()
         measured = measure(trial, x, y, attack=attack)
         row[f"{attack}_test"], row[f"{attack}_s"] = measured["robust_acc"], time.perf_counter() - start
@@ -187,20 +188,82 @@ def evaluate_kind(kind: str, trial, reports: list[dict[str, Any]], *, losses: li
     return row
 
 
-def loss_figures(trial, loss: str, eval_seeds: int) -> dict[str, Any]:
-    """Robust accuracy of ``trial`` under its per-epoch attack with ``eval_loss=loss`` (its own
-    steps, step size, restarts), on the test and validation splits, for seeds 0 .. eval_seeds - 1;
-    ``s``: mean seconds per test-split run."""
+def parse_attack(spec: str) -> dict[str, Any]:
+    """An ``--eval-attacks`` spec: ``LOSS`` (an ``eval_loss``, the trial's own schedule and step),
+    ``LOSS:SCHEDULE:STEP`` (``eval_loss``, ``eval_schedule`` and the first step as a multiple of
+    eps), or ``apgd-ce``, ``apgd-dlr``, ``apgd-ce+dlr`` (pyautoattack's ``APGDAttack``: one run,
+    or two runs of half the budget each, so that every image gets ``eval_steps`` forward-backward
+    passes: ``n_iter`` = passes - 1, its first pass is at the start point)."""
+    if spec in APGD_RUNS:
+        return {"pyautoattack": APGD_RUNS[spec]}
+    parts = spec.split(":")
+    if parts[0] not in EVAL_LOSSES or len(parts) not in (1, 3) or (len(parts) == 3 and parts[1] not in EVAL_SCHEDULES):
+        raise ValueError(f"bad --eval-attacks entry {spec!r}: LOSS, LOSS:SCHEDULE:STEP (losses {', '.join(EVAL_LOSSES)}; "
+                         f"schedules {', '.join(EVAL_SCHEDULES)}; STEP a multiple of eps) or {', '.join(APGD_RUNS)}")
+    if len(parts) == 1:
+        return {"loss": spec}
+    try:
+        step = float(parts[2])
+    except ValueError:
+        step = -1.0
+    if not 0.0 < step <= 4.0:
+        raise ValueError(f"bad --eval-attacks step {parts[2]!r} in {spec!r}: a multiple of eps in (0, 4]")
+    return {"loss": parts[0], "schedule": parts[1], "step": step}
+
+
+#: ``--eval-attacks`` names of pyautoattack's APGD -> the loss of each of its runs.
+APGD_RUNS = {"apgd-ce": ("ce",), "apgd-dlr": ("dlr",), "apgd-ce+dlr": ("ce", "dlr")}
+
+
+def attack_robust(trial, x, y, spec: str, seed: int):
+    """Bool (N,): images of ``x`` that ``trial`` classifies correctly clean and under the
+    ``--eval-attacks`` attack ``spec`` with random-start seed ``seed``, at the trial's own eps,
+    steps (forward-backward passes per image) and restarts."""
+    import torch
+
+    from robnas.spaces._attack import budget_fraction
     from robnas.trainables._adversarial import pgd_correct
+    from robnas.trainables._pgd import attack_mode
+
+    evaluation = trial.trial_config.evaluation
+    attack = parse_attack(spec)
+    if "pyautoattack" not in attack:
+        changes = {"loss": attack["loss"], "seed": seed}
+        if "schedule" in attack:
+            changes.update(schedule=attack["schedule"], step_size=attack["step"] * evaluation.eps)
+        return pgd_correct(trial.model, x, y, dataclasses.replace(evaluation, **changes))[1]
+    from pyautoattack.autopgd_base import APGDAttack
+
+    runs = attack["pyautoattack"]
+    passes = evaluation.steps // len(runs)
+    eps = budget_fraction(evaluation.eps, name="eval_eps")
+    robust = pgd_correct(trial.model, x, y, dataclasses.replace(evaluation, eps=0.0))[0]
+    with attack_mode(trial.model), torch.random.fork_rng(devices=[]):
+        for restart in range(evaluation.restarts):
+            for loss in runs:
+                alive = robust.nonzero().squeeze(1)
+                if not len(alive):
+                    break
+                apgd = APGDAttack(trial.model, n_iter=max(passes - 1, 1), norm="Linf", eps=eps, loss=loss,
+                                  n_restarts=1, seed=seed + restart, device="cpu")
+                x_adv = apgd.perturb(x[alive], y[alive])
+                with torch.no_grad():
+                    robust[alive] = trial.model(x_adv).argmax(1) == y[alive]
+    return robust
+
+
+def loss_figures(trial, spec: str, eval_seeds: int) -> dict[str, Any]:
+    """Robust accuracy of ``trial`` under the ``--eval-attacks`` attack ``spec`` (an ``eval_loss``
+    alone: the trial's own steps, step size, schedule, restarts), on the test and validation
+    splits, for seeds 0 .. eval_seeds - 1; ``s``: mean seconds per test-split run."""
     from robnas.trainables._data import load_split
 
     figures: dict[str, Any] = {"test": [], "val": [], "s": 0.0}
     for split in ("test", "val"):
         x, y = load_split("digits", split)
         for seed in range(eval_seeds):
-            evaluation = dataclasses.replace(trial.trial_config.evaluation, loss=loss, seed=seed)
             start = time.perf_counter()
-            _, robust = pgd_correct(trial.model, x, y, evaluation)
+            robust = attack_robust(trial, x, y, spec, seed)
             if split == "test":
                 figures["s"] += (time.perf_counter() - start) / eval_seeds
             figures[split].append(int(robust.sum()) / len(x))
@@ -220,11 +283,15 @@ def accuracy_tables(rows: list[dict[str, Any]]) -> tuple[str, str]:
             "| attack: PGD test - APGD test | " + " | ".join(f"{p} (test) - APGD" for p in probes) + " |",
             "|---|" + "---:|" * (3 + len(probes))]
     for r in rows:
-        flag_aa = "" if points(r["apgd_test"], r["autoattack_test"]) <= APGD_TARGET else " (missed)"
+        aa = r["autoattack_test"]
+        if aa is None:
+            aa_cells = "not run | | |"
+        else:
+            flag_aa = "" if points(r["apgd_test"], aa) <= APGD_TARGET else " (missed)"
+            aa_cells = (f"{100 * aa:.1f} | {points(r['robust_val'], aa):+.1f} | "
+                        f"{points(r['apgd_test'], aa):+.1f}{flag_aa} |")
         main.append(f"| {r['kind']} | {100 * r['clean_test']:.1f} | {100 * r['robust_val']:.1f} | "
-                    f"{100 * r['pgd_test']:.1f} | {100 * r['apgd_test']:.1f} | {100 * r['autoattack_test']:.1f} | "
-                    f"{points(r['robust_val'], r['autoattack_test']):+.1f} | "
-                    f"{points(r['apgd_test'], r['autoattack_test']):+.1f}{flag_aa} |")
+                    f"{100 * r['pgd_test']:.1f} | {100 * r['apgd_test']:.1f} | {aa_cells}")
         gap = points(r["robust_val"], r["apgd_test"])
         gaps.append(f"| {r['kind']} | {gap:+.1f}{'' if gap <= PER_EPOCH_TARGET else ' (missed)'} | "
                     f"{points(r['robust_val'], r['pgd_test']):+.1f} | {points(r['pgd_test'], r['apgd_test']):+.1f} | "
@@ -338,7 +405,8 @@ def verdict(rows: list[dict[str, Any]]) -> str:
         missed = [r["kind"] for r in rows if not test(r)]
         return "held on every kind" if not missed else f"MISSED on {', '.join(missed)}"
     return (f"Targets: APGD within {APGD_TARGET} points of AutoAttack: "
-            f"{which(lambda r: points(r['apgd_test'], r['autoattack_test']) <= APGD_TARGET)}; "
+            f"{which(lambda r: r['autoattack_test'] is None or points(r['apgd_test'], r['autoattack_test']) <= APGD_TARGET)}"
+            f"{' (AutoAttack not run)' if any(r['autoattack_test'] is None for r in rows) else ''}; "
             f"per-epoch (val) at most {PER_EPOCH_TARGET} points above the final APGD (test): "
             f"{which(lambda r: points(r['robust_val'], r['apgd_test']) <= PER_EPOCH_TARGET)}; "
             f"the same on the test split alone (per-epoch PGD vs. APGD): "
@@ -378,7 +446,8 @@ def accuracy_body(rows: list[dict[str, Any]], args: argparse.Namespace, loads: l
     ]
     curves = [f"- {r['kind']} ({KINDS[r['kind']][0]}; `{r['arch']}`, {r['epochs']} epochs, sparsity "
               f"{r['sparsity']:.2f}): " + ", ".join(f"{100 * v:.1f}" for v in r["val_robust_by_epoch"])
-              + f"; APGD {r['apgd_s']:.0f} s, AutoAttack {r['autoattack_s']:.0f} s" for r in rows]
+              + f"; APGD {r['apgd_s']:.0f} s" + ("" if r["autoattack_s"] is None else f", AutoAttack {r['autoattack_s']:.0f} s")
+              for r in rows]
     load_text = "; ".join(f"{when}: {' / '.join(f'{v:.2f}' for v in value)}" for when, value in loads if value)
     return "\n".join([
         f"Digits defaults: eps {eps:g}/255 ({eps / 255:.2f}), width {DIGITS['width']}, "
@@ -448,6 +517,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--eval-losses", default="",
                         help="also run the per-epoch attack with each of these eval_loss values "
                              "(e.g. ce,margin,ce+margin) at the same cost, on the same networks")
+    parser.add_argument("--eval-attacks", default="",
+                        help="also run these per-epoch attacks at the trial's cost (steps, restarts): "
+                             "LOSS:SCHEDULE:STEP (STEP: first step as a multiple of eps, e.g. "
+                             "ce+margin:apgd:2) or apgd-ce, apgd-dlr, apgd-ce+dlr (pyautoattack)")
+    parser.add_argument("--skip-autoattack", action="store_true",
+                        help="measure APGD-CE + APGD-T but not the full AutoAttack (minutes per network)")
     parser.add_argument("--eval-seeds", type=int, default=1,
                         help="random-start seeds per --eval-losses figure (0 .. N-1)")
     parser.add_argument("--pool", default="",
@@ -462,6 +537,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.eval_losses = list(dict.fromkeys(k.strip() for k in args.eval_losses.split(",") if k.strip()))
     if any(loss not in EVAL_LOSSES for loss in args.eval_losses):
         parser.error(f"unknown --eval-losses {args.eval_losses}; allowed: {', '.join(EVAL_LOSSES)}")
+    args.eval_attacks = list(dict.fromkeys(k.strip() for k in args.eval_attacks.split(",") if k.strip()))
+    for spec in args.eval_attacks:
+        try:
+            parse_attack(spec)
+        except ValueError as error:
+            parser.error(str(error))
+    args.eval_losses = list(dict.fromkeys(args.eval_losses + args.eval_attacks))
     args.kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
     unknown = [k for k in args.kinds if k not in KINDS]
     if unknown or not args.kinds:
@@ -504,8 +586,9 @@ def main(argv: list[str] | None = None) -> int:
                 start = time.perf_counter()
                 trial, reports = (knee_model(search["dir"]) if overrides is None
                                   else train_kind(kind, overrides, epochs=args.epochs, seed=args.seed))
-                rows.append({**evaluate_kind(kind, trial, reports, losses=args.eval_losses,
-                                             eval_seeds=args.eval_seeds), "seconds": time.perf_counter() - start})
+                rows.append({**evaluate_kind(kind, trial, reports, losses=args.eval_losses, eval_seeds=args.eval_seeds,
+                                             autoattack=not args.skip_autoattack),
+                             "seconds": time.perf_counter() - start})
                 loads.append((f"after {kind}", load_average()))
                 print(accuracy_tables(rows[-1:])[0].splitlines()[-1], flush=True)
             out["accuracy"] = rows

@@ -18,7 +18,7 @@ from robnas.spaces._compose import (
     decode,
     encode,
 )
-from robnas.spaces._evaluation import EVAL_LOSSES, EvalConfig
+from robnas.spaces._evaluation import EVAL_LOSSES, EVAL_SCHEDULES, EvalConfig
 from robnas.spaces._genotype import EDGE_KEYS, EDGES, OPS, Genotype
 from robnas.spaces._keys import config_key
 from robnas.spaces._macro import MacroConfig, macro_space
@@ -49,6 +49,7 @@ __all__ = [
     "EDGES",
     "EDGE_KEYS",
     "EVAL_LOSSES",
+    "EVAL_SCHEDULES",
     "MEMORY_FORMATS",
     "OPS",
     "PRECISIONS",

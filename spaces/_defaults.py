@@ -61,7 +61,8 @@ def _madry_step(eps: float, steps: int) -> float:
 
 
 def _budgets(eps: float, steps: int, eval_steps: int, *, step_size: float | None = None,
-             eval_step_size: float | None = None, eval_loss: str = "ce+margin") -> dict[str, float | int | str]:
+             eval_step_size: float | None = None, eval_loss: str = "ce+margin",
+             eval_schedule: str = "constant") -> dict[str, float | int | str]:
     return {
         "eps": eps,
         "attack_steps": steps,
@@ -70,6 +71,7 @@ def _budgets(eps: float, steps: int, eval_steps: int, *, step_size: float | None
         "eval_steps": eval_steps,
         "eval_step_size": _madry_step(eps, eval_steps) if eval_step_size is None else eval_step_size,
         "eval_loss": eval_loss,
+        "eval_schedule": eval_schedule,
     }
 
 

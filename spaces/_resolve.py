@@ -18,8 +18,9 @@ from robnas.spaces._runtime import RUNTIME_KEYS
 __all__ = ["KEYS_ADDED", "complete_record", "fill_defaults", "resolve_fixed"]
 
 #: Trial keys added after robnas began recording ``resolved_trial``, each with the value every
-#: trial had before the key existed (``eval_loss``: the evaluation PGD ascended cross-entropy).
-KEYS_ADDED: Mapping[str, Any] = MappingProxyType({"eval_loss": "ce"})
+#: trial had before the key existed (``eval_loss``: the evaluation PGD ascended cross-entropy;
+#: ``eval_schedule``: with a constant step).
+KEYS_ADDED: Mapping[str, Any] = MappingProxyType({"eval_loss": "ce", "eval_schedule": "constant"})
 
 
 def resolve_fixed(fixed: Mapping[str, Any], searched: Collection[str]) -> dict[str, Any]:

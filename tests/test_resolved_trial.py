@@ -109,7 +109,8 @@ def test_table_backend_records_the_macro_its_replay_uses(shared_data):
 
 def test_robnas_json_round_trip_and_old_files(tmp_path):
     settings = SearchSettings(name="x", storage_path=str(tmp_path))
-    record = {"resolved_trial": {"width": 8, "eval_steps": 10, "eval_loss": "margin"}, "searched_keys": ["edge_1_0"],
+    record = {"resolved_trial": {"width": 8, "eval_steps": 10, "eval_loss": "margin", "eval_schedule": "apgd"},
+              "searched_keys": ["edge_1_0"],
               "score_scales": {"params": [10.0, 20.0]}}
     _write_settings(tmp_path, settings, record)
     saved = json.loads((tmp_path / "robnas.json").read_text())
@@ -118,7 +119,13 @@ def test_robnas_json_round_trip_and_old_files(tmp_path):
     # Recorded before eval_loss existed: its trials ascended cross-entropy, whatever today's default.
     before_loss = {**record, "resolved_trial": {"width": 8, "eval_steps": 10}}
     _write_settings(tmp_path, settings, before_loss)
-    assert read_trial_record(tmp_path)["resolved_trial"] == {"width": 8, "eval_steps": 10, "eval_loss": "ce"}
+    assert read_trial_record(tmp_path)["resolved_trial"] == {"width": 8, "eval_steps": 10, "eval_loss": "ce",
+                                                             "eval_schedule": "constant"}
+    # Recorded after eval_loss, before eval_schedule: its trials' PGD took a constant step.
+    before_schedule = {**record, "resolved_trial": {"width": 8, "eval_steps": 10, "eval_loss": "margin"}}
+    _write_settings(tmp_path, settings, before_schedule)
+    assert read_trial_record(tmp_path)["resolved_trial"] == {"width": 8, "eval_steps": 10, "eval_loss": "margin",
+                                                             "eval_schedule": "constant"}
     older = {"resolved_trial": {"width": 8}, "searched_keys": []}  # before score_scales: none
     _write_settings(tmp_path, settings, older)
     assert read_trial_record(tmp_path) == {**older, "score_scales": {}}

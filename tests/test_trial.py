@@ -39,8 +39,10 @@ def without_times(rows):
 @pytest.mark.parametrize(
     "overrides",
     [{"attack": "pgd"}, {"attack": "fgsm_rs"}, {"attack": "trades"}, {"attack": "fgsm_rs", "eval_restarts": 3},
-     {"attack": "pgd", "eval_loss": "ce+margin", "eval_restarts": 2}],
-    ids=["pgd", "fgsm_rs", "trades", "eval_restarts", "eval_loss"],
+     {"attack": "pgd", "eval_loss": "ce+margin", "eval_restarts": 2},
+     {"attack": "pgd", "eval_schedule": "apgd", "eval_step_size": 16.0, "eval_restarts": 2},
+     {"attack": "pgd", "eval_schedule": "constant", "eval_loss": "ce"}],
+    ids=["pgd", "fgsm_rs", "trades", "eval_restarts", "eval_loss", "eval_schedule", "old_eval"],
 )
 def test_restored_run_reports_the_same_metrics_as_the_uninterrupted_one(overrides, tmp_path):
     config = tiny(**overrides)
