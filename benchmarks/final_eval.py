@@ -177,11 +177,13 @@ def evaluate_kind(kind: str, trial, reports: list[dict[str, Any]], *, losses: li
     evaluation = trial.trial_config.evaluation
     row["probes"] = {}
     for steps, restarts in PROBES:
-        stronger = dataclasses.replace(evaluation, steps=steps, restarts=restarts,
-                                       step_size=2.5 * evaluation.eps / steps)  # the digits rule
+        stronger = dataclasses.replace(evaluation, steps=steps, restarts=restarts, schedule="constant",
+                                       step_size=2.5 * evaluation.eps / steps)  # Madry et al.'s rule
         _, robust = pgd_correct(trial.model, x, y, stronger)
         row["probes"][f"PGD-{steps} x{restarts}"] = int(robust.sum()) / len(x)
-    row["losses"] = {loss: loss_figures(trial, loss, eval_seeds) for loss in losses}
+    row["eval_attack"] = (f"{evaluation.loss}:{evaluation.schedule}:"
+                          f"{round(evaluation.step_size / evaluation.eps, 4):g}")  # the trial's own
+    row["losses"] = {spelled_out(loss, row["eval_attack"]): loss_figures(trial, loss, eval_seeds) for loss in losses}
     for loss, figures in row["losses"].items():
         print(f"  {kind} per-epoch attack, eval_loss {loss}: test {figures['test']} val {figures['val']} "
               f"({figures['s']:.1f} s per run)", file=sys.stderr, flush=True)
@@ -213,6 +215,16 @@ def parse_attack(spec: str) -> dict[str, Any]:
 
 #: ``--eval-attacks`` names of pyautoattack's APGD -> the loss of each of its runs.
 APGD_RUNS = {"apgd-ce": ("ce",), "apgd-dlr": ("dlr",), "apgd-ce+dlr": ("ce", "dlr")}
+
+
+def spelled_out(spec: str, own: str) -> str:
+    """``spec`` as ``LOSS:SCHEDULE:STEP``: a bare ``LOSS`` takes the schedule and step of the
+    trial's own attack ``own`` (itself spelled out)."""
+    return spec if spec in APGD_RUNS or ":" in spec else f"{spec}:{own.split(':', 1)[1]}"
+
+
+#: The digits per-epoch attack before ``eval_schedule`` (``--json`` rows without ``eval_attack``).
+OLD_DIGITS_ATTACK = "ce+margin:constant:0.25"
 
 
 def attack_robust(trial, x, y, spec: str, seed: int):
@@ -327,6 +339,18 @@ def loss_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def cost_line(rows: list[dict[str, Any]]) -> str:
+    """Mean seconds of one test-split run (270 images) of each per-epoch attack over ``rows``, and
+    its ratio to the first attack's, measured side by side in the same process."""
+    losses = list(rows[0]["losses"]) if rows else []
+    if not losses:
+        return ""
+    seconds = {loss: statistics.mean(r["losses"][loss]["s"] for r in rows) for loss in losses}
+    base = seconds[losses[0]]
+    return ("Seconds per run on the 270 test images (mean over the networks; ratio to "
+            f"`{losses[0]}`): " + "; ".join(f"`{loss}` {s:.2f} s ({s / base:.2f}x)" for loss, s in seconds.items()) + ".")
+
+
 def loss_verdict(rows: list[dict[str, Any]]) -> str:
     """One sentence per loss: does its test-split gap (seed 0) stay within the target on every kind."""
     losses = list(rows[0]["losses"]) if rows else []
@@ -354,10 +378,12 @@ def pooled_body(files: list[Path]) -> str:
             if not r.get("losses"):
                 continue
             label = r["kind"] if r["kind"] == "knee" else f"{r['kind']}, seed {r.get('train_seed', seed.group(1) if seed else 0)}"
+            own = r.get("eval_attack", OLD_DIGITS_ATTACK)
+            r = {**r, "losses": {spelled_out(k, own): v for k, v in r["losses"].items()}}
             networks.append((f"{label} ({file.name})", r))
     if not networks:
         raise ValueError(f"no --eval-losses figures in {', '.join(map(str, files))}")
-    losses = list(networks[0][1]["losses"])
+    losses = [loss for loss in networks[0][1]["losses"] if all(loss in r["losses"] for _, r in networks)]
     gap: dict[str, list[tuple[float, float]]] = {loss: [] for loss in losses}
     lines = ["| network | final APGD (test) | " + " | ".join(f"`{loss}`: test - APGD" for loss in losses) + " |",
              "|---|---:|" + "---:|" * len(losses)]
@@ -372,11 +398,17 @@ def pooled_body(files: list[Path]) -> str:
     for name, reduce in (("largest", max), ("mean", statistics.mean)):
         lines.append(f"| **{name}** | | " + " | ".join(
             f"{reduce(p[0] for p in gap[loss]):+.1f} / {reduce(p[1] for p in gap[loss]):+.1f}" for loss in losses) + " |")
+    if len(files) > 1:  # each run alone, e.g. the networks an attack was chosen on vs. held-out ones
+        for file in files:
+            mine = [i for i, (label, _) in enumerate(networks) if label.endswith(f"({file.name})")]
+            lines.append(f"| **{file.name}: largest / mean of the seed means** | | " + " | ".join(
+                f"{max(gap[loss][i][1] for i in mine):+.1f} / {statistics.mean(gap[loss][i][1] for i in mine):+.1f}"
+                for loss in losses) + " |")
     lines.append(f"| **within +{PER_EPOCH_TARGET}** | | " + " | ".join(
         f"{sum(p[0] <= PER_EPOCH_TARGET for p in gap[loss])} / {sum(p[1] <= PER_EPOCH_TARGET for p in gap[loss])} "
         f"of {len(networks)}" for loss in losses) + " |")
     pairs = []
-    for i, a in enumerate(losses):
+    for i, a in enumerate(losses[:1]):  # each attack against the first (the baseline)
         for b in losses[i + 1:]:
             diffs = [pa[1] - pb[1] for pa, pb in zip(gap[a], gap[b])]
             pairs.append(f"`{a}` vs. `{b}` (seed means): `{a}` smaller on {sum(d < 0 for d in diffs)}, "
@@ -384,14 +416,20 @@ def pooled_body(files: list[Path]) -> str:
                          f"networks, mean difference {statistics.mean(diffs):+.2f} points")
     seeds = len(networks[0][1]["losses"][losses[0]]["test"])
     return "\n".join([
-        f"{len(networks)} networks from {len(files)} runs of `--part accuracy --eval-losses {','.join(losses)}`, "
-        f"each attacked with its own per-epoch settings (digits: PGD-{DIGITS['eval_steps']}, 1 restart) under each "
-        f"`eval_loss` at the same cost. Points above the final APGD-CE + APGD-T on the 270 test images (one image = "
+        f"{len(networks)} networks from {len(files)} runs of `--part accuracy --eval-attacks`, each attacked "
+        f"at its own eps, {DIGITS['eval_steps']} forward-backward passes per image and 1 restart (the digits "
+        "per-epoch cost) by each per-epoch attack: `LOSS:SCHEDULE:STEP` is robnas's evaluation PGD with "
+        "`eval_loss` LOSS, `eval_schedule` SCHEDULE and first step STEP x eps (`ce+margin:constant:0.25` "
+        "was the digits default before `eval_schedule`); `apgd-ce`, `apgd-dlr`, `apgd-ce+dlr`: pyautoattack's "
+        "APGD with as many passes. Points above the final APGD-CE + APGD-T (100 iterations each) on the "
+        "270 test images (one image = "
         f"0.37 points); each cell is eval_seed 0 / the mean over eval_seed 0-{seeds - 1}.",
         "",
         *lines,
         "",
         "; ".join(pairs) + ".",
+        "",
+        cost_line([r for _, r in networks]),
         "",
         "Runs:",
         "",
@@ -443,6 +481,8 @@ def accuracy_body(rows: list[dict[str, Any]], args: argparse.Namespace, loads: l
         losses,
         "",
         loss_verdict(rows),
+        "",
+        cost_line(rows),
     ]
     curves = [f"- {r['kind']} ({KINDS[r['kind']][0]}; `{r['arch']}`, {r['epochs']} epochs, sparsity "
               f"{r['sparsity']:.2f}): " + ", ".join(f"{100 * v:.1f}" for v in r["val_robust_by_epoch"])
