@@ -193,24 +193,30 @@ def evaluate_kind(kind: str, trial, reports: list[dict[str, Any]], *, losses: li
 def parse_attack(spec: str) -> dict[str, Any]:
     """An ``--eval-attacks`` spec: ``LOSS`` (an ``eval_loss``, the trial's own schedule and step),
     ``LOSS:SCHEDULE:STEP`` (``eval_loss``, ``eval_schedule`` and the first step as a multiple of
-    eps), or ``apgd-ce``, ``apgd-dlr``, ``apgd-ce+dlr`` (pyautoattack's ``APGDAttack``: one run,
+    eps), ``LOSS:SCHEDULE:STEP:RxS`` (the same as R restarts of S steps: give R x S = the
+    trial's steps for the same number of passes), or ``apgd-ce``, ``apgd-dlr``, ``apgd-ce+dlr`` (pyautoattack's ``APGDAttack``: one run,
     or two runs of half the budget each, so that every image gets ``eval_steps`` forward-backward
     passes: ``n_iter`` = passes - 1, its first pass is at the start point)."""
     if spec in APGD_RUNS:
         return {"pyautoattack": APGD_RUNS[spec]}
     parts = spec.split(":")
-    if parts[0] not in EVAL_LOSSES or len(parts) not in (1, 3) or (len(parts) == 3 and parts[1] not in EVAL_SCHEDULES):
-        raise ValueError(f"bad --eval-attacks entry {spec!r}: LOSS, LOSS:SCHEDULE:STEP (losses {', '.join(EVAL_LOSSES)}; "
-                         f"schedules {', '.join(EVAL_SCHEDULES)}; STEP a multiple of eps) or {', '.join(APGD_RUNS)}")
+    if parts[0] not in EVAL_LOSSES or len(parts) not in (1, 3, 4) or (len(parts) > 1 and parts[1] not in EVAL_SCHEDULES):
+        raise ValueError(f"bad --eval-attacks entry {spec!r}: LOSS, LOSS:SCHEDULE:STEP[:RxS] (losses "
+                         f"{', '.join(EVAL_LOSSES)}; schedules {', '.join(EVAL_SCHEDULES)}; STEP a multiple of eps; "
+                         f"R restarts of S steps) or {', '.join(APGD_RUNS)}")
     if len(parts) == 1:
         return {"loss": spec}
+    split = re.fullmatch(r"([1-9]\d*)x([1-9]\d*)", parts[3]) if len(parts) == 4 else None
     try:
         step = float(parts[2])
     except ValueError:
         step = -1.0
-    if not 0.0 < step <= 4.0:
-        raise ValueError(f"bad --eval-attacks step {parts[2]!r} in {spec!r}: a multiple of eps in (0, 4]")
-    return {"loss": parts[0], "schedule": parts[1], "step": step}
+    if not 0.0 < step <= 4.0 or (len(parts) == 4 and split is None):
+        raise ValueError(f"bad --eval-attacks entry {spec!r}: STEP a multiple of eps in (0, 4], RxS like 2x5")
+    attack = {"loss": parts[0], "schedule": parts[1], "step": step}
+    if split:
+        attack.update(restarts=int(split.group(1)), steps=int(split.group(2)))
+    return attack
 
 
 #: ``--eval-attacks`` names of pyautoattack's APGD -> the loss of each of its runs.
@@ -243,6 +249,8 @@ def attack_robust(trial, x, y, spec: str, seed: int):
         changes = {"loss": attack["loss"], "seed": seed}
         if "schedule" in attack:
             changes.update(schedule=attack["schedule"], step_size=attack["step"] * evaluation.eps)
+        if "restarts" in attack:  # the same passes split into restarts, e.g. 2x5 for PGD-10
+            changes.update(restarts=attack["restarts"], steps=attack["steps"])
         return pgd_correct(trial.model, x, y, dataclasses.replace(evaluation, **changes))[1]
     from pyautoattack.autopgd_base import APGDAttack
 
@@ -471,9 +479,9 @@ def accuracy_body(rows: list[dict[str, Any]], args: argparse.Namespace, loads: l
     losses = loss_table(rows)
     loss_part = [] if not losses else [
         "",
-        f"The per-epoch attack under each `eval_loss`, at the same cost (PGD-{DIGITS['eval_steps']}, "
-        f"step {DIGITS['eval_step_size']:g}/255, 1 restart: {DIGITS['eval_steps']} forward-backward passes "
-        "per image), on the same trained networks, in points above the final APGD (test); each cell is "
+        f"Each per-epoch attack at the same cost ({DIGITS['eval_steps']} forward-backward passes per image, "
+        "1 restart; `LOSS:SCHEDULE:STEP`: `eval_loss`, `eval_schedule`, first step STEP x eps; `apgd-*`: "
+        "pyautoattack's APGD), on the same trained networks, in points above the final APGD (test); each cell is "
         f"eval_seed 0 / the mean over eval_seed 0-{args.eval_seeds - 1}. `test - APGD`: the same test "
         "images, so the attack's own gap; `val - APGD (test)`: what the trial would report after its last "
         "epoch (validation split) against the final number:",
@@ -492,8 +500,9 @@ def accuracy_body(rows: list[dict[str, Any]], args: argparse.Namespace, loads: l
     return "\n".join([
         f"Digits defaults: eps {eps:g}/255 ({eps / 255:.2f}), width {DIGITS['width']}, "
         f"{DIGITS['cells_per_stage']} cell per stage, batch {DIGITS['batch_size']}, PGD-{DIGITS['attack_steps']} "
-        f"training, per-epoch PGD-{DIGITS['eval_steps']} (step {DIGITS['eval_step_size']:g}/255, one random "
-        f"start, worst case over its iterates, `eval_loss` {DIGITS['eval_loss']}) on all "
+        f"training, per-epoch PGD-{DIGITS['eval_steps']} (`eval_schedule` {DIGITS['eval_schedule']}, first step "
+        f"{DIGITS['eval_step_size']:g}/255, one random start, worst case over its iterates, `eval_loss` "
+        f"{DIGITS['eval_loss']}) on all "
         f"{rows[0]['images'] if rows else 270} validation images. "
         f"Trials trained through `TrialRunner`, {args.epochs} epochs, seed {args.seed}, one torch thread; "
         "the knee is the default search's (`robnas search`, 4 epochs). Test split: the same "
@@ -559,8 +568,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "(e.g. ce,margin,ce+margin) at the same cost, on the same networks")
     parser.add_argument("--eval-attacks", default="",
                         help="also run these per-epoch attacks at the trial's cost (steps, restarts): "
-                             "LOSS:SCHEDULE:STEP (STEP: first step as a multiple of eps, e.g. "
-                             "ce+margin:apgd:2) or apgd-ce, apgd-dlr, apgd-ce+dlr (pyautoattack)")
+                             "LOSS:SCHEDULE:STEP[:RxS] (STEP: first step as a multiple of eps, e.g. "
+                             "ce+margin:apgd:2; RxS: R restarts of S steps, e.g. 2x5) or apgd-ce, apgd-dlr, apgd-ce+dlr (pyautoattack)")
     parser.add_argument("--skip-autoattack", action="store_true",
                         help="measure APGD-CE + APGD-T but not the full AutoAttack (minutes per network)")
     parser.add_argument("--eval-seeds", type=int, default=1,
