@@ -347,10 +347,11 @@ def loss_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def cost_line(rows: list[dict[str, Any]]) -> str:
-    """Mean seconds of one test-split run (270 images) of each per-epoch attack over ``rows``, and
-    its ratio to the first attack's, measured side by side in the same process."""
-    losses = list(rows[0]["losses"]) if rows else []
+def cost_line(rows: list[dict[str, Any]], losses: list[str] | None = None) -> str:
+    """Mean seconds of one test-split run (270 images) of each per-epoch attack (``losses``,
+    default: the first row's) over ``rows``, and its ratio to the first attack's, measured side by
+    side in the same process."""
+    losses = (list(rows[0]["losses"]) if rows else []) if losses is None else losses
     if not losses:
         return ""
     seconds = {loss: statistics.mean(r["losses"][loss]["s"] for r in rows) for loss in losses}
@@ -437,7 +438,7 @@ def pooled_body(files: list[Path]) -> str:
         "",
         "; ".join(pairs) + ".",
         "",
-        cost_line([r for _, r in networks]),
+        cost_line([r for _, r in networks], losses),
         "",
         "Runs:",
         "",
@@ -577,6 +578,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pool", default="",
                         help="comma-separated --json files of earlier --eval-losses runs: record their "
                              "figures pooled in one table, and nothing else")
+    parser.add_argument("--pool-title", default=POOL_TITLE, help="section title of the --pool figures")
     parser.add_argument("--json", type=Path, help="also write the raw figures to this file")
     parser.add_argument("--no-record", action="store_true", help="do not write benchmarks/RESULTS.md")
     args = parser.parse_args(argv)
@@ -608,7 +610,7 @@ def main(argv: list[str] | None = None) -> int:
         text = pooled_body([Path(name.strip()) for name in args.pool.split(",") if name.strip()])
         print(text, flush=True)
         if not args.no_record:
-            print(f"recorded in {record_section(POOL_TITLE, text, command=current_command())}")
+            print(f"recorded in {record_section(args.pool_title, text, command=current_command())}")
         return 0
     accuracy, cost = args.part in ("accuracy", "all"), args.part in ("cost", "all")
     out: dict[str, Any] = {"machine": machine_info(), "command": current_command()}

@@ -78,6 +78,23 @@ def test_a_trial_of_a_search_recorded_before_eval_loss_is_read_with_cross_entrop
     assert complete_record(table_record) == table_record
 
 
+def test_a_trial_of_a_search_recorded_before_eval_schedule_is_read_with_its_constant_step(tmp_path):
+    """Its ``eval_step_size`` was recorded; only the schedule is filled in, with the old one."""
+    from robnas.analysis._trial_model import trial_config_of
+
+    settings = SearchSettings(name="x", storage_path=str(tmp_path))
+    resolved = resolve_fixed({"dataset": "digits", "max_epochs": 2}, searched=[*EDGE_KEYS])
+    assert (resolved["eval_schedule"], resolved["eval_step_size"]) == ("cosine", 51.0)  # today's digits default
+    trial_dir = tmp_path / "trial_a"
+    trial_dir.mkdir()
+    (trial_dir / "params.json").write_text(json.dumps({"dataset": "digits", "max_epochs": 2, "edge_1_0": "none",
+                                                       **dict.fromkeys(EDGE_KEYS[1:], "skip_connect")}))
+    old = {**{k: v for k, v in resolved.items() if k != "eval_schedule"}, "eval_step_size": 6.375}
+    _write_settings(tmp_path, settings, {"resolved_trial": old, "searched_keys": sorted(EDGE_KEYS)})
+    evaluation = trial_config_of(trial_dir)[1].evaluation
+    assert (evaluation.schedule, evaluation.step_size, evaluation.loss) == ("constant", 6.375, "ce+margin")
+
+
 def test_param_space_records_the_resolved_trial_keys(tmp_path):
     path = tmp_path / "images.npz"
     rng = np.random.default_rng(0)
