@@ -103,6 +103,8 @@ def cases(tmp: Path, storage: Path) -> dict[str, tuple[list[str], str]]:
         "eval_restarts not a number (trial)": (["trial", "--config", write(tmp / "restarts_trial.yaml", "eval_restarts: x\n")], "'eval_restarts'"),
         "eval_loss unknown (search)": (["search", "--config", write(tmp / "loss_search.yaml", "trial: {eval_loss: dlr}\n"), *s], "'eval_loss'"),
         "eval_loss unknown (trial)": (["trial", "--config", write(tmp / "loss_trial.yaml", "eval_loss: CE\n")], "'eval_loss'"),
+        "eval_schedule unknown (search)": (["search", "--config", write(tmp / "schedule_search.yaml", "trial: {eval_schedule: step}\n"), *s], "'eval_schedule'"),
+        "eval_schedule unknown (trial)": (["trial", "--config", write(tmp / "schedule_trial.yaml", "eval_schedule: Cosine\n")], "'eval_schedule'"),
         "unknown op": (["arch", GOOD_ARCH.replace("avg_pool_3x3", "max_pool_3x3")], "max_pool_3x3"),
         "malformed NB201 string": (["arch", "nor_conv_3x3~0+skip"], "NB201"),
         "negative epochs (search)": (["search", "--max-epochs", "-1", *s], "max_epochs"),
