@@ -17,6 +17,10 @@ points above the final APGD number.
 trial's own steps, step size and restarts (the same cost) on the same trained networks: on the
 test split (its gap to APGD is the attack's alone) and on the validation split (what the trial
 would have reported after its last epoch), for ``--eval-seeds`` seeds of the random starts.
+``--eval-attacks`` does the same for any per-epoch attack at the trial's cost: ``LOSS:SCHEDULE:STEP``
+(``eval_loss``, ``eval_schedule``, first step as a multiple of eps; ``:RxS`` splits the passes
+into R restarts of S steps) or pyautoattack's APGD (``apgd-ce``, ``apgd-dlr``, ``apgd-ce+dlr``)
+with as many forward-backward passes; ``--skip-autoattack`` leaves out the full AutoAttack.
 ``--pool`` pools those figures from the ``--json`` files of several runs (e.g. ``--seed 0, 1, 2``:
 more networks of each kind) into one table, without training or attacking anything.
 
@@ -27,6 +31,7 @@ search's own wall time. Both are subprocesses timed from outside; rerun on a qui
     python benchmarks/final_eval.py                            # both parts, ~11-16 min on 2 busy cores
     python benchmarks/final_eval.py --part accuracy --kinds pgd,trades --epochs 6 --no-record
     python benchmarks/final_eval.py --part accuracy --eval-losses ce,margin,ce+margin --eval-seeds 5
+    python benchmarks/final_eval.py --part accuracy --skip-autoattack --eval-attacks ce+margin:constant:0.25,ce+margin:cosine:2,apgd-ce
     python benchmarks/final_eval.py --pool run0.json,run1.json   # pool the --eval-losses figures of --json files
     python benchmarks/final_eval.py --part cost --json cost.json
 """
