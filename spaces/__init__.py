@@ -19,7 +19,7 @@ from robnas.spaces._compose import (
     decode,
     encode,
 )
-from robnas.spaces._evaluation import EVAL_LOSSES, EvalConfig
+from robnas.spaces._evaluation import EVAL_LOSSES, EVAL_SCHEDULES, EvalConfig
 from robnas.spaces._family import DEFAULT_FAMILY, FAMILIES, ArchFamily, family_named, family_of
 from robnas.spaces._genotype import EDGE_KEYS, EDGES, OPS, Genotype
 from robnas.spaces._keys import config_key
@@ -58,6 +58,7 @@ __all__ = [
     "EDGE_KEYS",
     "EVAL_LOSSES",
     "FAMILIES",
+    "EVAL_SCHEDULES",
     "MEMORY_FORMATS",
     "OPS",
     "PRECISIONS",

@@ -130,6 +130,7 @@ CONFIG_FIELDS: Mapping[str, ConfigField] = {
     "eval_images": ConfigField("evaluation", "max_images", int),
     "eval_restarts": ConfigField("evaluation", "restarts", int),
     "eval_loss": ConfigField("evaluation", "loss", str),
+    "eval_schedule": ConfigField("evaluation", "schedule", str),
     "dataset": ConfigField("training", "dataset", str),
     "data_dir": ConfigField("training", "data_dir", str),
     "max_epochs": ConfigField("training", "max_epochs", int),

@@ -20,9 +20,11 @@ __all__ = ["KEYS_ADDED", "complete_record", "fill_defaults", "resolve_fixed"]
 #: Trial keys added after robnas began recording ``resolved_trial``, each with the value every
 #: trial had before the key existed (``eval_loss``: the evaluation PGD ascended cross-entropy;
 #: the robust-training methods were off; no trial had a dynamic sparsity schedule, so drop
-#: fraction and update interval, RigL's own, change nothing, and no trial averaged tickets).
+#: fraction and update interval, RigL's own, change nothing, and no trial averaged tickets;
+#: ``eval_schedule``: with a constant step).
 KEYS_ADDED: Mapping[str, Any] = MappingProxyType({
     "eval_loss": "ce",
+    "eval_schedule": "constant",
     "awp_gamma": 0.0,
     "weight_averaging": "none",
     "ema_decay": 0.999,

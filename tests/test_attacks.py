@@ -297,7 +297,8 @@ def test_dispatch_reads_the_frozen_configs_of_robnas_spaces():
     x_fgsm = fgsm_rs(model, x, y, eps=8 / 255, generator=_gen(0))
     torch.testing.assert_close(training_loss(model, x, y, attack, _gen(0)),
                                F.cross_entropy(model(x_fgsm), y))
-    evaluation = spaces_eval.EvalConfig(eps=8.0, steps=3, step_size=2.0, seed=4, max_images=0)
+    evaluation = spaces_eval.EvalConfig(eps=8.0, steps=3, step_size=2.0, seed=4, max_images=0, loss="ce",
+                                        schedule="constant")  # what the plain namespace means
     assert evaluate_robustness(model, x, y, evaluation) == evaluate_robustness(
         model, x, y, _evaluation(eps=8.0, steps=3, step_size=2.0, seed=4))
 

@@ -111,6 +111,8 @@ def cases(tmp: Path, storage: Path) -> dict[str, tuple[list[str], str]]:
         "weight_averaging unknown (trial)": (["trial", "--config", write(tmp / "wa_trial.yaml", "weight_averaging: swa\n")], "'weight_averaging'"),
         "stop_on_overfit not a bool (trial)": (["trial", "--config", write(tmp / "stop_trial.yaml", "stop_on_overfit: 1\n")], "'stop_on_overfit'"),
         "part with trades (trial)": (["trial", "--config", write(tmp / "part_trial.yaml", "part: true\nattack: trades\n")], "'part'"),
+        "eval_schedule unknown (search)": (["search", "--config", write(tmp / "schedule_search.yaml", "trial: {eval_schedule: step}\n"), *s], "'eval_schedule'"),
+        "eval_schedule unknown (trial)": (["trial", "--config", write(tmp / "schedule_trial.yaml", "eval_schedule: Cosine\n")], "'eval_schedule'"),
         "unknown op": (["arch", GOOD_ARCH.replace("avg_pool_3x3", "max_pool_3x3")], "max_pool_3x3"),
         "malformed NB201 string": (["arch", "nor_conv_3x3~0+skip"], "NB201"),
         "resnet stage lists of unequal length": (["arch", "--config", write(tmp / "r1.yaml", "family: resnet\nstage_depths: [1, 2]\nstage_widths: [8]\n")], "one width per stage"),

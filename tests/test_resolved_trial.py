@@ -86,6 +86,23 @@ def test_a_trial_of_a_search_recorded_before_eval_loss_is_read_with_cross_entrop
     assert complete_record(table_record) == table_record
 
 
+def test_a_trial_of_a_search_recorded_before_eval_schedule_is_read_with_its_constant_step(tmp_path):
+    """Its ``eval_step_size`` was recorded; only the schedule is filled in, with the old one."""
+    from robnas.analysis._trial_model import trial_config_of
+
+    settings = SearchSettings(name="x", storage_path=str(tmp_path))
+    resolved = resolve_fixed({"dataset": "digits", "max_epochs": 2}, searched=[*EDGE_KEYS])
+    assert (resolved["eval_schedule"], resolved["eval_step_size"]) == ("cosine", 51.0)  # today's digits default
+    trial_dir = tmp_path / "trial_a"
+    trial_dir.mkdir()
+    (trial_dir / "params.json").write_text(json.dumps({"dataset": "digits", "max_epochs": 2, "edge_1_0": "none",
+                                                       **dict.fromkeys(EDGE_KEYS[1:], "skip_connect")}))
+    old = {**{k: v for k, v in resolved.items() if k != "eval_schedule"}, "eval_step_size": 6.375}
+    _write_settings(tmp_path, settings, {"resolved_trial": old, "searched_keys": sorted(EDGE_KEYS)})
+    evaluation = trial_config_of(trial_dir)[1].evaluation
+    assert (evaluation.schedule, evaluation.step_size, evaluation.loss) == ("constant", 6.375, "ce+margin")
+
+
 def test_param_space_records_the_resolved_trial_keys(tmp_path):
     path = tmp_path / "images.npz"
     rng = np.random.default_rng(0)
@@ -117,7 +134,8 @@ def test_table_backend_records_the_macro_its_replay_uses(shared_data):
 
 def test_robnas_json_round_trip_and_old_files(tmp_path):
     settings = SearchSettings(name="x", storage_path=str(tmp_path))
-    record = {"resolved_trial": {"width": 8, "eval_steps": 10, "eval_loss": "margin"}, "searched_keys": ["edge_1_0"],
+    record = {"resolved_trial": {"width": 8, "eval_steps": 10, "eval_loss": "margin", "eval_schedule": "apgd"},
+              "searched_keys": ["edge_1_0"],
               "score_scales": {"params": [10.0, 20.0]}}
     _write_settings(tmp_path, settings, record)
     saved = json.loads((tmp_path / "robnas.json").read_text())
@@ -132,7 +150,12 @@ def test_robnas_json_round_trip_and_old_files(tmp_path):
     before_loss = {**record, "resolved_trial": {"width": 8, "eval_steps": 10}}
     _write_settings(tmp_path, settings, before_loss)
     assert read_trial_record(tmp_path)["resolved_trial"] == {"width": 8, "eval_steps": 10, **KEYS_ADDED}
-    assert KEYS_ADDED["eval_loss"] == "ce"
+    assert KEYS_ADDED["eval_loss"] == "ce" and KEYS_ADDED["eval_schedule"] == "constant"
+    # Recorded after eval_loss, before eval_schedule: its trials' PGD took a constant step.
+    before_schedule = {**record, "resolved_trial": {"width": 8, "eval_steps": 10, "eval_loss": "margin"}}
+    _write_settings(tmp_path, settings, before_schedule)
+    assert read_trial_record(tmp_path)["resolved_trial"] == {**KEYS_ADDED, "width": 8, "eval_steps": 10,
+                                                             "eval_loss": "margin"}
     older = {"resolved_trial": {"width": 8}, "searched_keys": []}  # before score_scales: none
     _write_settings(tmp_path, settings, older)
     assert read_trial_record(tmp_path) == {**older, "score_scales": {}}

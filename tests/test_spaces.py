@@ -169,11 +169,17 @@ def test_cifar_like_defaults_follow_nas_robbench(dataset):
     assert trial.training.augment is (dataset != "npz")  # a user's npz is never flipped unasked
 
 
-@pytest.mark.parametrize(("dataset", "eps"), [("mnist", 76.5), ("fashion_mnist", 25.5)])
-def test_mnist_evaluation_is_pgd20_with_step_two_and_a_half_eps_over_20(dataset, eps):
+@pytest.mark.parametrize(("dataset", "eps", "steps"), [("mnist", 76.5, 20), ("fashion_mnist", 25.5, 20), ("digits", 25.5, 10)])
+def test_digit_evaluation_is_ce_plus_margin_pgd_with_cosine_steps_from_two_eps(dataset, eps, steps):
     evaluation = decode({"dataset": dataset}).evaluation
-    assert (evaluation.eps, evaluation.steps) == (eps, 20)
-    assert evaluation.step_size == pytest.approx(2.5 * eps / 20)
+    assert (evaluation.eps, evaluation.steps, evaluation.restarts) == (eps, steps, 1)
+    assert (evaluation.loss, evaluation.schedule, evaluation.step_size) == ("ce+margin", "cosine", 2 * eps)
+
+
+@pytest.mark.parametrize("dataset", ["cifar10", "cifar100", "svhn", "npz"])
+def test_cifar_like_evaluation_is_nas_robbench_pgd20_on_cross_entropy_with_a_constant_step(dataset):
+    evaluation = decode({"dataset": dataset}).evaluation
+    assert (evaluation.loss, evaluation.schedule, evaluation.step_size) == ("ce", "constant", 2.5 * 8.0 / 20)
 
 
 def test_mnist_and_digits_defaults_follow_madrys_step_rule():
@@ -185,7 +191,6 @@ def test_mnist_and_digits_defaults_follow_madrys_step_rule():
     assert (digits.attack.eps, digits.attack.steps) == (25.5, 7)
     assert digits.attack.step_size == pytest.approx(2.5 * 25.5 / 7)
     assert (digits.evaluation.eps, digits.evaluation.steps) == (25.5, 10)
-    assert digits.evaluation.step_size == pytest.approx(2.5 * 25.5 / 10)
     assert (digits.evaluation.max_images, digits.evaluation.seed) == (0, 0)
 
 

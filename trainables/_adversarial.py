@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from robnas.spaces._attack import ATTACK_METHODS, budget_fraction
+from robnas.spaces._evaluation import EVAL_SCHEDULES
 
 from ._fgsm_rs import fgsm_rs
 from ._pgd import attack_mode, pgd, uniform_noise
@@ -96,7 +97,7 @@ def pgd_correct(
     An image counts as robust only if it is classified correctly clean and at every iterate
     (uniform random start included) of each of ``evaluation.restarts`` PGD runs
     (``evaluation.eps``, ``steps``, ``step_size`` in 1/255 units; the ascent's ``loss``,
-    ``"ce"`` when the object has none); see ``robnas.trainables._pgd_eval.pgd_broken``. Images already broken, or wrong clean, are not
+    ``"ce"`` when the object has none; the step ``schedule``, ``"constant"`` when it has none); see ``robnas.trainables._pgd_eval.pgd_broken``. Images already broken, or wrong clean, are not
     attacked again. The random starts come from one CPU generator seeded with
     ``evaluation.seed``, drawn for every image restart after restart, batch after batch, so the
     same model, data, seed and ``batch_size`` give identical flags, and the first R restarts of
@@ -114,6 +115,10 @@ def pgd_correct(
         step_losses(loss, 0)
     except ValueError as error:
         raise ValueError(f"evaluation.loss: {error}") from None
+    schedule = getattr(evaluation, "schedule", "constant")
+    if schedule not in EVAL_SCHEDULES:
+        raise ValueError(f"evaluation.schedule: unknown evaluation step schedule {schedule!r}; "
+                         f"allowed: {', '.join(EVAL_SCHEDULES)}")
     if len(x) != len(y) or len(x) == 0:
         raise ValueError(
             f"need as many labels as images (> 0), got {len(x)} images and {len(y)} labels"
@@ -133,6 +138,7 @@ def pgd_correct(
             alive = robust[a:b].nonzero().squeeze(1)
             if len(alive):
                 broken = pgd_broken(model, xb[alive], yb[alive], start[alive],
-                                    eps=eps, step_size=step_size, steps=evaluation.steps, loss=loss)
+                                    eps=eps, step_size=step_size, steps=evaluation.steps, loss=loss,
+                                    schedule=schedule)
                 robust[a + alive[broken]] = False
     return correct, robust
