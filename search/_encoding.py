@@ -16,8 +16,8 @@ array of length ``len(FEATURE_NAMES)``:
   1.25 * eps when not given), ``trades_beta`` (0 unless TRADES);
 * ``family=<name>``: one-hot of the family.
 * robust training: ``awp_gamma``, one-hot ``weight_averaging``, ``ema_decay`` (0 without
-  EMA), ``wot_segments`` (0 without WOT), ``part``, ``part_eps_low`` (1 without PART: every
-  pixel keeps eps), ``stop_on_overfit`` (0 unless FGSM-RS, the one method that checks).
+  EMA), ``wot_segments`` (0 without WOT), ``part`` (0 with clean training, where it is a
+  no-op), ``part_eps_low`` (1 without PART: every pixel keeps eps), ``stop_on_overfit`` (0 unless FGSM-RS, the one method that checks).
 """
 
 from __future__ import annotations
@@ -86,6 +86,7 @@ def encode_trial(trial: TrialConfig) -> np.ndarray:
     """Float64 array ``(len(FEATURE_NAMES),)`` of a decoded trial."""
     sparsity, attack, robust = trial.sparsity, trial.attack, trial.robust
     step_size = 1.25 * attack.eps if attack.step_size is None else attack.step_size
+    part = robust.part and attack.method != "none"
     values = [
         *_architecture(trial),
         sparsity.target,
@@ -105,8 +106,8 @@ def encode_trial(trial: TrialConfig) -> np.ndarray:
         *(float(robust.weight_averaging == w) for w in WEIGHT_AVERAGING),
         robust.ema_decay if robust.weight_averaging == "ema" else 0.0,
         float(robust.wot_segments) if robust.weight_averaging == "wot" else 0.0,
-        float(robust.part),
-        robust.part_eps_low if robust.part else 1.0,
+        float(part),
+        robust.part_eps_low if part else 1.0,
         float(robust.stop_on_overfit and attack.method == "fgsm_rs"),
     ]
     return np.asarray(values, dtype=float)

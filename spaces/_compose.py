@@ -23,7 +23,7 @@ from robnas.spaces._genotype import Genotype
 from robnas.spaces._macro import MacroConfig, macro_space
 from robnas.spaces._nb201 import DEFAULT_ARCH, NB201Arch
 from robnas.spaces._resnet_space import resnet_space
-from robnas.spaces._robust_training import PART_ATTACKS, RobustTrainingConfig, robust_training_space
+from robnas.spaces._robust_training import RobustTrainingConfig, robust_training_space
 from robnas.spaces._sparsity import SparsityConfig, sparsity_space
 from robnas.spaces._suggest import did_you_mean
 from robnas.spaces._training import TrainingConfig
@@ -77,9 +77,6 @@ class TrialConfig:
             value = getattr(self, name)
             if not isinstance(value, cls):
                 raise ValueError(f"TrialConfig.{name} must be a {cls.__name__}, got {value!r}")
-        if self.robust.part and self.attack.method not in PART_ATTACKS:
-            raise ValueError(f"config key 'part': PART needs attack {' or '.join(map(repr, PART_ATTACKS))}, "
-                             f"got {self.attack.method!r}")
 
     @property
     def family(self) -> str:

@@ -6,9 +6,10 @@ Two configurations train the same network when they differ only in keys the trai
   and the drop fraction, update interval and ``sup_tickets`` of any but a dynamic schedule;
 - the ascent steps of ``fgsm_rs`` (one step), the TRADES weight of every other method, and the
   whole budget (eps, steps, step size, TRADES weight) of clean training (``attack: none``);
-- the EMA decay of a trial without EMA, WOT's pieces of a trial without WOT, PART's low
-  budget of a trial without PART, and the overfitting stop of a trial that does not
-  train with FGSM-RS (the only method that checks for catastrophic overfitting).
+- the EMA decay of a trial without EMA, WOT's pieces of a trial without WOT, PART and its low
+  budget of clean training (PART's low budget of a trial without PART), and the overfitting
+  stop of a trial that does not train with FGSM-RS (the only method that checks for
+  catastrophic overfitting).
 Every other key counts, and a missing key counts as its default (per data set), so
 ``{"sparsity": 0}`` and ``{}`` are the same network. The searcher, the screening pool and the
 analysis deduplicate on this key.
@@ -42,7 +43,8 @@ def effective_config(trial: TrialConfig) -> TrialConfig:
     elif not trial.sparsity.dynamic:
         unused = SparsityConfig()
         changes["sparsity"] = dataclasses.replace(
-            trial.sparsity, drop_fraction=unused.drop_fraction, update_every=unused.update_every)
+            trial.sparsity, drop_fraction=unused.drop_fraction, update_every=unused.update_every,
+            sup_tickets=unused.sup_tickets)
     attack = trial.attack
     if attack.method == "none":
         changes["attack"] = dataclasses.replace(
@@ -59,7 +61,9 @@ def effective_config(trial: TrialConfig) -> TrialConfig:
         unused["ema_decay"] = RobustTrainingConfig.ema_decay
     if robust.weight_averaging != "wot":
         unused["wot_segments"] = RobustTrainingConfig.wot_segments
-    if not robust.part:
+    if attack.method == "none":
+        unused["part"] = RobustTrainingConfig.part
+    if not robust.part or attack.method == "none":
         unused["part_eps_low"] = RobustTrainingConfig.part_eps_low
     if attack.method != "fgsm_rs":
         unused["stop_on_overfit"] = RobustTrainingConfig.stop_on_overfit

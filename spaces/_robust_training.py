@@ -13,14 +13,12 @@ from typing import Any
 
 from robnas.spaces._checks import check_bool, check_choice, check_float, check_int, check_values
 
-__all__ = ["PART_ATTACKS", "WEIGHT_AVERAGING", "RobustTrainingConfig", "robust_training_space"]
+__all__ = ["WEIGHT_AVERAGING", "RobustTrainingConfig", "robust_training_space"]
 
 #: ``none``: evaluate the trained weights; ``ema``: an exponential moving average of them
 #: (Rebuffi et al. 2021, "Fixing data augmentation to improve adversarial robustness");
 #: ``wot``: weighted optimisation trajectories (Huang et al. 2023), see ``robnas.trainables._wot``.
 WEIGHT_AVERAGING: tuple[str, ...] = ("none", "ema", "wot")
-#: Attack methods PART reweights (PGD and its one-step form).
-PART_ATTACKS: tuple[str, ...] = ("pgd", "fgsm_rs")
 #: Largest AWP size: a perturbation as large as the layer's own weights.
 MAX_AWP_GAMMA = 1.0
 #: AWP sizes the ``training`` space part chooses from: off, TRADES-AWP's and AT-AWP's defaults.
@@ -45,11 +43,13 @@ class RobustTrainingConfig:
         part: pixel-reweighted adversarial training (Zhang et al. 2024, "Improving
             accuracy-robustness trade-off via pixel reweighted adversarial training"): after a
             warm-up of a quarter of the epochs, pixels the class activation map does not mark
-            important get the budget ``part_eps_low * eps``; with ``pgd`` and ``fgsm_rs`` only.
+            important get the budget ``part_eps_low * eps``, with every attack method (TRADES:
+            its KL attack, as the reference's PART-T); a no-op with attack ``none``.
         part_eps_low: the unimportant pixels' budget as a fraction of eps, in [0, 1] (the
             paper: 7/255 of 8/255, 0.875).
         stop_on_overfit: a trial that detects catastrophic overfitting (see
-            ``robnas.trainables._overfit``) stops after reporting it, instead of training on.
+            ``robnas.trainables._overfit``) stops after reporting it, instead of training on;
+            only FGSM-RS trials check, so a no-op with every other attack.
     """
 
     awp_gamma: float = 0.0
@@ -81,13 +81,14 @@ def robust_training_space(
     awp_gammas: Sequence[float] = DEFAULT_AWP_GAMMAS,
     weight_averaging: Sequence[str] = WEIGHT_AVERAGING,
     ema_decays: Sequence[float] | None = None,
-    part: Sequence[bool] | None = None,
+    part: Sequence[bool] = (False, True),
+    stop_on_overfit: Sequence[bool] = (False, True),
 ) -> dict[str, Any]:
-    """Ray Tune domains ``awp_gamma`` and ``weight_averaging`` (and ``ema_decay`` when
-    ``ema_decays`` is given; otherwise every EMA trial takes 0.999; ``part`` when ``part`` is
-    given: PART needs attack ``pgd`` or ``fgsm_rs``, so it is not searched by default, where
-    the attack part may draw ``trades``). ``dataset`` is accepted for the ``SPACE_PARTS``
-    signature; no default here depends on it."""
+    """Ray Tune domains ``awp_gamma``, ``weight_averaging``, ``part`` and ``stop_on_overfit``
+    (and ``ema_decay`` when ``ema_decays`` is given; otherwise every EMA trial takes 0.999).
+    ``stop_on_overfit`` matters to FGSM-RS trials only and ``part`` to every attack but
+    ``none``; elsewhere they are no-ops the deduplication ignores. ``dataset`` is accepted for
+    the ``SPACE_PARTS`` signature; no default here depends on it."""
     from ray import tune
 
     owner = "RobustTrainingConfig"
@@ -105,6 +106,8 @@ def robust_training_space(
             check_float(owner, "ema_decay", d, low=0.0, high=1.0, high_open=True)
             for d in check_values("ema_decays", ema_decays)
         ])
-    if part is not None:
-        space["part"] = tune.choice([check_bool(owner, "part", p) for p in check_values("part", part)])
+    space["part"] = tune.choice([check_bool(owner, "part", p) for p in check_values("part", part)])
+    space["stop_on_overfit"] = tune.choice([
+        check_bool(owner, "stop_on_overfit", s) for s in check_values("stop_on_overfit", stop_on_overfit)
+    ])
     return space

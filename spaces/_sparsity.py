@@ -2,7 +2,8 @@
 
 Dynamic schedules (``set``, ``rigl``) keep the target sparsity from the first step and move the
 kept weights every ``update_every`` optimiser steps; ``sup_tickets`` adds the cyclic phase of
-Sup-tickets on top of them (``robnas.trainables`` implements all of them).
+Sup-tickets on top of them (``robnas.trainables`` implements all of them). Without a dynamic
+schedule the three keys are no-ops, as ``ema_decay`` is without EMA.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from robnas.spaces._checks import ConfigError, check_bool, check_choice, check_float, check_int, check_values
+from robnas.spaces._checks import check_bool, check_choice, check_float, check_int, check_values
 
 __all__ = [
     "DYNAMIC_SCHEDULES",
@@ -48,7 +49,8 @@ class SparsityConfig:
 
     The network is dense when ``target == 0`` or ``schedule == "none"`` (see :attr:`active`).
     ``drop_fraction`` (in (0, 1)) and ``update_every`` (optimiser steps, >= 1) drive the dynamic
-    schedules; ``sup_tickets`` (dynamic schedules only) averages the tickets of cyclic phases.
+    schedules; ``sup_tickets`` averages the tickets of their cyclic phases. The three are
+    checked always and ignored unless :attr:`dynamic`.
     """
 
     target: float = 0.0
@@ -67,9 +69,6 @@ class SparsityConfig:
                                     low=0.0, high=1.0, low_open=True, high_open=True)
         update_every = check_int(owner, "update_every", self.update_every, minimum=1)
         sup_tickets = check_bool(owner, "sup_tickets", self.sup_tickets)
-        if sup_tickets and schedule not in DYNAMIC_SCHEDULES:
-            raise ConfigError(owner, "sup_tickets", f"needs a dynamic schedule "
-                              f"({', '.join(DYNAMIC_SCHEDULES)}), got schedule {schedule!r}")
         object.__setattr__(self, "target", target)
         object.__setattr__(self, "schedule", schedule)
         object.__setattr__(self, "granularity", granularity)
@@ -96,16 +95,16 @@ def sparsity_space(
     granularities: Sequence[str] = SPARSITY_GRANULARITIES,
     drop_fractions: Sequence[float] | None = None,
     update_every: Sequence[int] | None = None,
-    sup_tickets: Sequence[bool] | None = None,
+    sup_tickets: Sequence[bool] = (False, True),
 ) -> dict[str, Any]:
-    """Ray Tune domains ``sparsity``, ``sparsity_schedule`` and ``sparsity_granularity``, and
-    ``sparsity_drop_fraction``, ``sparsity_update_every``, ``sup_tickets`` when given choices.
+    """Ray Tune domains ``sparsity``, ``sparsity_schedule``, ``sparsity_granularity`` and
+    ``sup_tickets``, and ``sparsity_drop_fraction``, ``sparsity_update_every`` when given choices.
 
     ``sparsity`` is a choice among ``targets`` (default 0, 0.5, 0.8, 0.9) or, with
     ``target_range=(low, high)``, uniform on that interval; both must lie in [0, 0.99].
     Target 0 is the dense network, so the default schedules leave out ``none``. Keys without
-    choices take ``decode``'s defaults. ``sup_tickets`` choices with ``True`` need every
-    schedule to be dynamic (``DYNAMIC_SCHEDULES``), as a trial does.
+    choices take ``decode``'s defaults. ``sup_tickets`` and the dynamic keys only matter to a
+    trial that draws a dynamic schedule (``DYNAMIC_SCHEDULES``) and a target above 0.
     """
     from ray import tune
 
@@ -144,11 +143,7 @@ def sparsity_space(
         space["sparsity_update_every"] = tune.choice([
             check_int(owner, "update_every", n, minimum=1) for n in check_values("update_every", update_every)
         ])
-    if sup_tickets is not None:
-        flags = [check_bool(owner, "sup_tickets", b) for b in check_values("sup_tickets", sup_tickets)]
-        static = [s for s in schedule_values if s not in DYNAMIC_SCHEDULES]
-        if any(flags) and static:
-            raise ValueError(f"sup_tickets needs dynamic schedules only ({', '.join(DYNAMIC_SCHEDULES)}), "
-                             f"got schedules {', '.join(static)}")
-        space["sup_tickets"] = tune.choice(flags)
+    space["sup_tickets"] = tune.choice([
+        check_bool(owner, "sup_tickets", b) for b in check_values("sup_tickets", sup_tickets)
+    ])
     return space

@@ -21,6 +21,8 @@ ISOMORPH = "|avg_pool_3x3~0|+|skip_connect~0|none~1|+|skip_connect~0|none~1|nor_
     ({"sparsity": 0.0, "sparsity_schedule": "rigl", "sup_tickets": True}, {}),  # target 0: dense
     ({"sparsity": 0.5, "sparsity_schedule": "oneshot", "sparsity_update_every": 7, "sparsity_drop_fraction": 0.1},
      {"sparsity": 0.5, "sparsity_schedule": "oneshot"}),  # no mask updates to tune
+    ({"sparsity": 0.5, "sparsity_schedule": "gradual", "sup_tickets": True},
+     {"sparsity": 0.5, "sparsity_schedule": "gradual"}),  # Sup-tickets needs a dynamic schedule
     ({"attack": "fgsm_rs", "attack_steps": 1}, {"attack": "fgsm_rs", "attack_steps": 10}),
     ({"attack": "pgd", "trades_beta": 1.0}, {"attack": "pgd", "trades_beta": 6.0}),
     ({"attack": "none", "eps": 8.0, "step_size": 2.0}, {"attack": "none", "eps": 2.0}),

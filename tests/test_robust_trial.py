@@ -81,12 +81,18 @@ def test_an_overfitted_trial_never_enters_the_front():
 
 def test_the_training_space_part_and_the_network_key():
     space = build_space("cell,attack,training")
-    assert {"awp_gamma", "weight_averaging"} <= set(space)
+    assert {"awp_gamma", "weight_averaging", "part", "stop_on_overfit"} <= set(space)
     assert sorted(space["awp_gamma"].categories) == [0.0, 0.005, 0.01]
     assert sorted(space["weight_averaging"].categories) == ["ema", "none", "wot"]
+    assert space["part"].categories == [False, True] and space["stop_on_overfit"].categories == [False, True]
+    for method in ("pgd", "fgsm_rs", "trades", "none"):  # every attack takes every method key
+        decode({"attack": method, "part": True, "stop_on_overfit": True, "awp_gamma": 0.01})
     # Keys that cannot change the training do not make another network.
     assert effective_key({"ema_decay": 0.9}) == effective_key({})
     assert effective_key({"stop_on_overfit": True}) == effective_key({})
+    assert effective_key({"attack": "trades", "stop_on_overfit": True}) == effective_key({"attack": "trades"})
+    assert effective_key({"attack": "none", "part": True}) == effective_key({"attack": "none"})
+    assert effective_key({"attack": "trades", "part": True}) != effective_key({"attack": "trades"})
     assert effective_key({"attack": "fgsm_rs", "stop_on_overfit": True}) != effective_key({"attack": "fgsm_rs"})
     assert effective_key({"weight_averaging": "ema", "ema_decay": 0.9}) != effective_key({"weight_averaging": "ema"})
     assert effective_key({"awp_gamma": 0.01}) != effective_key({})

@@ -52,13 +52,14 @@ def test_cell_space_has_one_choice_of_all_ops_per_edge():
 def test_default_space_parts_and_their_domains():
     space = build_space()
     assert tuple(space) == (*EDGE_KEYS, "width", "cells_per_stage", "sparsity", "sparsity_schedule",
-                            "sparsity_granularity", "attack")
+                            "sparsity_granularity", "sup_tickets", "attack")
     assert set(space) <= set(CONFIG_KEYS)
     assert space["width"].categories == [8, 16]
     assert space["cells_per_stage"].categories == [1, 2]
     assert space["sparsity"].categories == [0.0, 0.5, 0.8, 0.9]
     assert space["sparsity_schedule"].categories == ["oneshot", "gradual", "set", "rigl"]
     assert space["sparsity_granularity"].categories == list(SPARSITY_GRANULARITIES)
+    assert space["sup_tickets"].categories == [False, True]
     assert space["attack"].categories == ["pgd", "fgsm_rs", "trades"]
     # budgets are searched only when asked for; otherwise each method's default applies
     assert build_space(("attack",))["attack"].categories == ["pgd", "fgsm_rs", "trades"]
@@ -276,8 +277,6 @@ def test_numpy_scalars_are_accepted_as_plain_values():
         ({"sparsity_update_every": 0}, "'sparsity_update_every'.*must be >= 1, got 0"),
         ({"sparsity_update_every": 2.5}, "'sparsity_update_every'.*must be an integer"),
         ({"sup_tickets": 1}, "'sup_tickets'.*must be true or false"),
-        ({"sup_tickets": True, "sparsity_schedule": "gradual"}, "'sup_tickets'.*needs a dynamic schedule .*got schedule 'gradual'"),
-        ({"sup_tickets": True}, "'sup_tickets'.*got schedule 'none'"),
         ({"dataset": "imagenet"}, "'dataset'.*'digits', 'cifar10'"),
         ({"data_dir": 5}, "'data_dir'"),
         ({"arch": ARCH.replace("avg_pool_3x3", "max_pool_3x3")}, "unknown op 'max_pool_3x3'"),
@@ -355,9 +354,13 @@ def test_sparsity_space_searches_the_dynamic_sparsity_keys_when_given_choices():
     assert space["sparsity_drop_fraction"].categories == [0.1, 0.3]
     assert space["sparsity_update_every"].categories == [5, 20]
     assert space["sup_tickets"].categories == [False, True]
-    assert "sup_tickets" not in sparsity_space()
-    with pytest.raises(ValueError, match="sup_tickets needs dynamic schedules only .*got schedules oneshot"):
-        sparsity_space(schedules=("oneshot", "rigl"), sup_tickets=(True,))
+    assert sparsity_space()["sup_tickets"].categories == [False, True]
+    assert sparsity_space()["sparsity_schedule"].categories == ["oneshot", "gradual", "set", "rigl"]
+    assert sparsity_space(schedules=("oneshot", "rigl"), sup_tickets=(True,))["sup_tickets"].categories == [True]
+    # Without a dynamic schedule the dynamic keys are no-ops, as ema_decay is without EMA.
+    static = decode({"sparsity": 0.5, "sparsity_schedule": "gradual", "sup_tickets": True, "sparsity_update_every": 3})
+    assert static.sparsity.sup_tickets and not static.sparsity.dynamic
+    assert decode({"sup_tickets": True}).sparsity.sup_tickets
     with pytest.raises(ValueError, match=r"drop_fraction must be in \(0, 1\)"):
         sparsity_space(drop_fractions=(0.3, 1.5))
     with pytest.raises(ValueError, match="update_every must be >= 1"):

@@ -44,10 +44,11 @@ def without_times(rows):
      {"attack": "pgd", "weight_averaging": "ema", "ema_decay": 0.9},
      {"attack": "fgsm_rs", "awp_gamma": 0.01, "weight_averaging": "ema"},
      {"attack": "pgd", "weight_averaging": "wot"}, {"attack": "pgd", "part": True},
+     {"attack": "trades", "part": True},
      {"attack": "pgd", "eval_schedule": "apgd", "eval_step_size": 16.0, "eval_restarts": 2},
      {"attack": "pgd", "eval_schedule": "constant", "eval_loss": "ce"}],
     ids=["pgd", "fgsm_rs", "trades", "eval_restarts", "eval_loss", "pgd_awp", "trades_awp", "ema", "fgsm_rs_awp_ema",
-         "wot", "part", "eval_schedule", "old_eval"],
+         "wot", "part", "trades_part", "eval_schedule", "old_eval"],
 )
 def test_restored_run_reports_the_same_metrics_as_the_uninterrupted_one(overrides, tmp_path):
     config = tiny(**overrides)

@@ -5,15 +5,18 @@ After a warm-up of plain adversarial training, each batch's examples get a per-p
 ``eps`` where the class activation map (Grad-CAM of the network's last stage, for the predicted
 class, in eval mode) marks the pixel as important, ``eps_low`` elsewhere. Important, as in the
 reference: the squared, upsampled CAM standardised over the image exceeds 1 (mean plus one
-standard deviation). The attack starts uniformly in the full eps-ball, as the reference's does,
-and every step projects onto the per-pixel budget.
+standard deviation). With PGD and FGSM-RS the attack starts uniformly in the full eps-ball, as
+the reference's does, and every step projects onto the per-pixel budget. With TRADES (the
+reference's PART-T, ``loss/part_trades.py``) the KL attack of TRADES starts at ``x + 0.001 *
+N(0, 1)`` and every step projects onto the per-pixel budget; the loss is TRADES' own.
 
 Departures: the reference thresholds the CAM after colouring it with matplotlib's ``jet`` map
 (so each colour channel gets its own mask); here the CAM itself, one mask for all channels. The
 reference computes the budgets in a pass over a shuffled loader and uses them by batch index in
 the next pass, so they belong to other images; here each batch's budgets are computed on its
 own images just before its attack. The upsampling is bilinear (the reference: bicubic on a PIL
-image).
+image). The TRADES start is projected onto the per-pixel budget (the reference projects from
+the first step on).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from torch import Tensor, nn
 from robnas.spaces._attack import budget_fraction
 
 from ._pgd import ascent_step, attack_mode, require_generator, uniform_noise
+from ._trades import trades_examples
 
 __all__ = ["class_activation_map", "part_examples", "part_training_examples", "pixel_budget"]
 
@@ -92,14 +96,19 @@ def part_training_examples(
     model: nn.Module, stage: nn.Module, x: Tensor, y: Tensor, attack: Any, *, eps_low: float,
     generator: torch.Generator,
 ) -> Tensor:
-    """PART's examples of a training batch under ``attack`` (an ``AttackConfig``, ``pgd`` or
-    ``fgsm_rs``): budgets from the CAM of ``stage`` (:func:`class_activation_map`,
-    :func:`pixel_budget` with ``eps_low * eps``), then :func:`part_examples` with the attack's
-    steps and step size (FGSM-RS: one step, 1.25 * eps unless given). ``x`` itself at eps 0."""
+    """PART's examples of a training batch under ``attack`` (an ``AttackConfig``): budgets from
+    the CAM of ``stage`` (:func:`class_activation_map`, :func:`pixel_budget` with ``eps_low *
+    eps``), then the attack inside them: ``pgd`` and ``fgsm_rs`` by :func:`part_examples` with
+    the attack's steps and step size (FGSM-RS: one step, 1.25 * eps unless given); ``trades`` by
+    TRADES' KL attack (``trades_examples`` with the budget). ``x`` itself at eps 0 or for
+    ``none``."""
     eps = budget_fraction(attack.eps, name="attack.eps")
-    if eps == 0.0:
+    if eps == 0.0 or attack.method == "none":
         return x
     budget = pixel_budget(class_activation_map(model, stage, x), eps=eps, eps_low=eps_low * eps)
+    if attack.method == "trades":
+        return trades_examples(model, x, eps=eps, step_size=budget_fraction(attack.step_size), steps=attack.steps,
+                               budget=budget, generator=generator)
     if attack.method == "fgsm_rs":
         step = 1.25 * eps if attack.step_size is None else budget_fraction(attack.step_size)
         steps = 1

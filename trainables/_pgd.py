@@ -77,8 +77,9 @@ def uniform_noise(x: Tensor, eps: float, generator: torch.Generator) -> Tensor:
     return (2.0 * u - 1.0).mul_(eps).to(x.device)
 
 
-def project(x_adv: Tensor, x: Tensor, eps: float) -> Tensor:
-    """Clamp ``x_adv`` into the L-inf ball of radius ``eps`` around ``x`` and into [0, 1]."""
+def project(x_adv: Tensor, x: Tensor, eps: float | Tensor) -> Tensor:
+    """Clamp ``x_adv`` into the L-inf ball of radius ``eps`` around ``x`` and into [0, 1];
+    a tensor ``eps`` gives per-pixel radii (shape broadcastable to ``x``)."""
     return torch.min(torch.max(x_adv, x - eps), x + eps).clamp_(0.0, 1.0)
 
 

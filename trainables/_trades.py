@@ -42,18 +42,22 @@ def trades_examples(
     eps: float = 8 / 255,
     step_size: float = 2 / 255,
     steps: int = 10,
+    budget: Tensor | None = None,
     generator: torch.Generator,
 ) -> Tensor:
     """TRADES's inner maximisation: detached ``x'``, shape of ``x``, that maximises the KL term.
 
     Start ``x + 0.001 * N(0, 1)``, then ``steps`` signed-gradient steps of ``step_size``
-    projected onto the eps-ball and [0, 1].
+    projected onto the eps-ball and [0, 1]. ``budget``: per-pixel radii, fractions of 1, shape
+    broadcastable to ``x`` (PART's (N, 1, H, W)), each at most ``eps``, used instead of ``eps``
+    in every projection (the start's included).
     """
     check_attack_args("trades_loss", eps=eps, step_size=step_size, steps=steps)
     generator = require_generator(generator, "trades_loss")
     x = x.detach()
+    radius = eps if budget is None else budget.to(x.dtype).clamp(0.0, eps)
     noise = torch.randn(x.shape, generator=generator, device=generator.device, dtype=x.dtype)
-    x_adv = project(x + 0.001 * noise.to(x.device), x, eps)
+    x_adv = project(x + 0.001 * noise.to(x.device), x, radius)
     with attack_mode(model):
         with torch.no_grad():
             p_clean = F.softmax(model(x), dim=1)
@@ -61,7 +65,7 @@ def trades_examples(
             x_adv.requires_grad_(True)
             kl = F.kl_div(F.log_softmax(model(x_adv), dim=1), p_clean, reduction="sum")
             grad = input_gradient(kl, x_adv)
-            x_adv = project(x_adv.detach() + step_size * grad.sign(), x, eps)
+            x_adv = project(x_adv.detach() + step_size * grad.sign(), x, radius)
     return x_adv.detach()
 
 
