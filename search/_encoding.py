@@ -17,7 +17,8 @@ array of length ``len(FEATURE_NAMES)``:
 * ``family=<name>``: one-hot of the family.
 * robust training: ``awp_gamma``, one-hot ``weight_averaging``, ``ema_decay`` (0 without
   EMA), ``wot_segments`` (0 without WOT), ``part`` (0 with clean training, where it is a
-  no-op), ``part_eps_low`` (1 without PART: every pixel keeps eps), ``stop_on_overfit`` (0 unless FGSM-RS, the one method that checks).
+  no-op), ``part_eps_low`` (1 without PART: every pixel keeps eps), ``stop_on_overfit`` (0
+  unless FGSM-RS, the one method that checks).
 """
 
 from __future__ import annotations

@@ -6,10 +6,10 @@ Two configurations train the same network when they differ only in keys the trai
   and the drop fraction, update interval and ``sup_tickets`` of any but a dynamic schedule;
 - the ascent steps of ``fgsm_rs`` (one step), the TRADES weight of every other method, and the
   whole budget (eps, steps, step size, TRADES weight) of clean training (``attack: none``);
-- the EMA decay of a trial without EMA, WOT's pieces of a trial without WOT, PART and its low
-  budget of clean training (PART's low budget of a trial without PART), and the overfitting
-  stop of a trial that does not train with FGSM-RS (the only method that checks for
-  catastrophic overfitting).
+- the EMA decay of a trial without EMA, WOT's pieces of a trial without WOT, PART's low
+  budget of a trial without PART, PART itself with clean training (no attack to reweight),
+  and the overfitting stop of a trial that does not train with FGSM-RS (the only method that
+  checks for catastrophic overfitting).
 Every other key counts, and a missing key counts as its default (per data set), so
 ``{"sparsity": 0}`` and ``{}`` are the same network. The searcher, the screening pool and the
 analysis deduplicate on this key.
