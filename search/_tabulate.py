@@ -2,11 +2,12 @@
 
 The networks are every NB201 cell class, a listed subset, or a seeded draw from the space
 (``robnas.search._tabulate_archs``); the ``resnet`` space has no finite list, so it is
-tabulated from a list or a draw. Each network is one trial of ``robust_trainable`` in a Ray Tune experiment (grid search over
-``arch``, the network's description, FIFO) kept beside the output as ``<out>.tune/``; ``resume=True`` continues it with
-``Tuner.restore``. The table has one row per (network, epoch) and the columns ``arch``, ``epoch``
-and ``TABLE_METRICS``; ``epoch_time_s`` is the cost column of ``robnas.trainables._table``, so a
-replayed search reports the same names and values as the trained one.
+tabulated from a list or a draw. Each network is one trial of ``robust_trainable`` in a Ray
+Tune experiment (grid search over ``arch``, the network's description, FIFO) kept beside the
+output as ``<out>.tune/``; ``resume=True`` continues it with ``Tuner.restore``. The table has
+one row per (network, epoch) and the columns ``arch``, ``epoch`` and ``TABLE_METRICS``;
+``epoch_time_s`` is the cost column of ``robnas.trainables._table``, so a replayed search
+reports the same names and values as the trained one.
 """
 
 from __future__ import annotations
@@ -142,8 +143,8 @@ class TabulateSettings:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class TabulateResult:
-    """The table (written to ``path`` unless some cell is unfinished or none succeeded), its
-    Tune experiment, and the cells missing from it: ``failed`` (the trial raised an error) and
+    """The table (written to ``path`` unless some network is unfinished or none succeeded), its
+    Tune experiment, and the networks missing from it: ``failed`` (the trial raised an error) and
     ``unfinished`` (the run was interrupted). ``resume`` continues both."""
 
     path: Path
