@@ -132,3 +132,6 @@ def test_a_tabulated_resnet_table_is_replayed_by_a_table_search(ray_session, tmp
         assert config["family"] == "resnet" and config["arch"] in NETWORKS  # only the table's networks
         for name in ("robust_acc", "clean_acc", "params"):
             assert report[name] == trained.loc[config["arch"], name]
+    assert main(["analyze", str(tmp_path / "runs" / "replay")]) == 0, capsys.readouterr().err
+    front = pd.read_csv(tmp_path / "runs" / "replay" / "analysis" / "pareto.csv")
+    assert set(front.arch) <= set(NETWORKS) and len(front) >= 1  # the front names networks by description
