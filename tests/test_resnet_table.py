@@ -135,3 +135,6 @@ def test_a_tabulated_resnet_table_is_replayed_by_a_table_search(ray_session, tmp
     assert main(["analyze", str(tmp_path / "runs" / "replay")]) == 0, capsys.readouterr().err
     front = pd.read_csv(tmp_path / "runs" / "replay" / "analysis" / "pareto.csv")
     assert set(front.arch) <= set(NETWORKS) and len(front) >= 1  # the front names networks by description
+    summary = json.loads((tmp_path / "runs" / "replay" / "analysis" / "summary.json").read_text())
+    quality = summary["table_front"]  # compared with the true front of the table's networks
+    assert quality["table"] == str(out) and set(quality["regret"]) == {"robust_acc", "params"}

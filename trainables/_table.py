@@ -37,7 +37,6 @@ from robnas.spaces._family import DEFAULT_FAMILY, family_named, family_of, parse
 from robnas.spaces._genotype import Genotype
 from robnas.spaces._nb201 import NB201Arch
 from robnas.spaces._runtime import RUNTIME_KEYS, scalarize
-from robnas.trainables._families import network_sizes
 
 __all__ = ["COST_COLUMNS", "TABLE_INPUT", "TABLE_MACRO", "ResultTable", "config_reports", "replay", "row_network",
            "table_params"]
@@ -284,6 +283,8 @@ TABLE_INPUT = ((3, 32, 32), 10)
 
 def table_params(network: Any) -> int:
     """Parameters of ``network`` on ``TABLE_INPUT``, in closed form (its family's counter)."""
+    from robnas.trainables._families import network_sizes  # imports torch: only when counting
+
     input_shape, num_classes = TABLE_INPUT
     return network_sizes(network, input_shape=input_shape, num_classes=num_classes)["params"]
 
