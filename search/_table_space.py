@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from robnas.spaces._family import DEFAULT_FAMILY, family_named
+from robnas.spaces._family import DEFAULT_FAMILY, family_named, parse_description
 
 __all__ = ["table_space"]
 
@@ -20,17 +20,19 @@ def table_space(space: Mapping[str, Any], table) -> dict[str, Any]:
     """``space`` (Tune domains) for a search replaying ``table`` (a ``ResultTable``).
 
     Raises:
-        ValueError: the space draws networks of a family the table holds none of.
+        ValueError: the space draws networks of a family the table holds none of (e.g. the
+            default NB201 space on a table of ``resnet`` networks).
     """
     from ray import tune
 
     family = family_named(_family_name(space.get("family", DEFAULT_FAMILY)))
-    if family.enumerable:
-        return dict(space)
     rows = table.descriptions(family.name)
     if not rows:
-        raise ValueError(f"table {table.path} holds no {family.name} networks; "
-                         f"write one with robnas tabulate --space {family.name}")
+        present = sorted({parse_description(text).family for text in table.descriptions()})
+        raise ValueError(f"table {table.path} holds no {family.name} networks, only {', '.join(present)} "
+                         f"ones; search their space (--space) or tabulate {family.name} networks")
+    if family.enumerable:
+        return dict(space)
     drawn: dict[str, Any] = {}
     for key, domain in space.items():
         if key not in family.keys:

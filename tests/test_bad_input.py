@@ -184,6 +184,7 @@ def cases(tmp: Path, storage: Path) -> dict[str, tuple[list[str], str]]:
         "tabulate resnet with no list": (["tabulate", "--space", "resnet", "--out", str(tmp / "t.csv")], "give --archs FILE or --num-samples N"),
         "tabulate --archs and --num-samples": (["tabulate", "--space", "resnet", "--num-samples", "2", "--archs", write(tmp / "r3.txt", "conv8k3-basic-d1-w8-k3-relu-se0\n"), "--out", str(tmp / "t.csv")], "not both"),
         "table with a malformed description": (["search", "--backend", "table", "--table", write(tmp / "rt.csv", "arch,acc\nconv8k3-basic-d1-w8-k4-relu-se0,1\n"), "--objectives", "acc", "--space", "resnet", *s], "row 1: 'conv8k3-basic-d1-w8-k4-relu-se0' is not a network description"),
+        "default cell search of a resnet table": (["search", "--backend", "table", "--table", write(tmp / "rs.csv", "arch,acc\nconv8k3-basic-d1-w8-k3-relu-se0,1\n"), "--objectives", "acc", *s], "holds no nb201 networks, only resnet ones"),
         "table search of a family the table lacks": (["search", "--backend", "table", "--table", write(tmp / "nb.csv", f"arch,acc\n{GOOD_ARCH},1\n"), "--objectives", "acc", "--space", "resnet", *s], "holds no resnet networks"),
         **analysis_cases(tmp, storage),
     }
