@@ -1,7 +1,7 @@
 """A table of trained results as a backend: look results up instead of training.
 
 A results table is a CSV or Parquet file (chosen by the suffix: ``.csv``, ``.parquet``, ``.pq``)
-with one row per cell, or per (cell, epoch) for learning curves. Its columns are read as follows:
+with one row per network, or per (network, epoch) for learning curves. Its columns are read as follows:
 
 - ``arch`` (required): the network's one-line description in its family (``describe`` of
   ``robnas.spaces._family``: an NB201 cell string, or a ``resnet`` line such as
