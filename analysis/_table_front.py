@@ -1,8 +1,9 @@
 """How close a search on a table of results came to the table's best: hypervolume fraction and regret.
 
 A search on the table backend (``robnas search --backend table``) replays published results, so
-every cell's true values are known: the table's columns and the parameters of the NB201
-network the search counted (``params``, when the table has no such column). The search's
+every network's true values are known: the table's columns and the parameters of the network
+the search counted (``params``, when the table has no such column; its family's closed-form
+count). The search's
 hypervolume is compared with that of the table's true front, both bounded by the same
 reference point, and each objective's best found with the table's best (regret, in the
 objective's units; 0 = the table's best was found).
@@ -18,25 +19,26 @@ import numpy as np
 from robnas.analysis._hypervolume import hypervolume
 from robnas.analysis._pareto import pareto_mask
 from robnas.spaces._objectives import Objective
-from robnas.trainables._network import nb201_param_count
-from robnas.trainables._table import TABLE_MACRO, ResultTable
+from robnas.trainables._table import TABLE_MACRO, ResultTable, row_network, table_params
 
 __all__ = ["table_quality", "true_values"]
 
 
 def true_values(table: ResultTable, objectives: Sequence[Objective], *, width: int = 16,
                 cells_per_stage: int = 5) -> np.ndarray | None:
-    """Final values ``(cells, m)`` of every cell of ``table`` on ``objectives``; ``params`` is
-    counted for an NB201 network of ``width`` and ``cells_per_stage`` when the table has none.
-    None when an objective is neither a column nor ``params``."""
+    """Final values ``(networks, m)`` of every network of ``table`` on ``objectives``; ``params``
+    is counted (``table_params``; NB201 cells in the skeleton of ``width`` and
+    ``cells_per_stage``) when the table has none. None when an objective is neither a column
+    nor ``params``."""
     names = [o.name for o in objectives]
     if any(n not in table.metrics and n != "params" for n in names):
         return None
     rows = []
-    for cell in table.cells():
-        values = table.lookup(cell, table.epochs)
+    macro = {"width": width, "cells_per_stage": cells_per_stage}
+    for text in table.descriptions():
+        values = table.lookup(text, table.epochs)
         if "params" in names and "params" not in values:
-            values = {**values, "params": nb201_param_count(cell, width=width, cells_per_stage=cells_per_stage)}
+            values = {**values, "params": table_params(row_network(text, macro))}
         rows.append([float(values[n]) for n in names])
     return np.array(rows, dtype=float)
 

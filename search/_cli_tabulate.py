@@ -1,4 +1,4 @@
-"""``robnas tabulate``: train every cell of a finite space and write a results table."""
+"""``robnas tabulate``: train the networks of a space (all NB201 cells, a list or a draw) into a results table."""
 
 from __future__ import annotations
 
@@ -11,11 +11,15 @@ import yaml
 
 def add_tabulate_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
-        "tabulate", help="train every cell of a finite space (or a listed subset) into a results table"
+        "tabulate", help="train the networks of a space (every NB201 cell, a listed subset or a draw) into a results table"
     )
     parser.add_argument("--out", required=True, help="table to write: .csv or .parquet")
-    parser.add_argument("--space", default="cell", help="finite space to enumerate: cell (6,466 cells)")
-    parser.add_argument("--archs", help="text file of NB201 strings, one a line: tabulate only these")
+    parser.add_argument("--space", default="cell",
+                        help="cell (all 6,466 NB201 cells by default) or resnet (needs --archs or --num-samples)")
+    parser.add_argument("--archs", help="text file of network descriptions of the space's family, one a line "
+                        "(NB201 strings; resnet lines like conv16k3-basic-d2.1-w8.32-k3-relu-se0): tabulate only these")
+    parser.add_argument("--num-samples", type=int,
+                        help="tabulate N distinct networks drawn from the space's default domains (seeded by --seed)")
     parser.add_argument("--dataset", default="digits", help="digits (embedded), cifar10, svhn, mnist, ...")
     parser.add_argument("--data-dir", help="local directory (or .npz file) holding the data set")
     parser.add_argument("--epochs", type=int, help="epochs per cell (default: the dataset's max_epochs)")
@@ -53,11 +57,15 @@ def parse_trial_keys(items: list[str]) -> dict[str, Any]:
 
 def run_tabulate(args: argparse.Namespace) -> int:
     from robnas.search._tabulate import TabulateSettings, read_archs, tabulate
+    from robnas.search._tabulate_archs import SPACES, space_family
+
+    family = space_family(args.space, dataset=args.dataset) if args.space in SPACES else None
 
     settings = TabulateSettings(
         out=args.out,
-        archs=read_archs(args.archs) if args.archs else None,
+        archs=read_archs(args.archs, family) if args.archs else None,
         space=args.space,
+        num_samples=args.num_samples,
         dataset=args.dataset,
         data_dir=args.data_dir,
         epochs=args.epochs,
@@ -71,13 +79,13 @@ def run_tabulate(args: argparse.Namespace) -> int:
     result = tabulate(settings, resume=args.resume, overwrite=args.overwrite, callbacks=callbacks)
     total = len(settings.archs)
     if result.unfinished:
-        print(f"interrupted: {len(result.unfinished)} of {total} cells unfinished; continue with --resume")
+        print(f"interrupted: {len(result.unfinished)} of {total} networks unfinished; continue with --resume")
         return 130
     if result.written:
-        print(f"{total - len(result.failed)} cells x {settings.epochs} epochs: {result.path}")
+        print(f"{total - len(result.failed)} networks x {settings.epochs} epochs: {result.path}")
     print(f"experiment: {result.experiment_path}")
     if result.failed:
-        print(f"{len(result.failed)} of {total} cells failed and are not in the table; --resume retries them:")
+        print(f"{len(result.failed)} of {total} networks failed and are not in the table; --resume retries them:")
         for arch in result.failed:
             print(f"  {arch}")
         return 1

@@ -283,6 +283,7 @@ def _param_space(settings: SearchSettings) -> tuple[dict[str, Any], dict[str, An
     from robnas.search._points import check_points
     from robnas.search._score_scales import score_scales
     from robnas.search._size_limits import size_limits
+    from robnas.search._table_space import table_space
     from robnas.spaces._compose import CONFIG_KEYS, build_space, decode
     from robnas.spaces._resolve import resolve_fixed
     from robnas.spaces._runtime import RUNTIME_KEYS
@@ -302,6 +303,7 @@ def _param_space(settings: SearchSettings) -> tuple[dict[str, Any], dict[str, An
         if unknown:
             raise ValueError(f"unknown trial key(s) {', '.join(unknown)}")
         fixed["table"] = table.path
+        space = table_space(space, table)
         shared = {**TABLE_MACRO, **fixed}  # the keys the table trainable reads
         resolved = {key: value for key, value in shared.items() if key not in space and key not in RUNTIME_KEYS}
         scales = score_scales(settings.score_weights, space=space, fixed=resolved, table=table)

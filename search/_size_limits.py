@@ -15,9 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from robnas.search._score_scales import space_size_ranges
-from robnas.spaces._compose import DEFAULT_ARCH
 from robnas.spaces._family import DEFAULT_FAMILY, FAMILY_KEYS, family_named
-from robnas.spaces._genotype import EDGE_KEYS, Genotype
 from robnas.spaces._resolve import ALTERNATIVES
 from robnas.trainables._families import network_sizes
 
@@ -49,7 +47,7 @@ class SizeLimits:
         counted = network_sizes(_network(merged), input_shape=self.input_shape, num_classes=self.num_classes)
         sizes: dict[str, float] = {}
         if "params" in self.limits:
-            column = self._table_params(_cell(merged)) if self.table is not None else None
+            column = self._table_params(_network(merged)) if self.table is not None else None
             sizes["params"] = column if column is not None else float(counted["params"])
         if "macs" in self.limits:
             sizes["macs"] = float(counted["macs"])
@@ -86,8 +84,8 @@ class SizeLimits:
         smallest = {name: ranges[name][0] for name in self.limits}
         column = self._table_column()
         if "params" in self.limits and column is not None:
-            cell_fixed = not any(key in free for key in EDGE_KEYS)
-            params = self._table_params(_cell(fixed)) if cell_fixed else None
+            network_fixed = not any(key in free for key in ("arch", *ALTERNATIVES["arch"]))
+            params = self._table_params(_network(fixed)) if network_fixed else None
             smallest["params"] = params if params is not None else column[0]
         return smallest
 
@@ -99,8 +97,8 @@ class SizeLimits:
 
         return ResultTable.load(self.table).metric_range("params")
 
-    def _table_params(self, genotype: Genotype) -> float | None:
-        """The table's ``params`` of ``genotype`` (None: no table, column or row)."""
+    def _table_params(self, network: Any) -> float | None:
+        """The table's ``params`` of ``network`` (None: no table, column or row)."""
         if self.table is None:
             return None
         from robnas.trainables._table import ResultTable
@@ -109,7 +107,7 @@ class SizeLimits:
         if "params" not in table.metrics:
             return None
         try:
-            return float(table.lookup(genotype, 1)["params"])
+            return float(table.lookup(network, 1)["params"])
         except ValueError:
             return None
 
@@ -143,12 +141,6 @@ def _network(config: Mapping[str, Any]):
     family = family_named(config.get("family", DEFAULT_FAMILY))
     keys = {key: value for key, value in config.items() if key in family.keys}
     return family.decode(keys, dataset=config.get("dataset", "cifar10"))
-
-
-def _cell(config: Mapping[str, Any]) -> Genotype:
-    if all(key in config for key in EDGE_KEYS):
-        return Genotype.from_config(config)
-    return Genotype.from_str(config.get("arch", DEFAULT_ARCH))
 
 
 def _count(value: float) -> str:

@@ -1,17 +1,19 @@
-"""Train every configuration of a finite space and write a results table of per-epoch metrics.
+"""Train the networks of a space and write a results table of per-epoch metrics.
 
-Each cell is one trial of ``robust_trainable`` in a Ray Tune experiment (grid search over
-``arch``, FIFO) kept beside the output as ``<out>.tune/``; ``resume=True`` continues it with
-``Tuner.restore``. The table has one row per (cell, epoch) and the columns ``arch``, ``epoch``
-and ``TABLE_METRICS``; ``epoch_time_s`` is the cost column of ``robnas.trainables._table``, so a
-replayed search reports the same names and values as the trained one.
+The networks are every NB201 cell class, a listed subset, or a seeded draw from the space
+(``robnas.search._tabulate_archs``); the ``resnet`` space has no finite list, so it is
+tabulated from a list or a draw. Each network is one trial of ``robust_trainable`` in a Ray
+Tune experiment (grid search over ``arch``, the network's description, FIFO) kept beside the
+output as ``<out>.tune/``; ``resume=True`` continues it with ``Tuner.restore``. The table has
+one row per (network, epoch) and the columns ``arch``, ``epoch`` and ``TABLE_METRICS``;
+``epoch_time_s`` is the cost column of ``robnas.trainables._table``, so a replayed search
+reports the same names and values as the trained one.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import io
-import itertools
 import json
 import math
 import os
@@ -25,8 +27,11 @@ import pandas as pd
 from robnas.search._ray_compat import tune_environment
 from robnas.search._run import STATE_PERIOD_S, init_ray, trial_dirname, versions
 from robnas.search._settings import resolve_path
-from robnas.spaces._genotype import EDGE_KEYS, OPS, Genotype, distinct_archs
-from robnas.spaces._genotype import read_archs as spaces_read_archs
+from robnas.search._tabulate_archs import (
+    ENUMERATIONS, SPACES, all_cells, distinct_descriptions, read_archs, sample_archs, space_family,
+)
+from robnas.spaces._family import DEFAULT_FAMILY, FAMILIES, parse_description
+from robnas.spaces._resolve import ALTERNATIVES
 from robnas.trainables._layout import atomic_write_bytes, atomic_write_json, atomic_write_text, read_results
 
 __all__ = [
@@ -44,18 +49,19 @@ TABLE_METRICS = (
     "clean_acc", "robust_acc", "sparsity", "params", "macs", "sparse_macs",
     "train_loss", "lr", "train_time_s", "epoch_time_s",
 )
-SPACES = ("cell",)
 SETTINGS_FILE = "robnas_tabulate.json"
 _SUFFIXES = (".csv", ".parquet", ".pq")
 # Trial keys with their own option; ``trial`` must not set them.
-_OWN_KEYS = ("arch", *EDGE_KEYS, "dataset", "data_dir", "max_epochs", "seed")
+_OWN_KEYS = ("family", "arch", *ALTERNATIVES["arch"], "dataset", "data_dir", "max_epochs", "seed")
 # Options that may change when a tabulation is resumed.
 _RUNTIME = ("max_concurrent", "cpus_per_trial", "address")
 
 
 @dataclasses.dataclass(frozen=True)
 class TabulateSettings:
-    """What to tabulate. ``archs`` None: every canonical cell of ``space`` (6,466 for ``cell``).
+    """What to tabulate: ``archs`` (descriptions of ``space``'s family), else ``num_samples``
+    networks drawn from ``space`` (seeded by ``seed``), else every canonical network of a space
+    that can be listed (6,466 for ``cell``; ``resnet`` cannot).
 
     ``epochs`` None takes the dataset's default ``max_epochs``; ``trial`` holds fixed trial keys
     (anything ``robnas.spaces.decode`` accepts except the cell, dataset, epochs and seed).
@@ -64,6 +70,7 @@ class TabulateSettings:
     out: str
     archs: tuple[str, ...] | None = None
     space: str = "cell"
+    num_samples: int | None = None
     dataset: str = "digits"
     data_dir: str | None = None
     epochs: int | None = None
@@ -82,12 +89,25 @@ class TabulateSettings:
         if Path(self.out).suffix.lower() not in _SUFFIXES:
             raise ValueError(f"output table {self.out!r} must end in one of {', '.join(_SUFFIXES)}")
         if self.space not in SPACES:
-            raise ValueError(f"cannot tabulate space {self.space!r}: it must be finite; choose from {', '.join(SPACES)}")
+            raise ValueError(f"cannot tabulate space {self.space!r}; choose from {', '.join(SPACES)}")
+        family = space_family(self.space, dataset=self.dataset)
         if isinstance(self.archs, str):
-            raise ValueError(f"archs must be a sequence of NB201 strings, got the string {self.archs!r}")
-        archs = all_cells() if self.archs is None else distinct_archs(self.archs)
+            raise ValueError(f"archs must be a sequence of {family.name} descriptions, got the string {self.archs!r}")
+        if self.archs is not None and self.num_samples is not None:
+            raise ValueError("give archs (--archs) or num_samples (--num-samples), not both")
+        if self.num_samples is not None:
+            if isinstance(self.num_samples, bool) or not isinstance(self.num_samples, int) or self.num_samples < 1:
+                raise ValueError(f"num_samples must be an integer >= 1, got {self.num_samples!r}")
+            archs = sample_archs(self.space, self.num_samples, dataset=self.dataset, seed=self.seed)
+        elif self.archs is not None:
+            archs = distinct_descriptions(self.archs, family)
+        elif self.space in ENUMERATIONS:
+            archs = ENUMERATIONS[self.space]()
+        else:
+            raise ValueError(f"space {self.space!r} has no finite list of networks: "
+                             f"give --archs FILE or --num-samples N")
         if not archs:
-            raise ValueError("tabulate needs at least one cell, got an empty list")
+            raise ValueError("tabulate needs at least one network, got an empty list")
         object.__setattr__(self, "archs", archs)
         if self.epochs is None:
             object.__setattr__(self, "epochs", int(dataset_default(self.dataset, "max_epochs")))
@@ -107,8 +127,10 @@ class TabulateSettings:
         decode({"arch": archs[0], **self.fixed_keys()})  # every fixed key is valid
 
     def fixed_keys(self) -> dict[str, Any]:
-        """The trial keys every cell shares."""
+        """The trial keys every network shares (``family`` unless the default)."""
+        family = parse_description(self.archs[0]).family
         return {
+            **({} if family == DEFAULT_FAMILY else {"family": family}),
             "dataset": self.dataset, "data_dir": self.data_dir,
             "max_epochs": self.epochs, "seed": self.seed, **self.trial,
         }
@@ -121,8 +143,8 @@ class TabulateSettings:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class TabulateResult:
-    """The table (written to ``path`` unless some cell is unfinished or none succeeded), its
-    Tune experiment, and the cells missing from it: ``failed`` (the trial raised an error) and
+    """The table (written to ``path`` unless some network is unfinished or none succeeded), its
+    Tune experiment, and the networks missing from it: ``failed`` (the trial raised an error) and
     ``unfinished`` (the run was interrupted). ``resume`` continues both."""
 
     path: Path
@@ -131,18 +153,6 @@ class TabulateResult:
     failed: tuple[str, ...]
     unfinished: tuple[str, ...] = ()
     written: bool = True
-
-
-def all_cells() -> tuple[str, ...]:
-    """The canonical NB201 string of every isomorphism class, in order of first appearance
-    when the six edges run over ``OPS`` (first edge slowest)."""
-    cells = (Genotype(ops).canonical().to_str() for ops in itertools.product(OPS, repeat=len(EDGE_KEYS)))
-    return tuple(dict.fromkeys(cells))
-
-
-def read_archs(path: str | os.PathLike) -> tuple[str, ...]:
-    """The cells listed in a text file, one per isomorphism class (see ``spaces.read_archs``)."""
-    return spaces_read_archs(path, distinct=True)
 
 
 def experiment_path(out: str | os.PathLike) -> Path:
@@ -226,7 +236,7 @@ def collect(grid, settings: TabulateSettings) -> tuple[pd.DataFrame, tuple[str, 
     Values are read from each trial's ``result.json`` (exact floats); a diverged trial's rows
     from its diverged epoch on hold NaN metrics and cost 0.
     """
-    trials = {Genotype.from_str(r.config["arch"]).to_str(): r for r in grid if r.config}
+    trials = {_describe(r.config["arch"]): r for r in grid if r.config}
     rows, failed, unfinished = [], [], []
     for arch in settings.archs:
         result = trials.get(arch)
@@ -239,6 +249,12 @@ def collect(grid, settings: TabulateSettings) -> tuple[pd.DataFrame, tuple[str, 
             rows += [{"arch": arch, "epoch": epoch, **values} for epoch, values in enumerate(curve, start=1)]
     columns = ["arch", "epoch", *TABLE_METRICS]
     return pd.DataFrame(rows, columns=columns), tuple(failed), tuple(unfinished)
+
+
+def _describe(text: str) -> str:
+    """The exact description of a trial's ``arch``."""
+    network = parse_description(text)
+    return FAMILIES[network.family].describe(network)
 
 
 def _read_results(trial_dir: Path) -> dict[int, dict[str, Any]]:

@@ -69,8 +69,9 @@ def report_epochs(reports: Iterable[dict[str, Any]], save: Callable[[str], Any])
 def table_trainable(config: dict[str, Any]) -> None:
     """Ray Tune function trainable that reports a table's results instead of training.
 
-    Reads the cell (``arch`` or the six edge keys), ``table`` (path), ``max_epochs`` (default:
-    the table's epochs), ``score_weights``, ``width`` and ``cells_per_stage`` (for ``params``);
+    Reads the network (``family`` and its keys: ``arch``, any family's description, or NB201's
+    edge keys), ``table`` (path), ``max_epochs`` (default: the table's epochs),
+    ``score_weights``, and NB201's ``width`` and ``cells_per_stage`` (for ``params``);
     other trial keys are accepted and ignored, unknown keys rejected (before Tune is asked for
     anything). Reports once per epoch with a tiny checkpoint, and continues after the
     checkpointed epoch when Tune restores it.

@@ -17,7 +17,8 @@ from robnas.spaces._nb201 import NB201
 from robnas.spaces._resnet_family import RESNET
 from robnas.spaces._suggest import did_you_mean
 
-__all__ = ["DEFAULT_FAMILY", "FAMILIES", "FAMILY_KEYS", "ArchFamily", "family_named", "family_of"]
+__all__ = ["DEFAULT_FAMILY", "FAMILIES", "FAMILY_KEYS", "ArchFamily", "family_named", "family_of",
+           "parse_description"]
 
 
 class ArchFamily(Protocol):
@@ -31,6 +32,9 @@ class ArchFamily(Protocol):
     alternatives: Mapping[str, tuple[str, ...]]
     #: Names of :meth:`features`, a fixed-length list.
     feature_names: tuple[str, ...]
+    #: True when the family's networks (up to ``canonical``) can all be listed, so a results
+    #: table can hold every one (NB201); False when a table holds only the networks given to it.
+    enumerable: bool
 
     def decode(self, config: Mapping[str, Any], *, dataset: str, defaults: Mapping[str, Any] | None = None) -> Any:
         """The network of a flat config; missing keys take ``dataset``'s defaults (``defaults``:
@@ -44,6 +48,9 @@ class ArchFamily(Protocol):
 
     def describe(self, network: Any) -> str:
         """One line naming the network (the ``arch`` column of an analysis)."""
+
+    def parse(self, text: str) -> Any:
+        """The network of a :meth:`describe` line (its ``arch`` key); ValueError naming the text."""
 
     def features(self, network: Any) -> list[float]:
         """Numbers for the surrogate ranker, named by ``feature_names``."""
@@ -72,3 +79,15 @@ def family_of(network: Any) -> ArchFamily:
     if name not in FAMILIES or not isinstance(network, FAMILIES[name].network_type):
         raise ValueError(f"not a network description of a known family: {network!r}")
     return FAMILIES[name]
+
+
+def parse_description(text: Any) -> Any:
+    """The network of any family's one-line description (``describe``); ValueError on one line
+    naming the text and, per family, why it is not one of its descriptions."""
+    reasons = []
+    for family in FAMILIES.values():
+        try:
+            return family.parse(text)
+        except ValueError as error:
+            reasons.append(f"{family.name}: {' '.join(str(error).split())}")
+    raise ValueError(f"{text!r} is not a network description ({'; '.join(reasons)})")

@@ -52,6 +52,8 @@ class NB201Family:
     alternatives = MappingProxyType({"arch": EDGE_KEYS})
     #: Names of :meth:`features`.
     feature_names: tuple[str, ...] = (*CELL_FEATURES, "log2_width", "cells_per_stage")
+    #: Every cell is one of 6,466 isomorphism classes: a results table can hold them all.
+    enumerable = True
 
     def decode(self, config: Mapping[str, Any], *, dataset: str,
                defaults: Mapping[str, Any] | None = None) -> NB201Arch:
@@ -77,6 +79,11 @@ class NB201Family:
     def describe(self, network: NB201Arch) -> str:
         """The NB201 string of the cell."""
         return network.genotype.to_str()
+
+    def parse(self, text: str) -> NB201Arch:
+        """The network of a :meth:`describe` line (the cell) in the default macro skeleton
+        (C=16, N=5); ValueError naming the text for another line."""
+        return NB201Arch(Genotype.from_str(text))
 
     def features(self, network: NB201Arch) -> list[float]:
         """The canonical cell's features, ``log2(width)`` and ``cells_per_stage``."""

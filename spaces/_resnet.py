@@ -11,6 +11,7 @@ middle width of a quarter of the output width). ``se_ratio`` > 0 adds squeeze-ex
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -27,6 +28,9 @@ MAX_STAGES = 4
 BOTTLENECK_EXPANSION = 4
 
 _OWNER = "ResNetArch"
+#: ``ResNetArch.to_str``'s form: stem, width, stem kernel, block, depths, widths, kernel, activation, SE.
+_DESCRIPTION = re.compile(r"([a-z]+)(\d+)k(\d+)-([a-z]+)-d(\d+(?:\.\d+)*)-w(\d+(?:\.\d+)*)"
+                          r"-k(\d+)-([a-z]+)-se(\d+(?:\.\d*)?(?:e-?\d+)?)")
 
 
 @dataclass(frozen=True)
@@ -77,8 +81,26 @@ class ResNetArch:
     def to_str(self) -> str:
         """One line naming every field, e.g. ``conv64k3-basic-d2.2.2.2-w64.128.256.512-k3-relu-se0``."""
         dots = lambda values: ".".join(map(str, values))  # noqa: E731
+        short = f"{self.se_ratio:g}"
+        se = short if float(short) == self.se_ratio else repr(self.se_ratio)  # exact, so it parses back
         return (f"{self.stem}{self.stem_width}k{self.stem_kernel}-{self.block}-d{dots(self.stage_depths)}"
-                f"-w{dots(self.stage_widths)}-k{self.kernel_size}-{self.activation}-se{self.se_ratio:g}")
+                f"-w{dots(self.stage_widths)}-k{self.kernel_size}-{self.activation}-se{se}")
+
+    @classmethod
+    def from_str(cls, text: Any) -> ResNetArch:
+        """The network named by ``to_str``'s line; ValueError naming the text for any other."""
+        match = _DESCRIPTION.fullmatch(text.strip()) if isinstance(text, str) else None
+        if match is None:
+            raise ValueError(f"not a resnet description: {text!r} "
+                             f"(expected e.g. {cls(stem_width=16, stage_depths=(2, 1), stage_widths=(8, 32)).to_str()})")
+        stem, width, stem_kernel, block, depths, widths, kernel, activation, se = match.groups()
+        ints = lambda dotted: tuple(int(v) for v in dotted.split("."))  # noqa: E731
+        try:
+            return cls(stem=stem, stem_width=int(width), stem_kernel=int(stem_kernel), block=block,
+                       stage_depths=ints(depths), stage_widths=ints(widths), kernel_size=int(kernel),
+                       activation=activation, se_ratio=float(se))
+        except ValueError as error:
+            raise ValueError(f"resnet description {text!r}: {error}") from None
 
 
 def se_hidden(width: int, se_ratio: float) -> int:

@@ -1,6 +1,6 @@
 """The ``resnet`` architecture family: flat keys <-> ``ResNetArch``, and its surrogate features.
 
-Flat keys: ``stem``, ``stem_width``, ``stem_kernel``, ``block``, ``kernel_size``,
+Flat keys: the whole network as ``arch`` (its description, ``ResNetArch.to_str``), or ``stem``, ``stem_width``, ``stem_kernel``, ``block``, ``kernel_size``,
 ``activation``, ``se_ratio``, and the stages either as lists (``stage_depths``,
 ``stage_widths``; a YAML file's form) or per stage (``stages`` and ``depth_<i>``, ``width_<i>``
 for stage i = 1..4; a search space's form, since a sampler draws scalars). In the per-stage
@@ -44,9 +44,13 @@ class ResNetFamily:
 
     name = "resnet"
     network_type = ResNetArch
-    keys: tuple[str, ...] = (*_SCALAR_KEYS, *LIST_KEYS, *STAGE_KEYS)
-    #: Key -> the keys of its other form (the stages as lists or per stage).
-    alternatives = MappingProxyType({key: STAGE_KEYS for key in LIST_KEYS})
+    keys: tuple[str, ...] = ("arch", *_SCALAR_KEYS, *LIST_KEYS, *STAGE_KEYS)
+    #: Key -> the keys of its other form (the network as ``arch`` or by field; the stages as
+    #: lists or per stage).
+    alternatives = MappingProxyType({"arch": (*_SCALAR_KEYS, *LIST_KEYS, *STAGE_KEYS),
+                                     **{key: STAGE_KEYS for key in LIST_KEYS}})
+    #: No finite list of every network: a results table holds the networks it was given.
+    enumerable = False
     feature_names: tuple[str, ...] = (
         *(f"stem={s}" for s in STEMS), "log2_stem_width", "stem_kernel",
         *(f"block={b}" for b in BLOCKS), "stages", "blocks",
@@ -59,6 +63,12 @@ class ResNetFamily:
                defaults: Mapping[str, Any] | None = None) -> ResNetArch:
         """The network of a flat config (missing keys: ``RESNET_DEFAULTS[dataset]``; the flat
         ``defaults`` of the data set are not read); ValueError naming the key for a bad value."""
+        if "arch" in config:
+            fields = [key for key in self.keys[1:] if key in config]
+            if fields:
+                raise ValueError(f"give the network either as 'arch' or by its fields, not both "
+                                 f"(got arch and {', '.join(fields)})")
+            return self.parse(config["arch"])
         default = RESNET_DEFAULTS[dataset]
         fields = {key: config[key] for key in _SCALAR_KEYS if key in config}
         try:
@@ -79,6 +89,10 @@ class ResNetFamily:
     def describe(self, network: ResNetArch) -> str:
         """One line naming every field (``ResNetArch.to_str``)."""
         return network.to_str()
+
+    def parse(self, text: str) -> ResNetArch:
+        """The network of a :meth:`describe` line; ValueError naming the text for another."""
+        return ResNetArch.from_str(text)
 
     def features(self, network: ResNetArch) -> list[float]:
         """Numbers named by ``feature_names``; absent stages have depth and log-width 0."""

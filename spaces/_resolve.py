@@ -40,7 +40,8 @@ KEYS_ADDED: Mapping[str, Any] = MappingProxyType({
 
 #: Flat key -> the keys of its other form in some family (``arch`` -> the edge keys).
 ALTERNATIVES: Mapping[str, tuple[str, ...]] = MappingProxyType({
-    key: others for family in FAMILIES.values() for key, others in family.alternatives.items()
+    key: tuple(dict.fromkeys(other for family in FAMILIES.values() for other in family.alternatives.get(key, ())))
+    for key in dict.fromkeys(key for family in FAMILIES.values() for key in family.alternatives)
 })
 
 

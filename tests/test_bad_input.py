@@ -179,6 +179,13 @@ def cases(tmp: Path, storage: Path) -> dict[str, tuple[list[str], str]]:
         "resume a search whose time budget is spent": (["resume", str(storage / "spent")], "--time-budget 2m"),
         "time budget for a search that kept no time": (["resume", str(storage / "good"), "--time-budget", "1h"], "takes no time budget"),
         "tabulate empty archs": (["tabulate", "--archs", write(tmp / "archs.txt", ""), "--out", str(tmp / "t.csv")], "archs"),
+        "tabulate a malformed resnet description": (["tabulate", "--space", "resnet", "--archs", write(tmp / "r1.txt", "conv16k3-basic-d2.1-w8-k3-relu-se0\n"), "--out", str(tmp / "t.csv")], "line 1: resnet description 'conv16k3-basic-d2.1-w8-k3-relu-se0': ResNetArch.stage_widths must have one width per stage"),
+        "tabulate resnet given an NB201 cell": (["tabulate", "--space", "resnet", "--archs", write(tmp / "r2.txt", f"{GOOD_ARCH}\n"), "--out", str(tmp / "t.csv")], "line 1: not a resnet description"),
+        "tabulate resnet with no list": (["tabulate", "--space", "resnet", "--out", str(tmp / "t.csv")], "give --archs FILE or --num-samples N"),
+        "tabulate --archs and --num-samples": (["tabulate", "--space", "resnet", "--num-samples", "2", "--archs", write(tmp / "r3.txt", "conv8k3-basic-d1-w8-k3-relu-se0\n"), "--out", str(tmp / "t.csv")], "not both"),
+        "table with a malformed description": (["search", "--backend", "table", "--table", write(tmp / "rt.csv", "arch,acc\nconv8k3-basic-d1-w8-k4-relu-se0,1\n"), "--objectives", "acc", "--space", "resnet", *s], "row 1: 'conv8k3-basic-d1-w8-k4-relu-se0' is not a network description"),
+        "default cell search of a resnet table": (["search", "--backend", "table", "--table", write(tmp / "rs.csv", "arch,acc\nconv8k3-basic-d1-w8-k3-relu-se0,1\n"), "--objectives", "acc", *s], "holds no nb201 networks, only resnet ones"),
+        "table search of a family the table lacks": (["search", "--backend", "table", "--table", write(tmp / "nb.csv", f"arch,acc\n{GOOD_ARCH},1\n"), "--objectives", "acc", "--space", "resnet", *s], "holds no resnet networks"),
         **analysis_cases(tmp, storage),
     }
 

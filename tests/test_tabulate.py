@@ -58,7 +58,7 @@ def test_read_archs_skips_comments_and_deduplicates_by_canonical_form(tmp_path):
 def test_read_archs_bad_input(tmp_path):
     with pytest.raises(ValueError, match=r"archs\.txt, line 2: malformed NB201 cell string '\|conv~0\|'"):
         read_archs(_archs_file(tmp_path, f"{A}\n|conv~0|\n"))
-    with pytest.raises(ValueError, match=r"archs\.txt lists no NB201 cell"):
+    with pytest.raises(ValueError, match=r"archs\.txt lists no nb201 network"):
         read_archs(_archs_file(tmp_path, "# nothing\n\n"))
     with pytest.raises(ValueError, match="does not exist"):
         read_archs(tmp_path / "missing.txt")
@@ -74,7 +74,7 @@ def test_settings_defaults_and_validation(tmp_path):
         ({"out": ""}, "needs an output table path"),
         ({"out": str(tmp_path / "t.txt")}, "must end in one of .csv"),
         ({"space": "macro"}, "cannot tabulate space 'macro'"),
-        ({"archs": ()}, "at least one cell"),
+        ({"archs": ()}, "at least one network"),
         ({"archs": ("|x~0|",)}, "malformed NB201"),
         ({"epochs": 0}, "epochs must be an integer >= 1"),
         ({"trial": {"max_epochs": 3}}, "max_epochs have their own options"),
@@ -119,7 +119,7 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     empty = _archs_file(tmp_path, "\n")
     cases = [
         (["tabulate", "--archs", str(empty)], "the following arguments are required: --out"),
-        (["tabulate", "--archs", str(empty), "--out", str(tmp_path / "t.csv")], "lists no NB201 cell"),
+        (["tabulate", "--archs", str(empty), "--out", str(tmp_path / "t.csv")], "lists no nb201 network"),
         (["tabulate", "--out", str(tmp_path / "t.csv"), "--trial", "width"], "must look like KEY=VALUE"),
         (["tabulate", "--out", str(tmp_path / "t.csv"), "--resume", "--overwrite"], "not allowed with"),
     ]

@@ -21,7 +21,13 @@ def resnet_size_range(
     values: Callable[[str], Sequence[Any] | None], *, input_shape: tuple[int, int, int], num_classes: int,
 ) -> dict[str, tuple[float, float]]:
     """``{"params", "macs"}`` -> ``(smallest, largest)``; ``values(key)``: the values a flat key
-    takes in the space (None: not given, the data set's default)."""
+    takes in the space (None: not given, the data set's default); ``arch`` values, when given,
+    list the networks themselves."""
+    if values("arch"):  # the networks listed by description (a replayed table's rows)
+        sizes = [resnet_sizes(ResNetArch.from_str(text), in_channels=input_shape[0], input_size=input_shape[1:],
+                              num_classes=num_classes) for text in values("arch")]
+        return {name: (float(min(s[name] for s in sizes)), float(max(s[name] for s in sizes)))
+                for name in ("params", "macs")}
     dataset = (values("dataset") or ["cifar10"])[0]
     default = RESNET_DEFAULTS.get(dataset, ResNetArch())
 

@@ -1,11 +1,14 @@
 """A table of trained results as a backend: look results up instead of training.
 
 A results table is a CSV or Parquet file (chosen by the suffix: ``.csv``, ``.parquet``, ``.pq``)
-with one row per cell, or per (cell, epoch) for learning curves. Its columns are read as follows:
+with one row per network, or per (network, epoch) for learning curves. Its columns are read as follows:
 
-- ``arch`` (required): the NB201 string of the cell. Rows of isomorphic cells are joined through
-  ``Genotype.canonical()``: a cell is looked up by its exact string first, then by its class,
-  taking the first row of the class in file order.
+- ``arch`` (required): the network's one-line description in its family (``describe`` of
+  ``robnas.spaces._family``: an NB201 cell string, or a ``resnet`` line such as
+  ``conv16k3-basic-d2.1-w8.32-k3-relu-se0``); rows of different families may share a table.
+  Rows of networks with one canonical form (isomorphic NB201 cells) are joined: a network is
+  looked up by its exact description first, then by its canonical one, taking the first row of
+  the class in file order.
 - ``epoch`` (optional): integer >= 1, the epoch whose metrics the row holds. Without it, the
   table holds one fidelity, epoch 1.
 - cost (optional): seconds per epoch; the first of ``COST_COLUMNS`` present. It drives a
@@ -30,11 +33,13 @@ from typing import Any
 import pandas as pd
 
 from robnas.spaces._compose import CONFIG_KEYS
-from robnas.spaces._genotype import EDGE_KEYS, Genotype
+from robnas.spaces._family import DEFAULT_FAMILY, family_named, family_of, parse_description
+from robnas.spaces._genotype import Genotype
+from robnas.spaces._nb201 import NB201Arch
 from robnas.spaces._runtime import RUNTIME_KEYS, scalarize
-from robnas.trainables._network import nb201_param_count
 
-__all__ = ["COST_COLUMNS", "TABLE_MACRO", "ResultTable", "config_reports", "replay"]
+__all__ = ["COST_COLUMNS", "TABLE_INPUT", "TABLE_MACRO", "ResultTable", "config_reports", "replay", "row_network",
+           "table_params"]
 
 #: Names of the cost column (seconds per epoch), in order of preference.
 COST_COLUMNS = ("cost_s", "epoch_time_s")
@@ -47,7 +52,7 @@ def _is_index_like(name: str) -> bool:
 
 
 class ResultTable:
-    """A validated results table indexed by (cell, epoch): from a DataFrame, or a file with :meth:`load`."""
+    """A validated results table indexed by (network, epoch): from a DataFrame, or a file with :meth:`load`."""
 
     def __init__(self, frame: pd.DataFrame, *, path: str = "<DataFrame>") -> None:
         self._path = str(path)
@@ -72,14 +77,16 @@ class ResultTable:
         self._exact: dict[tuple[str, int], int] = {}
         self._first: dict[tuple[str, int], int] = {}
         self._class_epochs: dict[str, set[int]] = {}
+        self._families: dict[str, str] = {}  # canonical description -> family name
         parsed: dict[Any, tuple[str, str]] = {}
         for row, (text, epoch) in enumerate(zip(frame["arch"].tolist(), epochs)):
             if text not in parsed:
                 try:
-                    genotype = Genotype.from_str(text)
+                    network = parse_description(text)
                 except ValueError as error:
                     raise ValueError(f"{where}, row {row + 1}: {error}") from None
-                parsed[text] = (genotype.to_str(), genotype.canonical().to_str())
+                parsed[text] = _keys(network)
+                self._families.setdefault(parsed[text][1], network.family)
             exact, canonical = parsed[text]
             self._exact.setdefault((exact, epoch), row)
             self._first.setdefault((canonical, epoch), row)
@@ -116,12 +123,17 @@ class ResultTable:
         return self._cost
 
     def cells(self) -> list[Genotype]:
-        """The distinct canonical cells, in order of first appearance."""
-        return [Genotype.from_str(text) for text in self._class_epochs]
+        """The distinct canonical NB201 cells, in order of first appearance."""
+        return [parse_description(text).genotype for text in self.descriptions("nb201")]
 
-    def __contains__(self, genotype: object) -> bool:
+    def descriptions(self, family: str | None = None) -> list[str]:
+        """The distinct canonical descriptions (of ``family``'s networks only, when given), in
+        order of first appearance."""
+        return [text for text, name in self._families.items() if family in (None, name)]
+
+    def __contains__(self, network: object) -> bool:
         try:
-            return _canonical(genotype) in self._class_epochs
+            return _keys(_network(network))[1] in self._class_epochs
         except ValueError:
             return False
 
@@ -134,25 +146,23 @@ class ResultTable:
         values = [row[column] for row in self._rows if math.isfinite(row[column])]
         return (min(values), max(values)) if values else None
 
-    def lookup(self, genotype: Genotype | str, epoch: int = 1) -> dict[str, float]:
-        """The metrics of ``genotype`` at ``epoch`` (and the cost, under its column's name).
+    def lookup(self, network: Any, epoch: int = 1) -> dict[str, float]:
+        """The metrics of ``network`` at ``epoch`` (and the cost, under its column's name).
 
-        The row of the exact cell string wins over another row of its isomorphism class.
+        ``network``: a family's network, an NB201 ``Genotype`` or a description. The row of the
+        exact description wins over another row of its canonical class.
 
         Raises:
-            ValueError: the cell, or that epoch of it, is not in the table.
+            ValueError: the network, or that epoch of it, is not in the table.
         """
-        genotype = _genotype(genotype)
-        canonical = genotype.canonical().to_str()
-        row = self._exact.get((genotype.to_str(), epoch), self._first.get((canonical, epoch)))
+        exact, canonical = _keys(_network(network))
+        row = self._exact.get((exact, epoch), self._first.get((canonical, epoch)))
         if row is None:
             if canonical not in self._class_epochs:
-                raise ValueError(
-                    f"cell {genotype.to_str()} (canonical {canonical}) is not in table {self._path}"
-                )
+                raise ValueError(f"network {exact} (canonical {canonical}) is not in table {self._path}")
             have = sorted(self._class_epochs[canonical])
             raise ValueError(
-                f"cell {genotype.to_str()} has no row for epoch {epoch!r} in table {self._path} "
+                f"network {exact} has no row for epoch {epoch!r} in table {self._path} "
                 f"(epochs {have[0]}..{have[-1]}: {len(have)} rows)"
             )
         values = dict(zip(self._metrics, self._rows[row]))
@@ -199,20 +209,24 @@ def _costs(column: pd.Series, name: str, where: str) -> list[float]:
     return values
 
 
-def _genotype(cell: object) -> Genotype:
-    if isinstance(cell, Genotype):
-        return cell
-    if isinstance(cell, str):
-        return Genotype.from_str(cell)
-    raise ValueError(f"a cell must be a Genotype or an NB201 string, got {cell!r}")
+def _network(network: object) -> Any:
+    """A family's network from itself, an NB201 ``Genotype`` or a description."""
+    if isinstance(network, Genotype):
+        return NB201Arch(network)
+    if isinstance(network, str):
+        return parse_description(network)
+    family_of(network)  # ValueError for anything else
+    return network
 
 
-def _canonical(cell: object) -> str:
-    return _genotype(cell).canonical().to_str()
+def _keys(network: Any) -> tuple[str, str]:
+    """The exact and the canonical description of ``network``: its rows' keys."""
+    family = family_of(network)
+    return family.describe(network), family.describe(family.canonical(network))
 
 
 def replay(
-    genotype: Genotype | str,
+    network: Any,
     table: ResultTable | str | os.PathLike,
     epochs: int | None = None,
     *,
@@ -221,29 +235,30 @@ def replay(
     score_weights: Mapping[str, float] | None = None,
     score_scales: Mapping[str, Sequence[float]] | None = None,
 ) -> list[dict[str, Any]]:
-    """The reports of ``robnas.search.table_trainable`` for ``genotype``, epochs 1..``epochs`` (default: all).
+    """The reports of ``robnas.search.table_trainable`` for ``network``, epochs 1..``epochs`` (default: all).
 
-    Each report holds the table's metrics (and cost) for that epoch, ``epoch``, ``params``
-    (the table's column, else the exact count of the NB201 network at ``width`` and
-    ``cells_per_stage`` with 3 input channels and 10 classes), ``sim_time_s`` (cumulative
-    cost, only with a cost column) and ``score`` (only with ``score_weights``; metrics scaled by
-    ``score_scales``, see ``robnas.spaces.scalarize``).
+    ``network``: a family's network, an NB201 ``Genotype`` or a description (an NB201 cell
+    given so is placed in the skeleton of ``width`` and ``cells_per_stage``). Each report holds
+    the table's metrics (and cost) for that epoch, ``epoch``, ``params`` (the table's column,
+    else ``table_params`` of the network), ``sim_time_s`` (cumulative cost, only with a cost
+    column) and ``score`` (only with ``score_weights``; metrics scaled by ``score_scales``, see
+    ``robnas.spaces.scalarize``).
     """
     if not isinstance(table, ResultTable):
         table = ResultTable.load(table)
-    genotype = _genotype(genotype)
+    if isinstance(network, (str, Genotype)):
+        macro = {"width": width, "cells_per_stage": cells_per_stage}
+        network = row_network(_keys(_network(network))[0], macro)
     epochs = table.epochs if epochs is None else epochs
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"max_epochs must be an integer >= 1, got {epochs!r}")
     if epochs > table.epochs:
         detail = "it has no epoch column: one fidelity, epoch 1" if table.epochs == 1 else f"{table.epochs} epochs"
         raise ValueError(f"max_epochs {epochs} exceeds table {table.path} ({detail})")
-    params = None
-    if "params" not in table.metrics:
-        params = nb201_param_count(genotype, width=width, cells_per_stage=cells_per_stage)
+    params = None if "params" in table.metrics else table_params(network)
     reports, clock = [], 0.0
     for epoch in range(1, epochs + 1):
-        report: dict[str, Any] = {**table.lookup(genotype, epoch), "epoch": epoch}
+        report: dict[str, Any] = {**table.lookup(network, epoch), "epoch": epoch}
         if params is not None:
             report["params"] = params
         if table.cost_column is not None:
@@ -261,6 +276,26 @@ TABLE_KEYS = ("table",)
 
 #: Macro of a replayed trial whose config gives none, for its ``params``: NB201's C=16, N=5.
 TABLE_MACRO = {"width": 16, "cells_per_stage": 5}
+#: Images a table's network is counted on when the table has no ``params`` column: (C, H, W)
+#: and classes (CIFAR-10's; parameters do not depend on H and W).
+TABLE_INPUT = ((3, 32, 32), 10)
+
+
+def table_params(network: Any) -> int:
+    """Parameters of ``network`` on ``TABLE_INPUT``, in closed form (its family's counter)."""
+    from robnas.trainables._families import network_sizes  # imports torch: only when counting
+
+    input_shape, num_classes = TABLE_INPUT
+    return network_sizes(network, input_shape=input_shape, num_classes=num_classes)["params"]
+
+
+def row_network(description: str, config: Mapping[str, Any]) -> Any:
+    """The network of a table row's ``arch`` ``description`` in a trial whose other keys are
+    ``config`` (its family's keys besides the network's own, e.g. NB201's ``width``; missing
+    ones from ``TABLE_MACRO``)."""
+    family = family_of(parse_description(description))
+    return _config_network({**{k: v for k, v in config.items() if k not in _network_keys(family)},
+                            "family": family.name, "arch": description})
 
 
 def config_reports(config: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -268,12 +303,11 @@ def config_reports(config: Mapping[str, Any]) -> list[dict[str, Any]]:
     per epoch (epochs 1..``max_epochs``); raises ValueError for a config it cannot replay.
     With ``robnas.trainables._layout``'s replay checkpoint (the last epoch reported), this is
     the table backend's Ray-free per-epoch driver."""
+    table = _config_table(config)
     return replay(
-        _config_cell(config),
-        _config_table(config),
+        _config_network(config),
+        table,
         config.get("max_epochs"),
-        width=config.get("width", TABLE_MACRO["width"]),
-        cells_per_stage=config.get("cells_per_stage", TABLE_MACRO["cells_per_stage"]),
         score_weights=config.get("score_weights") or None,
         score_scales=config.get("score_scales") or None,
     )
@@ -289,12 +323,16 @@ def _config_table(config: Mapping[str, Any]) -> ResultTable:
     return ResultTable.load(config["table"])
 
 
-def _config_cell(config: Mapping[str, Any]) -> Genotype:
-    edges: Sequence[str] = [key for key in EDGE_KEYS if key in config]
-    if "arch" in config and edges:
-        raise ValueError("give the cell either as 'arch' or as the edge keys, not both")
-    if "arch" in config:
-        return Genotype.from_str(config["arch"])
-    if edges:
-        return Genotype.from_config(config)
-    raise ValueError(f"the config names no cell: give 'arch' or all of {', '.join(EDGE_KEYS)}")
+def _network_keys(family) -> set[str]:
+    """The keys naming a family's network itself (``arch`` and its other forms), not its skeleton."""
+    return {*family.alternatives, *(key for others in family.alternatives.values() for key in others)}
+
+
+def _config_network(config: Mapping[str, Any]) -> Any:
+    """The network of a replayed trial's config (its family's keys; NB201's skeleton from
+    ``TABLE_MACRO`` when not given)."""
+    family = family_named(config.get("family", DEFAULT_FAMILY))
+    if not any(key in config for key in _network_keys(family)):
+        raise ValueError(f"the config names no network: give 'arch' or all of {', '.join(family.alternatives['arch'])}")
+    keys = {key: value for key, value in config.items() if key in family.keys}
+    return family.decode(keys, dataset=config.get("dataset", "cifar10"), defaults=TABLE_MACRO)
