@@ -13,8 +13,9 @@ and path statistics, which isomorphic cells share, describe the cell) and the fi
   ``sparsity`` by the effective sparsity target of the config; ``params`` by the ``params``
   proxy; ``macs``, ``sparse_macs`` and ``epoch_time_s`` by ``macs`` or, without it, ``params``.
 * From then on, one scikit-learn model per objective (fixed ``random_state``): by default the
-  mean of an ``ExtraTreesRegressor`` and a ``GradientBoostingRegressor`` (``model="ensemble"``),
-  or the extra trees alone (``model="trees"``), fitted on the latest result of every labelled configuration; it is refitted
+  mean of an ``ExtraTreesRegressor`` and a ``GradientBoostingRegressor`` (``model="ensemble"``;
+  below ``ENSEMBLE_MIN_ROWS`` labelled results the extra trees alone), or the extra trees
+  alone (``model="trees"``), fitted on the latest result of every labelled configuration; it is refitted
   lazily, on the next prediction after new results arrived. Size objectives (``params``,
   ``macs``, ...) are known functions of the network, not learnt from scratch: a linear
   regression on their size proxy and the cell's op counts (it maps the proxy's network, e.g.
@@ -38,6 +39,7 @@ from sklearn.pipeline import Pipeline
 from robnas.search._encoding import FEATURE_NAMES
 from robnas.search._ranker_models import (
     EFFECTIVE_SPARSITY,
+    ENSEMBLE_MIN_ROWS,
     MODELS,
     SIZE_PROXIES,
     SPARSITY,
@@ -85,7 +87,8 @@ class SurrogateRanker:
             zero-shot prediction.
         seed: ``random_state`` of the regressors.
         n_estimators, max_features: of the ``ExtraTreesRegressor``.
-        model: ``"ensemble"`` (extra trees averaged with gradient boosting) or ``"trees"``.
+        model: ``"ensemble"`` (extra trees averaged with gradient boosting, from
+            ``ENSEMBLE_MIN_ROWS`` labelled results of an objective) or ``"trees"``.
     """
 
     def __init__(
@@ -182,7 +185,8 @@ class SurrogateRanker:
                 else:
                     model = tree_pipeline(
                         len(self.proxy_names), features.shape[1], n_estimators=self.n_estimators,
-                        max_features=self.max_features, seed=self.seed, model=self.model,
+                        max_features=self.max_features, seed=self.seed,
+                        model=self.model if len(rows) >= ENSEMBLE_MIN_ROWS else "trees",
                     )
                 inputs = design(proxies, features, [r[3] for r in rows])
                 self._models[name] = model.fit(inputs, np.array([r[2][name] for r in rows]))

@@ -36,6 +36,7 @@ from robnas.search._encoding import FEATURE_NAMES
 __all__ = [
     "COUNTS",
     "EFFECTIVE_SPARSITY",
+    "ENSEMBLE_MIN_ROWS",
     "MODELS",
     "SIZE_PROXIES",
     "SPARSITY",
@@ -59,6 +60,10 @@ SIZE_PROXIES: Mapping[str, tuple[str, ...]] = MappingProxyType({
 
 #: Regressors of the accuracy-like objectives (``tree_pipeline``'s ``model``).
 MODELS: tuple[str, ...] = ("ensemble", "trees")
+#: Labelled rows from which ``"ensemble"`` adds boosting to the extra trees. With fewer, boosting
+#: overfits: on NAS-RobBench-201 the ensemble ranks worse than the trees alone at 10-15 labelled
+#: cells, alike at 25 and better from 50 on (benchmarks/ranking.py).
+ENSEMBLE_MIN_ROWS = 30
 
 #: Columns of the encoded config (``FEATURE_NAMES``) used by the models.
 COUNTS = [i for i, name in enumerate(FEATURE_NAMES) if name.startswith("count[")]

@@ -12,7 +12,7 @@ from scipy.stats import kendalltau
 from robnas.search._encoding import CELL_FEATURES, FEATURE_NAMES, cell_features, encode_config
 from robnas.search._acquisition import front_reference, hypervolume_improvements
 from robnas.search._ranker import SurrogateRanker, zero_shot_vote
-from robnas.search._ranker_models import design
+from robnas.search._ranker_models import ENSEMBLE_MIN_ROWS, design
 from robnas.spaces import Objective, parse_objectives
 from robnas.spaces._genotype import OPS, Genotype
 
@@ -254,11 +254,12 @@ def test_each_fitted_objective_is_a_pipeline_that_selects_its_columns(model):
     from sklearn.ensemble import ExtraTreesRegressor, GradientBoostingRegressor
     from sklearn.linear_model import LinearRegression
 
-    configs, features = random_configs(12, seed=4)
+    n = 12 if model == "trees" else ENSEMBLE_MIN_ROWS  # the ensemble needs that many results
+    configs, features = random_configs(n, seed=4)
     ranker = SurrogateRanker(
         parse_objectives("robust_acc,params"), proxy_names=("params", "p"), min_fit=4, seed=3, model=model
     )
-    for i in range(12):
+    for i in range(n):
         row = [1.0 + features[i, FEATURE_NAMES.index("count[nor_conv_3x3]")], math.nan if i % 3 else float(i)]
         ranker.observe(f"k{i}", np.array(row), features[i], {"robust_acc": float(i), "params": 2.0 * row[0]})
     assert ranker.is_fitted()
@@ -274,11 +275,24 @@ def test_each_fitted_objective_is_a_pipeline_that_selects_its_columns(model):
     # Proxies, then the config (extra trees alone: without its one-hot ops and path encoding), then the fidelity.
     kept = sum(not n.startswith(("op[", "path[")) for n in FEATURE_NAMES) if model == "trees" else len(FEATURE_NAMES)
     assert members[0].n_features_in_ == 2 + kept + 1
-    # A missing proxy becomes the median of the labelled rows: (0 + 3 + 6 + 9) / 4 -> 4.5.
+    # A missing proxy becomes the median of the labelled rows (0, 3, 6, ...).
     imputer = trees.named_steps["select"].named_transformers_["proxies"]
-    assert imputer.statistics_[1] == pytest.approx(4.5)
+    assert imputer.statistics_[1] == pytest.approx(np.median(np.arange(0, n, 3)))
     size = 1.0 + features[0, FEATURE_NAMES.index("count[nor_conv_3x3]")]
     assert ranker.predict(np.array([[size, math.nan]]), features[:1])[0, 1] == pytest.approx(2.0 * size)
+
+
+def test_the_ensemble_is_the_extra_trees_alone_below_its_minimum_of_results():
+    configs, features = random_configs(ENSEMBLE_MIN_ROWS, seed=2)
+    ensemble = SurrogateRanker([Objective("robust_acc", "max")], proxy_names=("p",), seed=1)
+    trees = SurrogateRanker([Objective("robust_acc", "max")], proxy_names=("p",), seed=1, model="trees")
+    for i in range(ENSEMBLE_MIN_ROWS - 1):
+        for ranker in (ensemble, trees):
+            ranker.observe(f"k{i}", np.array([float(i)]), features[i], {"robust_acc": float(i % 7)})
+    candidates = np.arange(len(features), dtype=float)[:, np.newaxis]
+    assert np.array_equal(ensemble.predict(candidates, features), trees.predict(candidates, features))
+    ensemble.observe("last", np.array([1.0]), features[-1], {"robust_acc": 3.0})
+    assert type(ensemble._fitted()["robust_acc"][-1]).__name__ == "VotingRegressor"
 
 
 def test_the_objectives_with_zero_shot_rules_are_trial_objectives():
