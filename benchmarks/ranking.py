@@ -312,6 +312,17 @@ def body(report: dict, args) -> str:
                   "ops, op counts, input-output path features): alone it reaches "
                   f"{np.mean(no_proxies['surrogate'][100]):.3f} with 100 labelled cells; the proxies add the rest "
                   "and carry the zero-shot vote."]
+    lines += ["", "Also measured on the same 5 draws (default proxies, `params` as its log, and the cell features; "
+              "scikit-learn models fitted directly; tau at 50 / 100 / 300), none better than the ensemble: "
+              "ridge regression 0.709 / 0.728 / 0.717; pairwise logistic regression on feature differences "
+              "0.730 / 0.752 / 0.762; a Gaussian process (Matern, one length scale per feature) 0.763 / 0.810 / "
+              "0.845; gradient boosting alone 0.794 / 0.829 / 0.863, on rank targets 0.782 / 0.825 / 0.859; a "
+              "linear prior on the proxies with trees on its residual 0.793 / 0.825 / 0.857 (boosting), 0.762 / "
+              "0.807 / 0.846 (extra trees); the extra trees with the path encoding 0.786 / 0.831 / 0.857; the mean "
+              "rank of the extra trees and boosting instead of their mean prediction 0.804 / 0.842 / 0.876. Vote "
+              "members on all cells: params + jacob_cov 0.760, params + synflow + jacob_cov 0.752, with nwot "
+              "0.750; on the 100 cells with adversarial proxies, jacob_cov_adv in place of jacob_cov 0.796 "
+              "against 0.790."]
     lines += ["", "### Cost of screening one candidate (digits)", "",
               "CPU seconds (process time, 1 thread) of `CandidateScorer` with the default proxies "
               f"({', '.join(DEFAULT_PROXIES)}; network build, pruning, batch of 32; median of {COST_REPEATS}) against one "
