@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from scipy.stats import kendalltau, spearmanr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import current_command, record_section  # noqa: E402
+from _results import publish  # noqa: E402
 
 from robnas.search._candidate_proxies import (  # noqa: E402
     DEFAULT_PROXIES,
@@ -61,7 +61,11 @@ NASLIB = {"params": "params", "macs": "flops", "synflow": "synflow", "nwot": "nw
           "snip": "snip", "grad_norm": "grad_norm", "fisher": "fisher", "grasp": "grasp"}
 #: NASLib's zero-cost proxies other than the size measures params and flops.
 NASLIB_11 = ("epe_nas", "fisher", "grad_norm", "grasp", "jacov", "l2_norm", "nwot", "plain", "snip", "synflow", "zen")
-TARGETS = {"zero_shot_tau": 0.65, "surrogate_tau_100": 0.82, "cost_ratio": 0.02}
+TARGETS = {"zero_shot_tau": 0.78, "cost_ratio": 0.02}
+#: The surrogate should beat this variant (the best published zero-cost ranker: NASLib's 11
+#: proxies, extra trees) by ``MARGIN`` Kendall tau at every number of labelled cells.
+ANCHOR = "NASLib's 11 zero-cost proxies, extra trees alone (anchor)"
+MARGIN = 0.03
 #: Scorings of each cost-table candidate, each by a fresh scorer; the median counts (the first
 #: one also creates the kernels of the candidate's layer shapes).
 COST_REPEATS = 5
@@ -123,8 +127,11 @@ def proxy_table(cells: pd.DataFrame, args, batch) -> pd.DataFrame:
 
 def proxy_cpu(cells: pd.DataFrame, args, batch, scores: pd.DataFrame, count: int = 5) -> dict[str, float]:
     """Median CPU seconds per cell of each proxy on the first ``count`` cells, scored afresh;
-    also checks that the fresh scores equal those in ``scores`` (e.g. from the cache)."""
+    also checks that the fresh scores equal those in ``scores`` (e.g. from the cache). With
+    ``--keep-stale-cache`` a mismatch is recorded in ``args.stale`` (proxy -> largest relative
+    difference) instead of stopping the run."""
     times: dict[str, list[float]] = {}
+    args.stale = {}
     for arch in cells["arch"][:count]:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(args.seed)
@@ -136,7 +143,10 @@ def proxy_cpu(cells: pd.DataFrame, args, batch, scores: pd.DataFrame, count: int
             value = score_network(model, batch, names=[name], eps=8 / 255, seed=args.seed)[name]
             times.setdefault(name, []).append(time.process_time() - start)
             if not np.isclose(value, known[name], rtol=1e-6, equal_nan=True):
-                raise SystemExit(f"{name} of {arch}: fresh {value} != stored {known[name]}; delete the cache")
+                if not args.keep_stale_cache:
+                    raise SystemExit(f"{name} of {arch}: fresh {value} != stored {known[name]}; delete the cache")
+                change = abs(value - known[name]) / max(abs(known[name]), 1e-12)
+                args.stale[name] = max(args.stale.get(name, 0.0), float(change))
     return {name: statistics.median(t) for name, t in times.items()}
 
 
@@ -165,8 +175,9 @@ def proxy_quality(data: pd.DataFrame, target: str, names: list[str], cpu: dict[s
     return rows
 
 
-def surrogate_taus(proxies: np.ndarray, features: np.ndarray, target: np.ndarray, names, args) -> dict:
-    """``{n labelled: [tau on the other cells, one per repeat]}`` of ``SurrogateRanker``."""
+def surrogate_taus(proxies: np.ndarray, features: np.ndarray, target: np.ndarray, names, args,
+                   model: str = "ensemble") -> dict:
+    """``{n labelled: [tau on the other cells, one per repeat]}`` of ``SurrogateRanker(model=model)``."""
     taus: dict[int, list[float]] = {}
     for n in args.labelled:
         if n >= len(target) - 2:
@@ -175,7 +186,8 @@ def surrogate_taus(proxies: np.ndarray, features: np.ndarray, target: np.ndarray
         for repeat in range(args.repeats):
             order = np.random.default_rng(args.seed * 1000 + repeat).permutation(len(target))
             train, test = order[:n], order[n:]
-            ranker = SurrogateRanker([Objective("target", "max")], proxy_names=names, seed=repeat)
+            ranker = SurrogateRanker([Objective("target", "max")], proxy_names=names, seed=repeat,
+                                    model=model)
             for i in train:
                 ranker.observe(str(i), proxies[i], features[i], {"target": float(target[i])})
             predicted = ranker.predict(proxies[test], features[test])[:, 0]
@@ -236,6 +248,17 @@ def _summary(taus: dict[int, list[float]]) -> dict[int, float]:
     return {n: float(np.mean(v)) for n, v in taus.items()}
 
 
+def _stale_note(args) -> str:
+    """A sentence naming the cached proxies that differ from fresh scores, if any."""
+    stale = getattr(args, "stale", {})
+    if not stale:
+        return ""
+    changes = ", ".join(f"{name} {100 * change:.0f}%" for name, change in sorted(stale.items()))
+    return (" **Cached proxies from an earlier revision of the proxy code**: the fresh scores of those 5 cells "
+            f"differ from the values used (largest relative difference: {changes}); every variant below uses "
+            "the same cached values, and NASLib's values do not depend on them.")
+
+
 def body(report: dict, args) -> str:
     """The Markdown of the results section."""
     cheap_cells = report["cells"]
@@ -249,7 +272,8 @@ def body(report: dict, args) -> str:
         "digit. `synflow` is `ln(score)` (NASLib's form). Adversarial proxies: one FGSM step, eps 8/255. "
         f"Cheap proxies on all cells, the others on the first {report['full_cells']}. Torch on 1 thread: "
         f"{report['cpu_per_cell']:.1f} s CPU per cell for the cheap proxies, {report['cpu_per_cell_all']:.1f} s "
-        "for all (median over 5 cells, rescored afresh and checked equal to the values used).",
+        "for all (median over 5 cells, rescored afresh and checked equal to the values used)."
+        + _stale_note(args),
         "",
         "### Each proxy against the published accuracies",
         "",
@@ -266,8 +290,14 @@ def body(report: dict, args) -> str:
                      f"{_fmt(r.get('rho_naslib'))} | {_fmt(r.get('naslib_tau'))} |")
     lines += ["", "### Zero-shot vote and surrogate ranker", "",
               f"Vote: mean rank of {', '.join(DEFAULT_VOTE)} (higher = better), on all {cheap_cells} cells. "
-              "Surrogate: `SurrogateRanker` (extra trees, 100 trees, max_features 0.5, on the proxies plus "
-              f"the encoded cell), trained on n labelled cells, Kendall tau on the other cells; mean "
+              "Surrogate: `SurrogateRanker` on the proxies plus "
+              "the encoded cell; `ensemble` (the default): the mean of extra trees (100 trees, max_features 0.5) "
+              "and gradient boosting (200 stages, depth 3, learning rate 0.05, subsample 0.8) on every cell "
+              "feature (one-hot ops, op counts, path statistics, path encoding), from 30 labelled cells on (below, "
+              "the extra trees alone: with 10 draws of 10 / 15 / 25 labelled cells the ensemble reached 0.678 / "
+              "0.692 / 0.761 against the extra trees' 0.698 / 0.731 / 0.763); `extra trees alone`: the "
+              "extra trees without the one-hot ops and the path encoding (robnas's default before the "
+              "ensemble). Trained on n labelled cells, Kendall tau on the other cells; mean "
               f"(min-max) over {args.repeats} random draws.", "",
               "| proxies | zero-shot tau | " + " | ".join(f"n={n}" for n in args.labelled) + " |",
               "|---|---:|" + "---:|" * len(args.labelled)]
@@ -282,6 +312,17 @@ def body(report: dict, args) -> str:
                   "ops, op counts, input-output path features): alone it reaches "
                   f"{np.mean(no_proxies['surrogate'][100]):.3f} with 100 labelled cells; the proxies add the rest "
                   "and carry the zero-shot vote."]
+    lines += ["", "Also measured on the same 5 draws (default proxies, `params` as its log, and the cell features; "
+              "scikit-learn models fitted directly; tau at 50 / 100 / 300), none better than the ensemble: "
+              "ridge regression 0.709 / 0.728 / 0.717; pairwise logistic regression on feature differences "
+              "0.730 / 0.752 / 0.762; a Gaussian process (Matern, one length scale per feature) 0.763 / 0.810 / "
+              "0.845; gradient boosting alone 0.794 / 0.829 / 0.863, on rank targets 0.782 / 0.825 / 0.859; a "
+              "linear prior on the proxies with trees on its residual 0.793 / 0.825 / 0.857 (boosting), 0.762 / "
+              "0.807 / 0.846 (extra trees); the extra trees with the path encoding 0.786 / 0.831 / 0.857; the mean "
+              "rank of the extra trees and boosting instead of their mean prediction 0.804 / 0.842 / 0.876. Vote "
+              "members on all cells: params + jacob_cov 0.760, params + synflow + jacob_cov 0.752, with nwot "
+              "0.750; on the 100 cells with adversarial proxies, jacob_cov_adv in place of jacob_cov 0.796 "
+              "against 0.790."]
     lines += ["", "### Cost of screening one candidate (digits)", "",
               "CPU seconds (process time, 1 thread) of `CandidateScorer` with the default proxies "
               f"({', '.join(DEFAULT_PROXIES)}; network build, pruning, batch of 32; median of {COST_REPEATS}) against one "
@@ -316,6 +357,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=5, help="random draws of the labelled cells")
     parser.add_argument("--labelled", default="50,100,300", help="comma-separated numbers of labelled cells")
     parser.add_argument("--cache", help="CSV of computed proxies, reused and extended across runs")
+    parser.add_argument("--keep-stale-cache", action="store_true",
+                        help="use cached proxies that differ from fresh scores (recorded in the results)")
     parser.add_argument("--no-cost", action="store_true", help="skip the scoring-cost measurement")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     parser.add_argument("--no-record", action="store_true", help="do not write benchmarks/RESULTS.md")
@@ -343,19 +386,25 @@ def main(argv: list[str] | None = None) -> int:
     encoded = np.stack([encode_cell(a, args) for a in data["arch"]])
     naslib = lambda names: [f"naslib_{NASLIB[n]}" for n in names]  # noqa: E731
     variants = []
-    for name, columns, vote in (
-        ("robnas, default screening proxies", list(DEFAULT_PROXIES), list(DEFAULT_VOTE)),
-        ("robnas, all cheap proxies", list(CHEAP), list(DEFAULT_VOTE)),
-        ("NASLib's values of the default proxies", naslib(DEFAULT_PROXIES), naslib(DEFAULT_VOTE)),
-        ("NASLib's 11 zero-cost proxies", [f"naslib_{c}" for c in NASLIB_11], []),
-        ("no proxies (encoded cell only)", [], []),
+    for name, columns, vote, model in (
+        ("robnas default: default screening proxies, ensemble", list(DEFAULT_PROXIES), list(DEFAULT_VOTE), "ensemble"),
+        ("robnas, default screening proxies, extra trees alone", list(DEFAULT_PROXIES), list(DEFAULT_VOTE), "trees"),
+        ("robnas, all cheap proxies, ensemble", list(CHEAP), list(DEFAULT_VOTE), "ensemble"),
+        ("robnas, all cheap proxies, extra trees alone", list(CHEAP), list(DEFAULT_VOTE), "trees"),
+        ("robnas, default proxies, vote of params and jacob_cov", list(DEFAULT_PROXIES), ["params", "jacob_cov"],
+         "ensemble"),
+        ("NASLib's values of the default proxies, ensemble", naslib(DEFAULT_PROXIES), naslib(DEFAULT_VOTE), "ensemble"),
+        (ANCHOR, [f"naslib_{c}" for c in NASLIB_11], [], "trees"),
+        ("NASLib's 11 zero-cost proxies, ensemble", [f"naslib_{c}" for c in NASLIB_11], [], "ensemble"),
+        ("no proxies (encoded cell only), ensemble", [], [], "ensemble"),
+        ("no proxies (encoded cell only), extra trees alone", [], [], "trees"),
     ):
         if any(c not in data for c in columns + vote):
             continue
         values = data[columns].to_numpy(float) if columns else np.empty((len(data), 0))
         vote_tau = float(kendalltau(zero_shot_vote(data[vote].to_numpy(float)), target)[0]) if vote else math.nan
         variants.append({"name": name, "vote_tau": vote_tau,
-                         "surrogate": surrogate_taus(values, encoded, target, tuple(columns), args)})
+                         "surrogate": surrogate_taus(values, encoded, target, tuple(columns), args, model)})
     report = {
         "table_rows": len(table), "cells": len(data), "full_cells": min(args.full_cells, len(data)),
         "cpu_per_cell": sum(cpu[n] for n in CHEAP), "cpu_per_cell_all": sum(cpu.values()),
@@ -368,8 +417,11 @@ def main(argv: list[str] | None = None) -> int:
     report["zero_shot_tau"] = main_variant["vote_tau"]
     report["surrogate_tau"] = surrogate
     report["checks"] = [("zero-shot vote tau", report["zero_shot_tau"], TARGETS["zero_shot_tau"])]
-    if 100 in surrogate:
-        report["checks"].append(("surrogate tau, 100 labelled cells", surrogate[100], TARGETS["surrogate_tau_100"]))
+    anchor = next((_summary(v["surrogate"]) for v in variants if v["name"] == ANCHOR), {})
+    for n, tau in surrogate.items():
+        if n in anchor:
+            report["checks"].append((f"surrogate tau, {n} labelled cells (anchor {anchor[n]:.3f} + {MARGIN})", tau,
+                                     round(anchor[n] + MARGIN, 3)))
     if report["cost"]:
         worst = max(r["ratio"] for r in report["cost"] if r["attack"] in ("pgd", "trades")) if any(
             r["attack"] in ("pgd", "trades") for r in report["cost"]) else math.nan
@@ -380,8 +432,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(_plain(report)))
     else:
         print(text)
-    if not args.no_record:
-        record_section(TITLE, text, command=current_command())
+    publish(TITLE, text, json_path=None, record=not args.no_record, raw=_plain(report))
     return 0
 
 

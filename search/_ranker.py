@@ -12,8 +12,10 @@ and path statistics, which isomorphic cells share, describe the cell) and the fi
   scored set (every proxy is higher = better, so a higher vote = a better candidate);
   ``sparsity`` by the effective sparsity target of the config; ``params`` by the ``params``
   proxy; ``macs``, ``sparse_macs`` and ``epoch_time_s`` by ``macs`` or, without it, ``params``.
-* From then on, one scikit-learn ``ExtraTreesRegressor`` per objective (fixed
-  ``random_state``) fitted on the latest result of every labelled configuration; it is refitted
+* From then on, one scikit-learn model per objective (fixed ``random_state``): by default the
+  mean of an ``ExtraTreesRegressor`` and a ``GradientBoostingRegressor`` (``model="ensemble"``;
+  below ``ENSEMBLE_MIN_ROWS`` labelled results the extra trees alone), or the extra trees
+  alone (``model="trees"``), fitted on the latest result of every labelled configuration; it is refitted
   lazily, on the next prediction after new results arrived. Size objectives (``params``,
   ``macs``, ...) are known functions of the network, not learnt from scratch: a linear
   regression on their size proxy and the cell's op counts (it maps the proxy's network, e.g.
@@ -37,6 +39,8 @@ from sklearn.pipeline import Pipeline
 from robnas.search._encoding import FEATURE_NAMES
 from robnas.search._ranker_models import (
     EFFECTIVE_SPARSITY,
+    ENSEMBLE_MIN_ROWS,
+    MODELS,
     SIZE_PROXIES,
     SPARSITY,
     design,
@@ -83,6 +87,8 @@ class SurrogateRanker:
             zero-shot prediction.
         seed: ``random_state`` of the regressors.
         n_estimators, max_features: of the ``ExtraTreesRegressor``.
+        model: ``"ensemble"`` (extra trees averaged with gradient boosting, from
+            ``ENSEMBLE_MIN_ROWS`` labelled results of an objective) or ``"trees"``.
     """
 
     def __init__(
@@ -95,6 +101,7 @@ class SurrogateRanker:
         seed: int = 0,
         n_estimators: int = 100,
         max_features: float = 0.5,
+        model: str = "ensemble",
     ) -> None:
         self.objectives: tuple[Objective, ...] = parse_objectives(objectives, available=None)
         if isinstance(min_fit, bool) or not isinstance(min_fit, int) or min_fit < 2:
@@ -105,6 +112,9 @@ class SurrogateRanker:
         self.seed = seed
         self.n_estimators = n_estimators
         self.max_features = max_features
+        if model not in MODELS:
+            raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+        self.model = model
         # config key -> (proxy row, config features, {objective: value}, fidelity)
         self._rows: dict[str, tuple[np.ndarray, np.ndarray, dict[str, float], float]] = {}
         self._models: dict[str, Pipeline] | None = None  # objective name -> fitted pipeline
@@ -176,6 +186,7 @@ class SurrogateRanker:
                     model = tree_pipeline(
                         len(self.proxy_names), features.shape[1], n_estimators=self.n_estimators,
                         max_features=self.max_features, seed=self.seed,
+                        model=self.model if len(rows) >= ENSEMBLE_MIN_ROWS else "trees",
                     )
                 inputs = design(proxies, features, [r[3] for r in rows])
                 self._models[name] = model.fit(inputs, np.array([r[2][name] for r in rows]))
@@ -219,6 +230,7 @@ class SurrogateRanker:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state = dict(state)
+        state.setdefault("model", "trees")  # pickled before the ensemble existed
         if "modes" in state:  # pickled when objectives were names and their directions "modes"
             modes = state.pop("modes")
             state["objectives"] = tuple(Objective(n, m) for n, m in zip(state["objectives"], modes))

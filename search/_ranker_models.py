@@ -5,8 +5,11 @@ entries as ``nan``), the ``f`` encoded-config features and the fidelity. Which o
 a model uses, and how their missing values are filled, is the pipeline's first step:
 
 * ``tree_pipeline``: proxies imputed by their median over the training rows (0 for a column
-  with none), the config features without the one-hot op of each edge when the full encoding
-  is given (``nan`` -> 0), the fidelity; then an ``ExtraTreesRegressor``.
+  with none), the config features (``nan`` -> 0; for ``model="trees"`` without the one-hot op
+  of each edge and the path encoding when the full encoding is given), the fidelity; then an
+  ``ExtraTreesRegressor`` (``model="trees"``) or the mean of that and a
+  ``GradientBoostingRegressor`` (``model="ensemble"``, a ``VotingRegressor``: its
+  ``transform`` gives each member's prediction, whose spread is a disagreement measure).
 * ``size_pipeline``: the size proxy (imputed by its median) and the cell's op counts; then a
   ``LinearRegression``.
 
@@ -22,7 +25,7 @@ from types import MappingProxyType
 
 import numpy as np
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import ExtraTreesRegressor
+from sklearn.ensemble import ExtraTreesRegressor, GradientBoostingRegressor, VotingRegressor
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import Pipeline
@@ -33,6 +36,8 @@ from robnas.search._encoding import FEATURE_NAMES
 __all__ = [
     "COUNTS",
     "EFFECTIVE_SPARSITY",
+    "ENSEMBLE_MIN_ROWS",
+    "MODELS",
     "SIZE_PROXIES",
     "SPARSITY",
     "design",
@@ -53,14 +58,24 @@ SIZE_PROXIES: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "epoch_time_s": ("macs", "params"),
 })
 
+#: Regressors of the accuracy-like objectives (``tree_pipeline``'s ``model``).
+MODELS: tuple[str, ...] = ("ensemble", "trees")
+#: Labelled rows from which ``"ensemble"`` adds boosting to the extra trees. With fewer, boosting
+#: overfits: on NAS-RobBench-201 the ensemble ranks worse than the trees alone at 10-15 labelled
+#: cells, alike at 25 and better from 50 on (benchmarks/ranking.py).
+ENSEMBLE_MIN_ROWS = 30
+
 #: Columns of the encoded config (``FEATURE_NAMES``) used by the models.
 COUNTS = [i for i, name in enumerate(FEATURE_NAMES) if name.startswith("count[")]
 EFFECTIVE_SPARSITY = FEATURE_NAMES.index("sparsity_effective")
-# Features of the trees: all but the one-hot op of each edge. Op counts and path statistics
-# describe the cell without depending on how its nodes are numbered (isomorphic cells, which
-# train alike, get the same values), and thirty sparse columns would dilute the trees' feature
-# sampling at tens of results.
-_TREE_FEATURES = [i for i, name in enumerate(FEATURE_NAMES) if not name.startswith("op[")]
+# Features of the single extra-trees model: all but the one-hot op of each edge and the path
+# encoding. Op counts and path statistics describe the cell without depending on how its nodes
+# are numbered, and sparse columns dilute one forest's feature sampling at tens of results;
+# averaged with boosting, which picks its splits greedily, the sparse columns pay off
+# (benchmarks/ranking.py).
+_TREE_FEATURES = [i for i, name in enumerate(FEATURE_NAMES) if not name.startswith(("op[", "path["))]
+#: Boosting stages, depth and learning rate of the ensemble's ``GradientBoostingRegressor``.
+_BOOSTING = {"n_estimators": 200, "max_depth": 3, "learning_rate": 0.05, "subsample": 0.8}
 
 
 def median_imputer() -> SimpleImputer:
@@ -84,10 +99,15 @@ def design(proxies: np.ndarray, features: np.ndarray, fidelity: np.ndarray) -> n
 
 
 def tree_pipeline(
-    num_proxies: int, num_features: int, *, n_estimators: int, max_features: float, seed: int
+    num_proxies: int, num_features: int, *, n_estimators: int, max_features: float, seed: int,
+    model: str = "ensemble",
 ) -> Pipeline:
-    """Extra trees on the imputed proxies, the config features and the fidelity."""
-    kept = _TREE_FEATURES if num_features == len(FEATURE_NAMES) else range(num_features)
+    """Extra trees (``model="trees"``), or their mean with gradient boosting (``"ensemble"``),
+    on the imputed proxies, the config features and the fidelity."""
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+    single = model == "trees" and num_features == len(FEATURE_NAMES)
+    kept = _TREE_FEATURES if single else range(num_features)
     select = ColumnTransformer([
         ("proxies", median_imputer(), list(range(num_proxies))),
         ("config", FunctionTransformer(np.nan_to_num), [num_proxies + i for i in kept]),
@@ -96,7 +116,10 @@ def tree_pipeline(
     trees = ExtraTreesRegressor(
         n_estimators=n_estimators, max_features=max_features, random_state=seed, n_jobs=1
     )
-    return Pipeline([("select", select), ("trees", trees)])
+    if model == "trees":
+        return Pipeline([("select", select), ("trees", trees)])
+    boosting = GradientBoostingRegressor(**_BOOSTING, random_state=seed)
+    return Pipeline([("select", select), ("ensemble", VotingRegressor([("trees", trees), ("boosting", boosting)]))])
 
 
 def size_pipeline(num_proxies: int, size_proxy: int) -> Pipeline:

@@ -5,13 +5,15 @@
 * ``paths``, ``max_convs``, ``max_conv3x3``, ``sum_convs``, ``max_depth``, ``conv_free_paths``:
   over the input -> output paths of non-``none`` edges, their number, the most convolutions
   (and 3x3 convolutions) on one path, the convolutions summed over paths, the longest path
-  in edges, and the paths without a convolution.
+  in edges, and the paths without a convolution;
+* ``path[op>...]``: the path encoding (``robnas.spaces._path_encoding``), paths per op sequence.
 """
 
 from __future__ import annotations
 
 from robnas.spaces._genotype import EDGE_KEYS
 from robnas.spaces._isomorphism import EDGES, NUM_NODES, OPS
+from robnas.spaces._path_encoding import PATH_FEATURES, path_encoding
 
 __all__ = ["CELL_FEATURES", "cell_features"]
 
@@ -21,6 +23,7 @@ CELL_FEATURES: tuple[str, ...] = (
     *(f"op[{key}]={op}" for key in EDGE_KEYS for op in OPS),
     *(f"count[{op}]" for op in OPS),
     *_PATH_FEATURES,
+    *PATH_FEATURES,
 )
 
 
@@ -55,4 +58,4 @@ def cell_features(ops: tuple[str, ...]) -> list[float]:
         max((len(p) for p in paths), default=0),
         sum(c == 0 for c in convs),
     ]
-    return one_hot + counts + [float(v) for v in path_features]
+    return one_hot + counts + [float(v) for v in path_features] + path_encoding(ops)

@@ -12,6 +12,7 @@ from scipy.stats import kendalltau
 from robnas.search._encoding import CELL_FEATURES, FEATURE_NAMES, cell_features, encode_config
 from robnas.search._acquisition import front_reference, hypervolume_improvements
 from robnas.search._ranker import SurrogateRanker, zero_shot_vote
+from robnas.search._ranker_models import ENSEMBLE_MIN_ROWS, design
 from robnas.spaces import Objective, parse_objectives
 from robnas.spaces._genotype import OPS, Genotype
 
@@ -43,7 +44,7 @@ def test_encoding_carries_the_robust_training_methods():
 def test_encoding_is_fixed_length_and_deterministic():
     config = {"arch": C, "width": 16, "sparsity": 0.5, "sparsity_schedule": "oneshot", "attack": "trades"}
     first, second = encode_config(config), encode_config(dict(config))
-    assert first.shape == (len(FEATURE_NAMES),) == (58 + 9 + 5 + 22 + 2,)  # NB201 and trial keys, robust training, dynamic sparsity, resnet, family
+    assert first.shape == (len(FEATURE_NAMES),) == (58 + 84 + 9 + 5 + 22 + 2,)  # NB201 (+ path encoding), robust training, dynamic sparsity, resnet, family
     assert np.array_equal(first, second)
     assert feature(first, "log2_width") == 4.0
     assert feature(first, "sparsity_effective") == 0.5
@@ -96,6 +97,25 @@ def test_cell_features_of_a_known_cell():
     # A disconnected cell has no path.
     empty = dict(zip(CELL_FEATURES, cell_features(("none",) * 6)))
     assert empty["paths"] == 0.0 and empty["max_depth"] == 0.0
+    assert not any(v for n, v in empty.items() if n.startswith("path["))
+
+
+def test_path_encoding_counts_each_op_sequence_from_input_to_output():
+    from robnas.spaces._path_encoding import PATH_FEATURES, path_encoding
+
+    assert len(PATH_FEATURES) == 4 + 16 + 64  # sequences of 1, 2 and 3 live ops
+    values = dict(zip(PATH_FEATURES, path_encoding(Genotype.from_str(C).ops)))
+    assert {n for n, v in values.items() if v} == {
+        "path[skip_connect]", "path[nor_conv_3x3>nor_conv_3x3]", "path[nor_conv_3x3>skip_connect]",
+        "path[nor_conv_3x3>avg_pool_3x3>skip_connect]",
+    }
+    # The two routes of length 2 carry the same sequence: counted twice.
+    twin = ("nor_conv_1x1", "nor_conv_1x1", "none", "none", "skip_connect", "skip_connect")
+    assert dict(zip(PATH_FEATURES, path_encoding(twin)))["path[nor_conv_1x1>skip_connect]"] == 2.0
+    # Isomorphic cells (the intermediate nodes swapped) share the encoding.
+    swapped = ("nor_conv_1x1", "nor_conv_3x3", "none", "none", "skip_connect", "avg_pool_3x3")
+    mirror = ("nor_conv_3x3", "nor_conv_1x1", "none", "none", "avg_pool_3x3", "skip_connect")
+    assert path_encoding(swapped) == path_encoding(mirror)
 
 
 def test_encoding_rejects_unknown_keys():
@@ -237,6 +257,8 @@ def test_ranker_rejects_bad_arguments():
         SurrogateRanker([Objective("a", "max"), Objective("a", "min")], proxy_names=("p",))
     with pytest.raises(ValueError, match="min_fit"):
         SurrogateRanker([Objective("a", "max")], proxy_names=("p",), min_fit=1)
+    with pytest.raises(ValueError, match="forest"):
+        SurrogateRanker([Objective("a", "max")], proxy_names=("p",), model="forest")
 
 
 def test_ranker_objectives_carry_their_directions():
@@ -253,26 +275,50 @@ def test_zero_shot_vote_of_a_minimised_objective_is_negated():
     assert ranker.predict(np.empty((0, 1)), np.empty((0, 4))).shape == (0, 2)
 
 
-def test_each_fitted_objective_is_a_pipeline_that_selects_its_columns():
-    from sklearn.ensemble import ExtraTreesRegressor
+@pytest.mark.parametrize("model", ["trees", "ensemble"])
+def test_each_fitted_objective_is_a_pipeline_that_selects_its_columns(model):
+    from sklearn.ensemble import ExtraTreesRegressor, GradientBoostingRegressor
     from sklearn.linear_model import LinearRegression
 
-    configs, features = random_configs(12, seed=4)
-    ranker = SurrogateRanker(parse_objectives("robust_acc,params"), proxy_names=("params", "p"), min_fit=4, seed=3)
-    for i in range(12):
+    n = 12 if model == "trees" else ENSEMBLE_MIN_ROWS  # the ensemble needs that many results
+    configs, features = random_configs(n, seed=4)
+    ranker = SurrogateRanker(
+        parse_objectives("robust_acc,params"), proxy_names=("params", "p"), min_fit=4, seed=3, model=model
+    )
+    for i in range(n):
         row = [1.0 + features[i, FEATURE_NAMES.index("count[nor_conv_3x3]")], math.nan if i % 3 else float(i)]
         ranker.observe(f"k{i}", np.array(row), features[i], {"robust_acc": float(i), "params": 2.0 * row[0]})
     assert ranker.is_fitted()
     trees, linear = ranker._models["robust_acc"], ranker._models["params"]
-    assert isinstance(trees[-1], ExtraTreesRegressor) and trees[-1].random_state == 3 and trees[-1].n_jobs == 1
+    members = [trees[-1]] if model == "trees" else list(trees[-1].estimators_)
+    assert isinstance(members[0], ExtraTreesRegressor) and members[0].random_state == 3 and members[0].n_jobs == 1
+    if model == "ensemble":
+        assert isinstance(members[1], GradientBoostingRegressor) and members[1].random_state == 3
+        inputs = trees[:-1].transform(design(np.ones((2, 2)), features[:2], np.ones(2)))
+        # The ensemble's prediction is the mean of its members' (their spread: a disagreement measure).
+        assert np.allclose(trees[-1].predict(inputs), trees[-1].transform(inputs).mean(axis=1))
     assert isinstance(linear[-1], LinearRegression)
-    # Proxies, then the config without its one-hot ops, then the fidelity.
-    assert trees[-1].n_features_in_ == 2 + sum(not n.startswith("op[") for n in FEATURE_NAMES) + 1
-    # A missing proxy becomes the median of the labelled rows: (0 + 3 + 6 + 9) / 4 -> 4.5.
+    # Proxies, then the config (extra trees alone: without its one-hot ops and path encoding), then the fidelity.
+    kept = sum(not n.startswith(("op[", "path[")) for n in FEATURE_NAMES) if model == "trees" else len(FEATURE_NAMES)
+    assert members[0].n_features_in_ == 2 + kept + 1
+    # A missing proxy becomes the median of the labelled rows (0, 3, 6, ...).
     imputer = trees.named_steps["select"].named_transformers_["proxies"]
-    assert imputer.statistics_[1] == pytest.approx(4.5)
+    assert imputer.statistics_[1] == pytest.approx(np.median(np.arange(0, n, 3)))
     size = 1.0 + features[0, FEATURE_NAMES.index("count[nor_conv_3x3]")]
     assert ranker.predict(np.array([[size, math.nan]]), features[:1])[0, 1] == pytest.approx(2.0 * size)
+
+
+def test_the_ensemble_is_the_extra_trees_alone_below_its_minimum_of_results():
+    configs, features = random_configs(ENSEMBLE_MIN_ROWS, seed=2)
+    ensemble = SurrogateRanker([Objective("robust_acc", "max")], proxy_names=("p",), seed=1)
+    trees = SurrogateRanker([Objective("robust_acc", "max")], proxy_names=("p",), seed=1, model="trees")
+    for i in range(ENSEMBLE_MIN_ROWS - 1):
+        for ranker in (ensemble, trees):
+            ranker.observe(f"k{i}", np.array([float(i)]), features[i], {"robust_acc": float(i % 7)})
+    candidates = np.arange(len(features), dtype=float)[:, np.newaxis]
+    assert np.array_equal(ensemble.predict(candidates, features), trees.predict(candidates, features))
+    ensemble.observe("last", np.array([1.0]), features[-1], {"robust_acc": 3.0})
+    assert type(ensemble._fitted()["robust_acc"][-1]).__name__ == "VotingRegressor"
 
 
 def test_the_objectives_with_zero_shot_rules_are_trial_objectives():
@@ -289,3 +335,7 @@ def test_a_ranker_pickled_with_modes_is_restored_with_objectives():
     restored = SurrogateRanker.__new__(SurrogateRanker)
     restored.__setstate__(old)
     assert restored.objectives == ranker.objectives and not hasattr(restored, "modes")
+    # Pickled before the ensemble existed: the extra trees alone, as then.
+    del old["model"]
+    restored.__setstate__(old)
+    assert restored.model == "trees"
