@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -83,12 +84,22 @@ def test_time_budget_stops_resumably_and_a_resume_extends_it(ray_session, tmp_pa
     assert "robnas: error: the time budget 15s" in capsys.readouterr().err
     assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in experiment.rglob("*") if p.is_file()} == before
 
-    assert cli("resume", str(experiment), "--time-budget", "30s", "--quiet") == 0
-    assert "time budget 30s spent" in capsys.readouterr().out
-    record = json.loads((experiment / "robnas.json").read_text())
-    assert record["settings"]["time_budget_s"] == 30.0 and record["elapsed_s"] >= 30.0
+    # Each resume doubles the budget. On a busy machine starting a trial and training an epoch
+    # can take longer than 15 s, so resume until the first trial has written a row beyond those
+    # it had (6 times at most: a budget of 16 minutes).
+    rows = lambda: [json.loads(row)["epoch"]  # noqa: E731
+                    for row in (experiment / f"trial_{first}" / "result.json").read_text().splitlines()]
+    budget, resumed = 15, epochs
+    for _ in range(6):
+        budget *= 2
+        assert cli("resume", str(experiment), "--time-budget", f"{budget}s", "--quiet") == 0
+        assert re.match(r"time budget \S+ spent: ", capsys.readouterr().out)
+        record = json.loads((experiment / "robnas.json").read_text())
+        assert record["settings"]["time_budget_s"] == budget and record["elapsed_s"] >= budget
+        resumed = rows()
+        if len(resumed) > len(epochs):
+            break
     assert progress(experiment)[0] < 3
-    resumed = [json.loads(row)["epoch"] for row in (experiment / f"trial_{first}" / "result.json").read_text().splitlines()]
     # Rows written are kept, and the trial continues after its last written epoch: the stop
     # waited for that epoch's checkpoint, so no epoch is trained twice.
     assert len(resumed) > len(epochs) and resumed == list(range(1, len(resumed) + 1))
