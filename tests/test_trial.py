@@ -36,6 +36,27 @@ def without_times(rows):
     return [{k: v for k, v in row.items() if k not in TIMES} for row in rows]
 
 
+def run_three_epochs_with_and_without_a_restore(config, checkpoint, after_first_epoch=None):
+    """Three epochs in one runner, and one epoch, a save, a restore and two more.
+
+    Returns (uninterrupted runner, restored runner, their three reports each)."""
+    whole = TrialRunner(config)
+    uninterrupted = [whole.run_epoch() for _ in range(3)]
+
+    first = TrialRunner(config)
+    interrupted = [first.run_epoch()]
+    first.save(checkpoint)
+    if after_first_epoch is not None:
+        after_first_epoch(first)
+    del first
+    # Disturb every global RNG: a restored run must not depend on them.
+    torch.manual_seed(12345)
+    second = TrialRunner(config)
+    second.load(checkpoint)
+    interrupted += [second.run_epoch() for _ in range(2)]
+    return whole, second, uninterrupted, interrupted
+
+
 @pytest.mark.parametrize(
     "overrides",
     [{"attack": "pgd"}, {"attack": "fgsm_rs"}, {"attack": "trades"}, {"attack": "fgsm_rs", "eval_restarts": 3},
@@ -51,19 +72,9 @@ def without_times(rows):
          "wot", "part", "trades_part", "eval_schedule", "old_eval"],
 )
 def test_restored_run_reports_the_same_metrics_as_the_uninterrupted_one(overrides, tmp_path):
-    config = tiny(**overrides)
-    whole = TrialRunner(config)
-    uninterrupted = [whole.run_epoch() for _ in range(3)]
-
-    first = TrialRunner(config)
-    interrupted = [first.run_epoch()]
-    first.save(tmp_path / "trial.pt")
-    del first
-    # Disturb every global RNG: a restored run must not depend on them.
-    torch.manual_seed(12345)
-    second = TrialRunner(config)
-    second.load(tmp_path / "trial.pt")
-    interrupted += [second.run_epoch() for _ in range(2)]
+    _, _, uninterrupted, interrupted = run_three_epochs_with_and_without_a_restore(
+        tiny(**overrides), tmp_path / "trial.pt"
+    )
     assert without_times(interrupted) == without_times(uninterrupted)
 
 
@@ -75,19 +86,12 @@ def test_restored_run_reports_the_same_metrics_as_the_uninterrupted_one(override
 def test_dynamic_sparsity_resumes_exactly_between_mask_updates(overrides, tmp_path):
     """Updates every 3 of an epoch's 20 steps: the checkpoint after epoch 1 falls between two
     updates (steps 18 and 21), so masks, step counter and generator must all come back."""
-    config = tiny(sparsity=0.8, sparsity_update_every=3, **overrides)
-    whole = TrialRunner(config)
-    uninterrupted = [whole.run_epoch() for _ in range(3)]
+    def saved_between_updates(first):
+        assert first.steps_per_epoch == 20 and first.state_dict()["dynamic_sparsity"]["steps_done"] == 20
 
-    first = TrialRunner(config)
-    interrupted = [first.run_epoch()]
-    first.save(tmp_path / "trial.pt")
-    assert first.steps_per_epoch == 20 and first.state_dict()["dynamic_sparsity"]["steps_done"] == 20
-    del first
-    torch.manual_seed(12345)
-    second = TrialRunner(config)
-    second.load(tmp_path / "trial.pt")
-    interrupted += [second.run_epoch() for _ in range(2)]
+    whole, second, uninterrupted, interrupted = run_three_epochs_with_and_without_a_restore(
+        tiny(sparsity=0.8, sparsity_update_every=3, **overrides), tmp_path / "trial.pt", saved_between_updates
+    )
     assert without_times(interrupted) == without_times(uninterrupted)
     assert all(torch.equal(second.masks.masks[n], whole.masks.masks[n]) for n in whole.masks.masks)
     assert second.masks.sparsity == pytest.approx(whole.masks.sparsity)
