@@ -19,7 +19,7 @@ import numpy as np
 from robnas.analysis._hypervolume import hypervolume
 from robnas.analysis._pareto import pareto_mask
 from robnas.spaces._objectives import Objective
-from robnas.trainables._table import TABLE_MACRO, ResultTable, row_network, table_params
+from robnas.trainables._table import TABLE_MACRO, ResultTable, row_networks, table_params
 
 __all__ = ["table_quality", "true_values"]
 
@@ -28,8 +28,8 @@ def true_values(table: ResultTable, objectives: Sequence[Objective], *, width: i
                 cells_per_stage: int = 5) -> np.ndarray | None:
     """Final values ``(networks, m)`` of every network of ``table`` on ``objectives``; ``params``
     is counted (``table_params``; NB201 cells in the skeleton of ``width`` and
-    ``cells_per_stage``) when the table has none. None when an objective is neither a column
-    nor ``params``."""
+    ``cells_per_stage``, one row per member of a row's isomorphism class) when the table has
+    none. None when an objective is neither a column nor ``params``."""
     names = [o.name for o in objectives]
     if any(n not in table.metrics and n != "params" for n in names):
         return None
@@ -38,8 +38,12 @@ def true_values(table: ResultTable, objectives: Sequence[Objective], *, width: i
     for text in table.descriptions():
         values = table.lookup(text, table.epochs)
         if "params" in names and "params" not in values:
-            values = {**values, "params": table_params(row_network(text, macro))}
-        rows.append([float(values[n]) for n in names])
+            # An NB201 row stands for its isomorphism class: the search can draw any member,
+            # and members can have fewer parameters than the row's own cell.
+            for network in row_networks(text, macro):
+                rows.append([float(values[n]) if n != "params" else float(table_params(network)) for n in names])
+        else:
+            rows.append([float(values[n]) for n in names])
     return np.array(rows, dtype=float)
 
 

@@ -7,9 +7,10 @@ the table has no such column.
 
 * One objective: regret = the table's best value minus the best found, in the table's units
   (points for NAS-RobBench-201).
-* Several: hypervolume of the found front as a fraction of the table's true front's. Reference
-  point per objective: the median of the table's column for one maximised, 1.01 x its largest
-  value for one minimised (a size or a cost).
+* Several: hypervolume of the found front as a fraction of the table's true front's (the front
+  of every cell a search can draw: an NB201 row's values with the size of each member of its
+  isomorphism class). Reference point per objective: the median of the table's column for one
+  maximised, 1.01 x its largest value for one minimised (a size or a cost).
 
 ``BoundScreen`` is the screening with a perfect predictor: it launches the candidate the launch
 rule would pick if every prediction were the table's true value (the bound of any surrogate).
@@ -62,13 +63,16 @@ class Task:
         self.network = {"width": 16, "cells_per_stage": 5, "in_channels": in_channels, "num_classes": num_classes}
         self.input_size = input_size
         self._truth: dict[str, dict[str, float]] = {}
-        values = np.array([self.values_of(self.truth(cell)) for cell in table.cells()])
+        rows = np.array([self.values_of(self.truth(cell)) for cell in table.cells()])
+        # Every cell a search can draw: a row's isomorphism class shares its results, not its size.
+        values = np.array([self.values_of(self.truth(member)) for cell in table.cells()
+                           for member in cell.isomorphic_cells()])
         self.maximize = [o.maximize for o in self.objectives]
         self.best = float(values[:, 0].max() if self.maximize[0] else values[:, 0].min())
         if len(self.objectives) > 1:
             self.reference = np.array([
                 float(np.median(column)) if o.maximize else 1.01 * float(column.max())
-                for o, column in zip(self.objectives, values.T)
+                for o, column in zip(self.objectives, rows.T)
             ])
             front = values[pareto_mask(values, self.maximize)]
             self.true_hypervolume = hypervolume(front, self.maximize, self.reference)

@@ -19,7 +19,7 @@ from robnas.spaces._family import DEFAULT_FAMILY
 from robnas.spaces._genotype import EDGE_KEYS, Genotype
 from robnas.spaces._sparsity import DYNAMIC_SCHEDULES
 from robnas.trainables._families import size_range
-from robnas.trainables._table import row_network, table_params
+from robnas.trainables._table import row_networks, table_params
 
 __all__ = ["FRACTIONS", "edge_ops_of", "score_scales", "space_size_ranges", "values_of"]
 
@@ -49,7 +49,7 @@ def score_scales(
         if table is not None and (column := table.metric_range(name)) is not None:
             scales[name] = column
         elif table is not None and name == "params":
-            counts = [table_params(row_network(text, fixed)) for text in table.descriptions()]
+            counts = [table_params(network) for text in table.descriptions() for network in row_networks(text, fixed)]
             scales[name] = (float(min(counts)), float(max(counts)))
         elif name in FRACTIONS:
             scales[name] = (0.0, 1.0)

@@ -13,6 +13,7 @@ from robnas.spaces._isomorphism import (
     NUM_NODES,
     OPS,
     canonical_ops,
+    class_members,
     is_connected,
     isomorphism_key,
 )
@@ -122,6 +123,11 @@ class Genotype:
         member with the smallest tuple of op indices in ``OPS``.
         """
         return Genotype(canonical_ops(self.ops))
+
+    def isomorphic_cells(self) -> tuple[Genotype, ...]:
+        """Every cell of this cell's isomorphism class, the representative first (see
+        ``robnas.spaces._isomorphism.class_members``)."""
+        return tuple(Genotype(ops) for ops in class_members(self.ops))
 
 
 

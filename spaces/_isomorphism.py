@@ -31,6 +31,7 @@ __all__ = [
     "NUM_NODES",
     "OPS",
     "canonical_ops",
+    "class_members",
     "is_connected",
     "isomorphism_key",
     "num_isomorphism_classes",
@@ -73,6 +74,25 @@ def canonical_ops(ops: tuple[str, ...]) -> tuple[str, ...]:
     tuple; the first call enumerates the 15,625 cells once (about 0.1 s).
     """
     return _representatives()[isomorphism_key(ops)]
+
+
+@functools.lru_cache(maxsize=1)
+def _members() -> dict[str, tuple[tuple[str, ...], ...]]:
+    """Isomorphism key -> every member of its class, in enumeration order."""
+    classes: dict[str, list[tuple[str, ...]]] = {}
+    for ops in itertools.product(OPS, repeat=len(EDGES)):
+        classes.setdefault(isomorphism_key(ops), []).append(ops)
+    return {key: tuple(members) for key, members in classes.items()}
+
+
+def class_members(ops: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+    """Every cell of the isomorphism class of ``ops`` (``ops`` among them), representative first.
+
+    Members share a benchmark's results (it trained one of them) but not always their size: the
+    rule is syntactic, so one ``nor_conv_3x3`` of node 0 reached by two paths and two such convs
+    on parallel edges fall in one class (7 members, 316,346 and 559,386 parameters at C=16,
+    N=5)."""
+    return _members()[isomorphism_key(ops)]
 
 
 def num_isomorphism_classes() -> int:

@@ -55,3 +55,26 @@ def test_searches_not_on_a_table_have_no_table_quality(table, tmp_path):
     assert table_quality({"backend": "torch"}, OBJECTIVES, [0, 1], found) is None
     assert table_quality({"backend": "table", "table": str(tmp_path / "gone.csv")}, OBJECTIVES, [0, 1], found) is None
     assert _table_line(None) == ""
+
+
+def test_a_row_stands_for_every_member_of_its_isomorphism_class(tmp_path):
+    """NB201's class rule is syntactic: two parallel 3x3 convs of the input and one conv reached
+    by two paths share a row. The search can draw the smaller member, so the true front has it."""
+    two_convs = "|skip_connect~0|+|skip_connect~0|skip_connect~1|+|nor_conv_3x3~0|nor_conv_3x3~1|skip_connect~2|"
+    one_conv = "|nor_conv_3x3~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|skip_connect~1|skip_connect~2|"
+    assert Genotype.from_str(one_conv).canonical() == Genotype.from_str(two_convs)
+    members = Genotype.from_str(one_conv).isomorphic_cells()
+    assert members[0] == Genotype.from_str(two_convs) and Genotype.from_str(one_conv) in members
+    assert len(set(members)) == len(members) == 7
+    path = tmp_path / "t.csv"
+    pd.DataFrame({"arch": [two_convs], "acc": [70.0]}).to_csv(path, index=False)
+    values = true_values(ResultTable.load(path), OBJECTIVES)
+    sizes = {float(nb201_param_count(m)) for m in members}
+    assert {tuple(row) for row in values} == {(70.0, size) for size in sizes}
+    assert min(sizes) == nb201_param_count(Genotype.from_str(one_conv)) < nb201_param_count(Genotype.from_str(two_convs))
+    reference = np.array([60.0, 1.01 * max(sizes)])
+    settings = {"backend": "table", "table": str(path)}
+    canonical_only = np.array([[70.0, float(nb201_param_count(Genotype.from_str(two_convs)))]])
+    assert table_quality(settings, OBJECTIVES, reference, canonical_only)["hypervolume_fraction"] < 1.0
+    smallest = np.array([[70.0, min(sizes)]])
+    assert table_quality(settings, OBJECTIVES, reference, smallest)["hypervolume_fraction"] == pytest.approx(1.0)

@@ -23,6 +23,7 @@ losses, sizes and costs, ``"max"`` otherwise (accuracies).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import os
@@ -39,6 +40,7 @@ from robnas.spaces._nb201 import NB201Arch
 from robnas.spaces._runtime import RUNTIME_KEYS, scalarize
 
 __all__ = ["COST_COLUMNS", "TABLE_INPUT", "TABLE_MACRO", "ResultTable", "config_reports", "replay", "row_network",
+           "row_networks",
            "table_params"]
 
 #: Names of the cost column (seconds per epoch), in order of preference.
@@ -296,6 +298,16 @@ def row_network(description: str, config: Mapping[str, Any]) -> Any:
     family = family_of(parse_description(description))
     return _config_network({**{k: v for k, v in config.items() if k not in _network_keys(family)},
                             "family": family.name, "arch": description})
+
+
+def row_networks(description: str, config: Mapping[str, Any]) -> list[Any]:
+    """Every network a table row's ``arch`` ``description`` stands for (see :func:`row_network`):
+    an NB201 cell's whole isomorphism class, whose members share the row's results but can
+    differ in size; the row's one network in other families."""
+    network = row_network(description, config)
+    if not isinstance(network, NB201Arch):
+        return [network]
+    return [dataclasses.replace(network, genotype=cell) for cell in network.genotype.isomorphic_cells()]
 
 
 def config_reports(config: Mapping[str, Any]) -> list[dict[str, Any]]:
