@@ -212,7 +212,7 @@ def run_analyze(args: argparse.Namespace) -> int:
         print(f"comparison: {args.out}")
     study = analyses[0].study
     if study is not None:
-        print(f"Optuna study {study.name!r} in {study.storage}: {len(study.added)} trials added, "
+        print(f"Optuna study {study.name!r} in {study.storage}: {_count(len(study.added), 'trial')} added, "
               f"{len(study.already)} already there, {len(study.unfinished)} not finished (not written)")
     return 0
 
@@ -252,13 +252,18 @@ def _table_line(quality: dict | None) -> str:
     return f", hypervolume fraction of the table's true front {share}, regret {regret or 'n/a'}"
 
 
+def _count(n: int, noun: str) -> str:
+    """``"1 trial"``, ``"3 trials"``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _final_line(final: dict | None) -> str:
     """``; final (test, ATTACK, N trials): front K, knee ID``, or nothing before ``evaluate``."""
     if not final:
         return ""
     knee = final["knee"]["trial_id"] if final["knee"] else "none"
     gaps = ", ".join(f"{m} gap {v:+.3f}" for m, v in final["mean_gap"].items() if v is not None)
-    return (f"; final ({final['split']}, {final['attack']}, {final['n_evaluated']} trials): front "
+    return (f"; final ({final['split']}, {final['attack']}, {_count(final['n_evaluated'], 'trial')}): front "
             f"{final['n_pareto']}, knee {knee}{', mean ' + gaps if gaps else ''}")
 
 

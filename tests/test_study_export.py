@@ -75,7 +75,7 @@ def test_writing_again_adds_only_new_trials(tmp_path, capsys):
     rows = [json.loads(lines[0]) | {"epoch": e, "training_iteration": e, "done": e == 3} for e in (1, 2, 3)]
     (path / "trial_h" / "result.json").write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert main(argv) == 0
-    assert "1 trials added, 7 already there, 0 not finished" in capsys.readouterr().out
+    assert "1 trial added, 7 already there, 0 not finished" in capsys.readouterr().out
     study = optuna.load_study(study_name="mine", storage=url)
     assert len(study.trials) == 8 and by_id(study)["h"].state == TrialState.COMPLETE
     assert {t.user_attrs["trial_id"] for t in study.best_trials} == {"a", "d", "h"}  # h (0.7, 0.7) beats b
