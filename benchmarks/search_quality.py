@@ -170,7 +170,9 @@ def markdown(rows: list[dict[str, Any]], tasks: list[Task], args: argparse.Names
     lines = [
         f"Table `{Path(args.table).name}`, {args.seeds} seeds ({seeds}), budgets {', '.join(map(str, budgets))} "
         "evaluations. Several objectives: median over seeds of the found front's hypervolume as a fraction of "
-        "the table's true front's (reference: the table's median of a maximised column, 1.01 x the largest value "
+        "the table's true front's (the front of every cell a search can draw: each member of a row's isomorphism "
+        "class, with the row's results and its own parameters; reference: the table's median of a maximised "
+        "column, 1.01 x the largest value "
         "of a minimised one; parameters of the C=16, N=5 network with "
         f"{args.num_classes} classes). One objective: median regret (table best - best found, points) and, in "
         "brackets, the share of seeds with regret <= 0.5. `default`: no `--searcher`/`--screen` (TPE on one "
