@@ -10,13 +10,12 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from robnas.spaces._family import DEFAULT_FAMILY, ArchFamily, family_named
-from robnas.spaces._genotype import EDGE_KEYS, OPS, Genotype
+from robnas.spaces._genotype import EDGE_KEYS, OPS, Genotype, read_listed
 
 __all__ = ["SPACES", "all_cells", "distinct_descriptions", "read_archs", "sample_archs", "space_family"]
 
@@ -60,21 +59,7 @@ def read_archs(path: str | os.PathLike, family: ArchFamily | None = None) -> tup
     """The networks listed in a text file, one description a line (blank lines and ``#``
     comments skipped), one per canonical form; ValueError naming the file and line."""
     family = family or family_named(DEFAULT_FAMILY)
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"archs file {path} does not exist or is not a file")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as error:
-        raise ValueError(f"cannot read archs file {path}: {error}") from None
-    texts = []
-    for number, line in enumerate(lines, start=1):
-        text = line.split("#", 1)[0].strip()
-        if text:
-            try:
-                texts.append(family.describe(family.parse(text)))
-            except ValueError as error:
-                raise ValueError(f"archs file {path}, line {number}: {error}") from None
+    texts = read_listed(path, lambda text: family.describe(family.parse(text)), what="archs file")
     if not texts:
         raise ValueError(f"archs file {path} lists no {family.name} network")
     return distinct_descriptions(texts, family)

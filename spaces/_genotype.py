@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,6 +135,15 @@ def read_archs(path: str | os.PathLike, *, distinct: bool = False, what: str = "
     """The NB201 cells listed in a text file, one string a line (blank lines and ``#``
     comments skipped), in file order; ``distinct``: one per isomorphism class, the first
     listed member kept. ValueError naming the file (``what``, and the line) for anything else."""
+    archs = read_listed(path, lambda text: Genotype.from_str(text).to_str(), what=what)
+    if not archs:
+        raise ValueError(f"{what} {path} lists no NB201 cell")
+    return distinct_archs(archs) if distinct else tuple(archs)
+
+
+def read_listed(path: str | os.PathLike, parse: Callable[[str], str], *, what: str) -> list[str]:
+    """``parse`` of every line of a text file (blank lines and ``#`` comments skipped), in file
+    order; ValueError naming the file (``what``), and the line when ``parse`` raises one."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{what} {path} does not exist or is not a file")
@@ -142,17 +151,15 @@ def read_archs(path: str | os.PathLike, *, distinct: bool = False, what: str = "
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as error:
         raise ValueError(f"cannot read {what} {path}: {error}") from None
-    archs = []
+    parsed = []
     for number, line in enumerate(lines, start=1):
         text = line.split("#", 1)[0].strip()
         if text:
             try:
-                archs.append(Genotype.from_str(text).to_str())
+                parsed.append(parse(text))
             except ValueError as error:
                 raise ValueError(f"{what} {path}, line {number}: {error}") from None
-    if not archs:
-        raise ValueError(f"{what} {path} lists no NB201 cell")
-    return distinct_archs(archs) if distinct else tuple(archs)
+    return parsed
 
 
 def distinct_archs(archs) -> tuple[str, ...]:
