@@ -27,7 +27,7 @@ def test_one_cell_as_json(capsys):
     assert code == 0 and err == ""
     scores = json.loads(out)
     assert list(scores) == ["params", "macs", "synflow", "snip", "grasp", "fisher", "grad_norm",
-                            "jacob_cov", "nwot", "ntk_cond", "ntk_min_eig"]
+                            "jacob_cov", "nwot", "meco", "ntk_cond", "ntk_min_eig"]
     # NB201's 3-channel network whatever the batch's data set; the count is NB201's closed form.
     assert scores["params"] == nb201_param_count(Genotype.from_str(C), width=4, cells_per_stage=1,
                                                  in_channels=3, num_classes=10)

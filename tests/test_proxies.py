@@ -18,6 +18,7 @@ from robnas.search.proxies import (
     _grasp,
     _jacob_cov,
     _macs,
+    _meco,
     _ntk,
     _ntk_cond,
     _ntk_min_eig,
@@ -251,6 +252,60 @@ def test_jacob_cov_matches_numpy_formula():
     ev = np.linalg.eigvalsh(np.corrcoef(jac))
     expected = -np.sum(np.log(ev + 1e-5) + 1 / (ev + 1e-5))
     assert _jacob_cov.score(HalfSquare(), (x, None)) == pytest.approx(expected, rel=1e-6)
+
+
+def _reference_meco_of_image(features: np.ndarray) -> float:
+    """Smallest eigenvalue of ``np.corrcoef`` of one image's channels ``(C, H, W)``, nan -> 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        corr = np.corrcoef(features.reshape(features.shape[0], -1))
+    return float(np.linalg.eigvalsh(np.nan_to_num(corr, nan=0.0))[0])
+
+
+def test_meco_min_eigenvalues_match_numpy_and_ignore_channel_scale():
+    features = torch.randn(3, 5, 4, 4, generator=torch.Generator().manual_seed(4))
+    features[1, 2] = 7.0  # a constant channel: its row and column of the correlation are zero
+    expected = [_reference_meco_of_image(f.numpy()) for f in features]
+    got = _meco.min_eigenvalues(features)
+    assert got.dtype == torch.float64 and got.shape == (3,)
+    assert got.tolist() == pytest.approx(expected, abs=1e-9)
+    assert got[1].item() == pytest.approx(0.0, abs=1e-12)
+    # No more pixels than channels: the correlation matrix is singular, its minimum is 0.
+    wide = torch.randn(2, 9, 3, 3, generator=torch.Generator().manual_seed(5))
+    assert [_reference_meco_of_image(f.numpy()) for f in wide] == pytest.approx([0.0, 0.0], abs=1e-9)
+    assert _meco.min_eigenvalues(wide).tolist() == [0.0, 0.0]
+    # A correlation does not see a channel's offset or positive scale.
+    rescaled = features * torch.tensor([1.0, 3.0, 0.1, 2.0, 5.0]).view(1, 5, 1, 1) + 4.0
+    assert _meco.min_eigenvalues(rescaled).tolist() == pytest.approx(got.tolist(), abs=1e-6)  # float32 inputs
+
+
+def test_meco_sums_leaf_modules_and_averages_images():
+    torch.manual_seed(0)
+    conv = nn.Conv2d(2, 4, 3, padding=1)
+    model = nn.Sequential(nn.Sequential(conv, nn.BatchNorm2d(4)), nn.ReLU(), nn.Flatten(), nn.LazyLinear(3))
+    x = torch.rand(3, 2, 5, 5, generator=torch.Generator().manual_seed(1))
+    model(x)  # materialise the lazy layer
+    reference = copy_of_train_mode(model)
+    with torch.no_grad():
+        a = reference[0][0](x)
+        b = reference[0][1](a)  # batch statistics, as in train mode
+        c = reference[1](b)
+    # Leaves with 4-d outputs: the convolution, BatchNorm and ReLU (the inner Sequential
+    # repeats BatchNorm's output and does not count again; Flatten and Linear are 2-d).
+    per_image = [sum(_reference_meco_of_image(t[i].numpy()) for t in (a, b, c)) for i in range(3)]
+    assert _meco.score(model, (x, None)) == pytest.approx(float(np.mean(per_image)), rel=1e-9)
+    # Only the first ``images`` images are passed (and make the batch statistics).
+    assert _meco.score(model, (x, None), images=2) == _meco.score(model, (x[:2], None))
+    assert _meco.score(model, (x, None), images=2) != _meco.score(model, (x, None))
+    for bad in (1, True, 2.0):
+        with pytest.raises(ValueError, match="images"):
+            _meco.score(model, (x, None), images=bad)
+    assert math.isnan(_meco.score(nn.Sequential(nn.Flatten(), nn.Linear(50, 2)), (x, None)))
+
+
+def copy_of_train_mode(model: nn.Module) -> nn.Module:
+    import copy
+
+    return copy.deepcopy(model).train()
 
 
 def test_ntk_of_linear_model_is_gram_matrix():

@@ -42,10 +42,12 @@ def table_path(tmp_path_factory):
 
 
 def _launch_order(experiment: Path) -> list[str]:
-    """Config keys in the order the search's (screening) searcher launched them."""
+    """Cells (``config_key`` of the edges) in the order the search's (screening) searcher launched
+    them. Not the launch's own key: that holds what differs from the search's defaults, so the
+    default cell's is empty."""
     state = json.loads(max(experiment.glob("robnas-searcher-state-*.json")).read_text())
     launched = sorted(state["launched"].values(), key=lambda launch: launch["number"])
-    return [launch["key"] for launch in launched]
+    return [config_key({k: launch["config"][k] for k in EDGE_KEYS}) for launch in launched]
 
 
 @pytest.mark.parametrize(

@@ -3,13 +3,13 @@
 Every proxy is ``score(model, batch=None, *, masks=None, ...) -> float``, higher = better,
 ``nan`` when undefined (never ``inf``). Data-independent: ``params``, ``macs``, ``synflow``
 (they need only the input shape). Data-dependent on a batch ``(x, y)``: ``snip``, ``grasp``,
-``fisher``, ``grad_norm``, ``jacob_cov``, ``nwot``, ``ntk_cond``, ``ntk_min_eig``. Each
+``fisher``, ``grad_norm``, ``jacob_cov``, ``nwot``, ``meco``, ``ntk_cond``, ``ntk_min_eig``. Each
 data-dependent proxy also has an ``_adv`` variant scored on one FGSM step from the batch,
 which takes ``eps`` (a fraction of the [0, 1] image range, e.g. 8/255).
 
 Each proxy works on its own deep copy of the model, in the mode it needs: train mode
 (BatchNorm on batch statistics, as NASLib on a fresh network) for ``snip``, ``grasp``,
-``fisher``, ``grad_norm``, ``jacob_cov``, ``nwot`` and the FGSM step; eval mode for the
+``fisher``, ``grad_norm``, ``jacob_cov``, ``nwot``, ``meco`` and the FGSM step; eval mode for the
 NTK (per-sample outputs) and ``macs``; BatchNorm bypassed, float64, for ``synflow``.
 ``compute_proxies(..., copy=False)`` skips the copies for a caller that owns a throwaway
 model: the proxies then run in an order where none reads what an earlier one changed.
@@ -29,6 +29,7 @@ from robnas.search.proxies import (
     _grasp,
     _jacob_cov,
     _macs,
+    _meco,
     _ntk,
     _ntk_cond,
     _ntk_min_eig,
@@ -51,6 +52,7 @@ _CLEAN: dict[str, Callable[..., float]] = {
     "grad_norm": _grad_norm.score,
     "jacob_cov": _jacob_cov.score,
     "nwot": _nwot.score,
+    "meco": _meco.score,
     "ntk_cond": _ntk_cond.score,
     "ntk_min_eig": _ntk_min_eig.score,
 }
