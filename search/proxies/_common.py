@@ -223,3 +223,17 @@ def seeded(seed: int) -> Iterator[None]:
     with torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(seed)
         yield
+
+
+def hooked_forward(
+    net: nn.Module, x: torch.Tensor, modules: Sequence[nn.Module], on_output, *, seed: int = 0
+) -> None:
+    """One forward pass of ``net`` on ``x`` without gradients, RNG seeded by ``seed``, with the
+    forward hook ``on_output(module, inputs, output)`` on each of ``modules`` (removed after)."""
+    handles = [module.register_forward_hook(on_output) for module in modules]
+    try:
+        with torch.no_grad(), seeded(seed):
+            net(x)
+    finally:
+        for handle in handles:
+            handle.remove()

@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from robnas.search.proxies._common import Masks, finite, seeded, unpack, working_copy
+from robnas.search.proxies._common import Masks, finite, hooked_forward, unpack, working_copy
 
 __all__ = ["IMAGES", "score", "min_eigenvalues"]
 
@@ -64,13 +64,7 @@ def score(
             seen += 1
 
     leaves = [m for m in net.modules() if next(m.children(), None) is None]
-    handles = [m.register_forward_hook(on_output) for m in leaves]
-    try:
-        with torch.no_grad(), seeded(seed):
-            net(x)
-    finally:
-        for handle in handles:
-            handle.remove()
+    hooked_forward(net, x, leaves, on_output, seed=seed)
     if seen == 0:
         return float("nan")
     return finite(total.mean())

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from robnas.search.proxies._common import Masks, finite, seeded, unpack, working_copy
+from robnas.search.proxies._common import Masks, finite, hooked_forward, unpack, working_copy
 
 __all__ = ["score", "kernel"]
 
@@ -37,13 +37,7 @@ def kernel(model: nn.Module, x: torch.Tensor, *, masks: Masks | None = None, see
         # c c^T + (1 - c)(1 - c)^T = 2 c c^T - r 1^T - 1 r^T + d, r the row sums of c.
         K = K + 2.0 * agree - ones[:, None] - ones[None, :] + d
 
-    handles = [m.register_forward_hook(on_output) for m in net.modules() if isinstance(m, nn.ReLU)]
-    try:
-        with torch.no_grad(), seeded(seed):
-            net(x)
-    finally:
-        for handle in handles:
-            handle.remove()
+    hooked_forward(net, x, [m for m in net.modules() if isinstance(m, nn.ReLU)], on_output, seed=seed)
     return K
 
 
