@@ -264,6 +264,38 @@ def mark_finished(state_file: Path, last_results: dict[str, dict[str, Any]]) -> 
     atomic_write_json(state_file, data)
 
 
+def release_finished(path: Path) -> list[str]:
+    """Free the ``ConcurrencyLimiter`` slots that trials finished in Tune's newest state still
+    hold in the newest ``search_gen_state-*.json`` (a cloudpickle of the limiter's ``__dict__``,
+    ray 2.60), and return their ids. Such a slot is stale after a stop between the two saves,
+    or once :func:`mark_finished` marked a trial finished: Tune never tells the limiter of it
+    again, and with every slot held the restored search waits for ever. Writes nothing when
+    no slot is stale."""
+    import ray.cloudpickle as cloudpickle
+
+    from robnas.trainables._layout import atomic_write_bytes
+
+    state_file = newest_experiment_state(path)
+    saved = sorted(Path(path).glob("search_gen_state-*.json"))
+    if state_file is None or not saved:
+        return []
+    data = json.loads(state_file.read_text(encoding="utf-8"))
+    finished = {str(json.loads(trial)["trial_id"]) for trial, _ in data["trial_data"]
+                if json.loads(trial)["status"] in FINISHED_STATUSES}
+    state = cloudpickle.loads(saved[-1].read_bytes())
+    released: set[str] = set()
+    for key, value in state.items():
+        if key.startswith("name:ConcurrencyLimiter") and isinstance(value, dict):
+            stale = {t for t in value.get("live_trials", ()) if t in finished}
+            if stale:
+                value["live_trials"] = set(value["live_trials"]) - stale
+                value["num_unfinished_live_trials"] = max(0, int(value.get("num_unfinished_live_trials", 0)) - len(stale))
+                released |= stale
+    if released:
+        atomic_write_bytes(saved[-1], cloudpickle.dumps(state))
+    return sorted(released)
+
+
 # --------------------------------------------------------------------------- the dashboard
 
 
