@@ -282,7 +282,12 @@ def release_finished(path: Path) -> list[str]:
     data = json.loads(state_file.read_text(encoding="utf-8"))
     finished = {str(json.loads(trial)["trial_id"]) for trial, _ in data["trial_data"]
                 if json.loads(trial)["status"] in FINISHED_STATUSES}
-    state = cloudpickle.loads(saved[-1].read_bytes())
+    try:
+        state = cloudpickle.loads(saved[-1].read_bytes())
+    except Exception:  # unreadable: Tune's own restore of it reports that, not this repair
+        return []
+    if not isinstance(state, dict):
+        return []
     released: set[str] = set()
     for key, value in state.items():
         if key.startswith("name:ConcurrencyLimiter") and isinstance(value, dict):
