@@ -22,7 +22,7 @@ import contextlib
 import json
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -264,41 +264,32 @@ def mark_finished(state_file: Path, last_results: dict[str, dict[str, Any]]) -> 
     atomic_write_json(state_file, data)
 
 
-def release_finished(path: Path) -> list[str]:
-    """Free the ``ConcurrencyLimiter`` slots that trials finished in Tune's newest state still
-    hold in the newest ``search_gen_state-*.json`` (a cloudpickle of the limiter's ``__dict__``,
-    ray 2.60), and return their ids. Such a slot is stale after a stop between the two saves,
-    or once :func:`mark_finished` marked a trial finished: Tune never tells the limiter of it
-    again, and with every slot held the restored search waits for ever. Writes nothing when
-    no slot is stale."""
-    import ray.cloudpickle as cloudpickle
+def release_slots(limiter: Any, finished: Callable[[str], bool]) -> list[str]:
+    """Free the slots of a restored ``ConcurrencyLimiter`` held by trials that ``finished(trial_id)``
+    says are over, and return their ids (ray 2.60: ``live_trials``, ``num_unfinished_live_trials``).
 
-    from robnas.trainables._layout import atomic_write_bytes
+    The limiter's state is saved with Tune's, but a trial robnas marks finished before a resume
+    (``robnas.search._reconcile``) is never reported to it again: its slot would stay held, and
+    with every slot held the restored search waits for ever."""
+    stale = sorted(t for t in limiter.live_trials if finished(t))
+    if stale:
+        limiter.live_trials = set(limiter.live_trials) - set(stale)
+        limiter.num_unfinished_live_trials = max(0, limiter.num_unfinished_live_trials - len(stale))
+    return stale
 
-    state_file = newest_experiment_state(path)
-    saved = sorted(Path(path).glob("search_gen_state-*.json"))
-    if state_file is None or not saved:
-        return []
-    data = json.loads(state_file.read_text(encoding="utf-8"))
-    finished = {str(json.loads(trial)["trial_id"]) for trial, _ in data["trial_data"]
-                if json.loads(trial)["status"] in FINISHED_STATUSES}
-    try:
-        state = cloudpickle.loads(saved[-1].read_bytes())
-    except Exception:  # unreadable: Tune's own restore of it reports that, not this repair
-        return []
-    if not isinstance(state, dict):
-        return []
-    released: set[str] = set()
-    for key, value in state.items():
-        if key.startswith("name:ConcurrencyLimiter") and isinstance(value, dict):
-            stale = {t for t in value.get("live_trials", ()) if t in finished}
-            if stale:
-                value["live_trials"] = set(value["live_trials"]) - stale
-                value["num_unfinished_live_trials"] = max(0, int(value.get("num_unfinished_live_trials", 0)) - len(stale))
-                released |= stale
-    if released:
-        atomic_write_bytes(saved[-1], cloudpickle.dumps(state))
-    return sorted(released)
+
+# --------------------------------------------------------------------------- ConcurrencyLimiter
+
+
+def _check_concurrency_limiter() -> None:
+    """ray 2.60 ``ConcurrencyLimiter``: a set ``live_trials`` and an int ``num_unfinished_live_trials``."""
+    from ray.tune.search import ConcurrencyLimiter, Searcher
+
+    limiter = ConcurrencyLimiter(Searcher(metric="score", mode="max"), max_concurrent=1)
+    if not isinstance(getattr(limiter, "live_trials", None), set):
+        raise _incompatible("ConcurrencyLimiter", "no live_trials set")
+    if not isinstance(getattr(limiter, "num_unfinished_live_trials", None), int):
+        raise _incompatible("ConcurrencyLimiter", "no num_unfinished_live_trials count")
 
 
 # --------------------------------------------------------------------------- the dashboard
@@ -333,4 +324,5 @@ def check_ray_compat() -> None:
 
     _check_asha(ASHAScheduler(metric="score", mode="max", max_t=4, grace_period=1, reduction_factor=2))
     _check_search_generator(SearchGenerator(Searcher()))
+    _check_concurrency_limiter()
     _check_trial()

@@ -6,9 +6,8 @@ storage in the background. A search killed between the two leaves trials whose
 a plain restore trains them again from an older checkpoint and rewrites their last rows. So
 before Tune restores a search, robnas marks each such trial finished, in the searcher's state
 (its result told to the study, as if Tune had reported it) and in Tune's state (``TERMINATED``
-with that last result). A finished trial's rows are then never written again. Every trial
-finished in Tune's state also gives back its slot of the concurrency limit: saved with it
-still held, the restored search would wait for it for ever.
+with that last result). A finished trial's rows are then never written again (and the
+restored search frees its concurrency slot: ``StudySearchGenerator.set_state``).
 
 A trial counts as finished when its last good row is the search's last epoch or reports a
 diverged network. Scheduler state is left alone: a finished trial takes no further decision.
@@ -19,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from robnas.search._ray_compat import mark_finished, newest_experiment_state, release_finished, unfinished_trials
+from robnas.search._ray_compat import mark_finished, newest_experiment_state, unfinished_trials
 from robnas.search._study_state import saved_state
 from robnas.trainables._layout import read_results
 
@@ -43,17 +42,16 @@ def finished_after_last_save(path: Path, max_epochs: int) -> dict[str, dict[str,
 
 def reconcile(path: Path, max_epochs: int, searcher) -> list[str]:
     """Mark the trials of :func:`finished_after_last_save` finished in the saved state of
-    ``searcher`` (the search's new, unrestored ``StudySearcher``) and in Tune's, then free the
-    concurrency slots finished trials still hold (``release_finished``); returns the ids marked.
-    Writes nothing when there is nothing to change."""
+    ``searcher`` (the search's new, unrestored ``StudySearcher``) and in Tune's; returns their
+    ids. Writes nothing when there are none."""
     finished = finished_after_last_save(path, max_epochs)
-    if finished:
-        saved = saved_state(path)
-        if saved is not None:
-            searcher.restore(saved[0])
-            for trial_id, row in finished.items():
-                searcher.on_trial_complete(trial_id, result=row)
-            searcher.save(saved[0])
-        mark_finished(newest_experiment_state(path), finished)
-    release_finished(path)
+    if not finished:
+        return []
+    saved = saved_state(path)
+    if saved is not None:
+        searcher.restore(saved[0])
+        for trial_id, row in finished.items():
+            searcher.on_trial_complete(trial_id, result=row)
+        searcher.save(saved[0])
+    mark_finished(newest_experiment_state(path), finished)
     return sorted(finished)

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from ray.tune.search import Searcher, SearchGenerator
+from ray.tune.search import ConcurrencyLimiter, Searcher, SearchGenerator
 from robnas.search._domains import draw, searched_domains, to_distribution, to_domain
 from robnas.search._json_state import (
     StateError,
@@ -49,7 +49,7 @@ from robnas.search._json_state import (
     write_state,
 )
 from robnas.search._proposals import Proposals
-from robnas.search._ray_compat import reopen_search_generator
+from robnas.search._ray_compat import release_slots, reopen_search_generator
 from robnas.search._screening import Candidate, Screen, finite_values
 from robnas.search._searchers import make_sampler
 from robnas.search._study_state import (
@@ -193,6 +193,11 @@ class StudySearcher(Searcher):
             return
         self._results[trial_id] = values
         self.study.tell(launch.number, [values[o.name] for o in self.objectives])
+
+    def has_finished(self, trial_id: str) -> bool:
+        """Whether ``trial_id`` was launched by this searcher and has completed or failed."""
+        launch = self._launched.get(trial_id)
+        return launch is not None and launch.done
 
     @property
     def is_done(self) -> bool:
@@ -398,13 +403,21 @@ class StudySearcher(Searcher):
 
 class StudySearchGenerator(SearchGenerator):
     """Tune's ``SearchGenerator`` around a (wrapped) ``StudySearcher``: a restored search whose
-    searcher has trials left (its budget was raised) generates trials again."""
+    searcher has trials left (its budget was raised) generates trials again, and a restored
+    ``ConcurrencyLimiter`` frees the slots of the trials the searcher knows finished."""
 
     def set_state(self, state: dict) -> None:
+        # Tune calls this last in a restore, after every wrapper and the searcher are restored.
         super().set_state(state)
-        searcher = self.searcher
+        searcher, limiters = self.searcher, []
         while not isinstance(searcher, StudySearcher) and hasattr(searcher, "searcher"):
+            if isinstance(searcher, ConcurrencyLimiter):
+                limiters.append(searcher)
             searcher = searcher.searcher
-        if isinstance(searcher, StudySearcher) and not searcher.is_done:
+        if not isinstance(searcher, StudySearcher):
+            return
+        for limiter in limiters:
+            release_slots(limiter, searcher.has_finished)
+        if not searcher.is_done:
             reopen_search_generator(self)
 
